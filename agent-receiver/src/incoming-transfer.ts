@@ -1,0 +1,239 @@
+/**
+ * One file arriving: offered → receiving → verifying → published | refused, or abandoned (partial kept,
+ * resumable) when its connection goes away. Chunks are accepted only at the contiguous offset (the link
+ * is ordered, so anything else is a gap after a rejected chunk and the sender rewinds), which lets the
+ * sha256 be computed incrementally as bytes arrive: verifying a commit costs no second read.
+ */
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
+import type { Logger } from 'pino';
+import {
+  createError, ErrorCode, resolveInside, toWireError,
+  type ChunkFrame, type ReceivedFrame, type SourceIdentity,
+} from '@relayer/common';
+import type { OpenedPartial, PartialStore } from './partial-store.js';
+
+export const TransferState = {
+  OFFERED: 'offered',
+  RECEIVING: 'receiving',
+  VERIFYING: 'verifying',
+  PUBLISHED: 'published',
+  REFUSED: 'refused',
+  ABANDONED: 'abandoned',
+} as const;
+export type TransferState = (typeof TransferState)[keyof typeof TransferState];
+
+export interface IncomingTransferInit {
+  name: string;
+  root: string;
+  identity: SourceIdentity;
+  partial: OpenedPartial;
+  store: PartialStore;
+  log: Logger;
+}
+
+export class IncomingTransfer {
+  readonly name: string;
+  readonly identity: SourceIdentity;
+  readonly key: string;
+  /** Current lease: the id the sender's chunks and commit must carry. Changes on every (re)attach. */
+  lease: string;
+  /** Who holds the lease (a session id); undefined while abandoned. */
+  owner: string | undefined;
+  state: TransferState = TransferState.OFFERED;
+  /** Bytes accepted (hashed, write queued). */
+  private accepted: number;
+  /** Bytes written to the file; what acks report. */
+  written: number;
+  lastActivity = Date.now();
+  private readonly root: string;
+  private readonly store: PartialStore;
+  private fh: FileHandle | undefined;
+  private hash: Hash;
+  private writes: Promise<void> = Promise.resolve();
+  private writeError: unknown;
+  log: Logger;
+
+  constructor(init: IncomingTransferInit) {
+    this.name = init.name;
+    this.root = init.root;
+    this.identity = init.identity;
+    this.store = init.store;
+    this.key = init.partial.key;
+    this.fh = init.partial.fh;
+    this.hash = init.partial.hash;
+    this.accepted = this.written = init.partial.offset;
+    this.lease = '';
+    this.owner = undefined;
+    this.log = init.log;
+  }
+
+  get size(): number {
+    return this.identity.size;
+  }
+
+  /** Still holds a partial that a later offer may resume. */
+  get resumable(): boolean {
+    return this.state === TransferState.OFFERED || this.state === TransferState.RECEIVING || this.state === TransferState.ABANDONED;
+  }
+
+  private expect(action: string, ...allowed: TransferState[]): void {
+    if (!allowed.includes(this.state)) {
+      throw createError(ErrorCode.PROTOCOL, `cannot ${action} transfer of ${this.name}: it is ${this.state}`);
+    }
+  }
+
+  /** Gives the transfer to a (new) connection. Waits for queued writes so the offset reported is exact. */
+  async attach(owner: string, log: Logger): Promise<number> {
+    this.expect('attach', TransferState.OFFERED, TransferState.RECEIVING, TransferState.ABANDONED);
+    await this.writes;
+    if (this.writeError) throw this.writeError;
+    if (!this.fh) this.fh = await this.reopen();
+    this.lease = randomUUID();
+    this.owner = owner;
+    this.accepted = this.written;
+    this.state = TransferState.RECEIVING;
+    this.log = log.child({ transfer: this.lease, name: this.name });
+    this.touch();
+    return this.written;
+  }
+
+  private async reopen(): Promise<FileHandle> {
+    const fh = await open(this.store.dataPath(this.key), 'r+');
+    const size = (await fh.stat()).size;
+    if (size !== this.written) {
+      // Someone touched the partial while it was idle: trust the disk, not memory.
+      await fh.truncate(Math.min(size, this.written));
+      this.written = Math.min(size, this.written);
+      this.hash = createHash('sha256');
+      if (this.written > 0) {
+        for await (const c of fh.createReadStream({ start: 0, end: this.written - 1, autoClose: false })) this.hash.update(c as Buffer);
+      }
+    }
+    return fh;
+  }
+
+  private touch(): void {
+    this.lastActivity = Date.now();
+  }
+
+  /**
+   * Takes a chunk. Resolves with the contiguous offset written (less than the chunk's end when the chunk
+   * was not taken: a gap). Throws CHECKSUM for a corrupt chunk (the sender re-sends it), OFFSET for bytes
+   * outside the offered size (the transfer is refused and its partial removed).
+   */
+  async write(frame: ChunkFrame): Promise<number> {
+    this.expect('write a chunk to', TransferState.RECEIVING);
+    this.touch();
+    const end = frame.offset + frame.data.length;
+    if (end > this.size) {
+      await this.refuse();
+      throw createError(ErrorCode.OFFSET, `chunk ${frame.offset}+${frame.data.length} is outside the offered size ${this.size}`);
+    }
+    if (frame.offset !== this.accepted) {
+      // A duplicate (already have it) or a gap (a chunk before it was refused): either way, not taken.
+      await this.writes;
+      return this.written;
+    }
+    if (crc32(frame.data) !== frame.crc) {
+      this.log.warn({ offset: frame.offset, length: frame.data.length }, 'chunk crc32 mismatch: re-requesting it');
+      throw createError(ErrorCode.CHECKSUM, `chunk at ${frame.offset} failed its crc32 check`);
+    }
+    this.accepted = end;
+    this.hash.update(frame.data);
+    const fh = this.fh!;
+    this.writes = this.writes.then(async () => {
+      if (this.writeError) return;
+      try {
+        await fh.write(frame.data, 0, frame.data.length, frame.offset);
+        this.written = end;
+      } catch (err) {
+        this.writeError = err;
+      }
+    });
+    await this.writes;
+    if (this.writeError) {
+      const wire = toWireError(this.writeError);
+      await this.refuse();
+      throw createError(wire.code, `writing ${this.name} failed: ${wire.message}`);
+    }
+    return this.written;
+  }
+
+  /**
+   * Verifies and publishes. When the partial is not complete but the final file already holds exactly
+   * these bytes, confirms without them (unchanged); when it holds other bytes, answers CHECKSUM and
+   * stays open so the sender sends them.
+   */
+  async commit(sha256: string): Promise<ReceivedFrame> {
+    this.expect('commit', TransferState.RECEIVING);
+    this.touch();
+    await this.writes;
+    const finalPath = await resolveInside(this.root, this.name);
+    if (this.written < this.size) {
+      if ((await existingSha256(finalPath, this.size)) === sha256) {
+        await this.close();
+        await this.store.discard(this.key);
+        this.state = TransferState.PUBLISHED;
+        return this.received(finalPath, sha256, true);
+      }
+      throw createError(ErrorCode.OFFSET, `commit at ${this.written} of ${this.size} bytes: send the rest first`);
+    }
+    this.state = TransferState.VERIFYING;
+    const actual = this.hash.digest('hex');
+    if (actual !== sha256) {
+      await this.refuse();
+      throw createError(ErrorCode.CHECKSUM, `sha256 mismatch for ${this.name}: sender says ${sha256}, received bytes hash to ${actual}`);
+    }
+    try {
+      await this.fh!.sync();
+      await this.close();
+      await this.store.publish(this.key, finalPath);
+    } catch (err) {
+      await this.refuse();
+      throw err;
+    }
+    this.state = TransferState.PUBLISHED;
+    return this.received(finalPath, sha256, false);
+  }
+
+  private received(path: string, sha256: string, unchanged: boolean): ReceivedFrame {
+    return { transfer: this.lease, name: this.name, size: this.size, sha256, path, unchanged };
+  }
+
+  /** The connection went away or the sender aborted: keep the partial (and the running hash) for a resume. */
+  async abandon(): Promise<void> {
+    if (!this.resumable) return;
+    await this.writes;
+    this.state = TransferState.ABANDONED;
+    this.owner = undefined;
+    this.lease = '';
+    await this.close();
+  }
+
+  /** Ends the transfer for good and removes its partial. */
+  async refuse(): Promise<void> {
+    await this.writes.catch(() => undefined);
+    this.state = TransferState.REFUSED;
+    this.owner = undefined;
+    await this.close();
+    await this.store.discard(this.key);
+  }
+
+  private async close(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/** The sha256 of the file at path when it is a regular file of exactly `size` bytes. */
+async function existingSha256(path: string, size: number): Promise<string | undefined> {
+  const st = await stat(path).catch(() => undefined);
+  if (!st?.isFile() || st.size !== size) return undefined;
+  const hash = createHash('sha256');
+  for await (const c of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(c as Buffer);
+  return hash.digest('hex');
+}

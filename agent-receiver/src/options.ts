@@ -1,0 +1,51 @@
+/** The receiver's options and their defaults, merged in one place. Only the CLI reads argv and env. */
+import os from 'node:os';
+import path from 'node:path';
+import { createLogger, DEFAULT_PORT, type Logger } from '@relayer/common';
+
+export interface ReceiverOptions {
+  /** Address to listen on. Default 0.0.0.0. */
+  host: string;
+  /** Port; 0 picks a free one (tests). Default 7420. */
+  port: number;
+  /** Folder files are published into. Default ./relay-inbox. */
+  dir: string;
+  /** Shared secret senders must present. Required. */
+  token: string;
+  /** Largest file accepted. Default 100 GiB. */
+  maxFileSize: number;
+  /** Refuse an offer that would leave less free space than this. Default 1 GiB. */
+  minFree: number;
+  /** Partials untouched this long are removed. Default 24h. */
+  partialTtlMs: number;
+  /** Name reported in heartbeats and /healthz. Default the host name. */
+  node: string;
+  /** Socket.IO ping interval / timeout: how fast a dead sender is noticed. Default 10s / 10s. */
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  logger: Logger;
+}
+
+export const RECEIVER_DEFAULTS = {
+  host: '0.0.0.0',
+  port: DEFAULT_PORT,
+  dir: './relay-inbox',
+  maxFileSize: 100 * 1024 ** 3,
+  minFree: 1024 ** 3,
+  partialTtlMs: 24 * 3_600_000,
+  pingIntervalMs: 10_000,
+  pingTimeoutMs: 10_000,
+} as const;
+
+export function resolveReceiverOptions(given: Partial<ReceiverOptions> & { token: string }): ReceiverOptions {
+  const merged = {
+    ...RECEIVER_DEFAULTS,
+    node: os.hostname(),
+    ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
+  } as Omit<ReceiverOptions, 'logger'> & { logger?: Logger };
+  return {
+    ...merged,
+    dir: path.resolve(merged.dir),
+    logger: merged.logger ?? createLogger({ name: 'relay-receiver' }),
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * Owns `<dir>/.relay-partial/`: one `<key>.part` (the bytes so far) and one `<key>.json` (what they are)
+ * per transfer in progress. Bytes are written in order, so the length of a `.part` file is the offset a
+ * resume continues from; a resume re-hashes those bytes rather than trusting any stored digest.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { PARTIAL_DIR, type SourceIdentity } from '@relayer/common';
+
+export interface PartialMeta extends SourceIdentity {
+  name: string;
+  createdAt: number;
+}
+
+export interface OpenedPartial {
+  key: string;
+  fh: FileHandle;
+  /** Bytes already held (and hashed). */
+  offset: number;
+  hash: Hash;
+  resumed: boolean;
+}
+
+export function partialKey(name: string): string {
+  return createHash('sha256').update(name).digest('hex').slice(0, 40);
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function sameSource(meta: PartialMeta, name: string, id: SourceIdentity): boolean {
+  return meta.name === name && meta.size === id.size && meta.mtimeMs === id.mtimeMs;
+}
+
+export class PartialStore {
+  readonly dir: string;
+
+  constructor(root: string) {
+    this.dir = path.join(root, PARTIAL_DIR);
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  dataPath(key: string): string {
+    return path.join(this.dir, `${key}.part`);
+  }
+
+  private files(key: string): { data: string; meta: string } {
+    return { data: path.join(this.dir, `${key}.part`), meta: path.join(this.dir, `${key}.json`) };
+  }
+
+  private async readMeta(key: string): Promise<PartialMeta | undefined> {
+    try {
+      return JSON.parse(await readFile(this.files(key).meta, 'utf8')) as PartialMeta;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Bytes held on disk for this exact source, without hashing them (0 when none or a different source). */
+  async peek(name: string, id: SourceIdentity): Promise<number> {
+    const key = partialKey(name);
+    const meta = await this.readMeta(key);
+    if (!meta || !sameSource(meta, name, id)) return 0;
+    try {
+      return Math.min((await stat(this.files(key).data)).size, id.size);
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Opens the partial for this source: resumes what is on disk, or starts over when the source differs. */
+  async open(name: string, id: SourceIdentity): Promise<OpenedPartial> {
+    const key = partialKey(name);
+    const { data, meta: metaFile } = this.files(key);
+    const meta = await this.readMeta(key);
+    if (meta && sameSource(meta, name, id)) {
+      try {
+        const fh = await open(data, 'r+');
+        const size = (await fh.stat()).size;
+        const offset = Math.min(size, id.size);
+        if (size > offset) await fh.truncate(offset);
+        const hash = await hashPrefix(data, offset);
+        return { key, fh, offset, hash, resumed: offset > 0 };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    await this.discard(key);
+    const fresh: PartialMeta = { name, size: id.size, mtimeMs: id.mtimeMs, createdAt: Date.now() };
+    // The meta is written first: a .part without its .json is an orphan that the sweep removes.
+    await writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 });
+    const fh = await open(data, 'w+', 0o600);
+    return { key, fh, offset: 0, hash: createHash('sha256'), resumed: false };
+  }
+
+  /**
+   * Moves a complete, fsynced partial to its final path atomically (replacing any file there), then makes
+   * the rename itself durable by fsyncing the destination folder.
+   */
+  async publish(key: string, finalPath: string): Promise<void> {
+    const { data, meta } = this.files(key);
+    const parent = path.dirname(finalPath);
+    await mkdir(parent, { recursive: true });
+    await rename(data, finalPath);
+    await fsyncDir(parent);
+    await rm(meta, { force: true });
+  }
+
+  async discard(key: string): Promise<void> {
+    const { data, meta } = this.files(key);
+    await rm(data, { force: true });
+    await rm(meta, { force: true });
+  }
+
+  /** Removes partials untouched for longer than ttlMs, except the keys in `active`. Returns keys removed. */
+  async sweep(ttlMs: number, active: ReadonlySet<string>, now = Date.now()): Promise<string[]> {
+    const removed: string[] = [];
+    let entries: string[];
+    try {
+      entries = await readdir(this.dir);
+    } catch {
+      return removed;
+    }
+    const keys = new Set(entries.map((e) => e.replace(/\.(part|json)$/, '')));
+    for (const key of keys) {
+      if (active.has(key)) continue;
+      const { data, meta } = this.files(key);
+      const times = await Promise.all([data, meta].map((f) => stat(f).then((s) => s.mtimeMs, () => undefined)));
+      const newest = Math.max(...times.map((t) => t ?? -Infinity));
+      const orphan = times[0] === undefined || times[1] === undefined;
+      // A fresh orphan may be a transfer being created right now; give it the same grace as the rest.
+      if (now - newest > ttlMs || (orphan && now - newest > Math.min(ttlMs, 60_000))) {
+        await this.discard(key);
+        removed.push(key);
+      }
+    }
+    return removed;
+  }
+}
+
+async function hashPrefix(file: string, length: number): Promise<Hash> {
+  const hash = createHash('sha256');
+  if (length === 0) return hash;
+  const stream = createReadStream(file, { start: 0, end: length - 1, highWaterMark: 1024 * 1024 });
+  for await (const chunk of stream) hash.update(chunk as Buffer);
+  return hash;
+}

@@ -1,0 +1,83 @@
+/**
+ * One sender's connection: decodes and validates its frames, routes them to transfers, answers every
+ * request with a result or a coded error. A bad frame costs the sender an error reply, never the server.
+ */
+import type { Socket } from 'socket.io';
+import type { Logger } from 'pino';
+import {
+  createError, ErrorCode, Events, isAbortFrame, isAckCallback, isChunkFrame, isCommitFrame,
+  isHeartbeatFrame, isOfferFrame, toWireError,
+  type ClientToServerEvents, type HandshakeAuth, type Reply, type ServerToClientEvents,
+} from '@relayer/common';
+import type { Receiver } from './receiver.js';
+
+export type ReceiverSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+
+type Handler = (frame: unknown) => Promise<object>;
+
+export class Session {
+  readonly id: string;
+  readonly log: Logger;
+  private lastBeatAt = 0;
+
+  constructor(private readonly receiver: Receiver, private readonly socket: ReceiverSocket, parentLog: Logger) {
+    this.id = socket.id;
+    const auth = socket.handshake.auth as Partial<HandshakeAuth>;
+    const peer = `${socket.handshake.address}`;
+    this.log = parentLog.child({ peer, sender: typeof auth.sender === 'string' ? auth.sender.slice(0, 100) : undefined });
+    this.log.info({ version: auth.version }, 'sender connected');
+
+    this.route(Events.OFFER, (f) => this.receiver.offer(this, this.valid(f, isOfferFrame, 'offer')));
+    this.route(Events.CHUNK, (f) => this.receiver.chunk(this, this.valid(f, isChunkFrame, 'chunk')));
+    this.route(Events.COMMIT, async (f) => {
+      const received = await this.receiver.commit(this, this.valid(f, isCommitFrame, 'commit'));
+      // The confirmation event goes out before the ack, so a sender that sees the ack has seen it too.
+      this.socket.emit(Events.RECEIVED, received);
+      return received;
+    });
+    this.route(Events.HEARTBEAT, async (f) => {
+      const beat = this.valid(f, isHeartbeatFrame, 'heartbeat');
+      this.lastBeatAt = Date.now();
+      this.log.debug({ seq: beat.seq }, 'heartbeat');
+      return this.receiver.status(beat.seq);
+    });
+    socket.on(Events.ABORT, (f: unknown) => {
+      if (!isAbortFrame(f)) return void this.log.warn('malformed abort frame ignored');
+      void this.receiver.abort(this, f.transfer);
+    });
+    socket.on('error', (err) => this.log.warn({ reason: err.message }, 'closing connection: malformed packet'));
+    socket.on('disconnect', (reason) => {
+      this.log.info({ reason, lastBeatAgoMs: this.lastBeatAt ? Date.now() - this.lastBeatAt : undefined }, 'sender disconnected');
+      void this.receiver.detach(this);
+    });
+  }
+
+  private valid<T>(frame: unknown, check: (f: unknown) => f is T, what: string): T {
+    if (!check(frame)) throw createError(ErrorCode.PROTOCOL, `malformed ${what} frame`);
+    return frame;
+  }
+
+  private route(event: string, handler: Handler): void {
+    // Registered untyped on purpose: the peer is untrusted, so argument types are checked, not assumed.
+    (this.socket as unknown as Socket).on(event, (frame: unknown, ack: unknown) => {
+      if (!isAckCallback(ack)) {
+        this.log.warn({ event }, 'request without an ack callback: disconnecting');
+        this.socket.disconnect(true);
+        return;
+      }
+      const reply = ack as (r: Reply<object>) => void;
+      handler(frame).then(
+        (result) => reply({ ok: true, ...result }),
+        (err: unknown) => {
+          const error = toWireError(err);
+          if (error.code === ErrorCode.IO) this.log.error({ err, event }, 'request failed');
+          reply({ ok: false, error });
+        },
+      );
+    });
+  }
+
+  disconnect(): void {
+    this.socket.disconnect(true);
+  }
+}

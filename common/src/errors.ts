@@ -1,0 +1,94 @@
+/**
+ * Errors with stable codes. A code is part of the protocol: it travels in replies, it is printed by the CLI
+ * and it decides whether the sender retries. Messages may change; codes may not.
+ */
+export const ErrorCode = {
+  /** The handshake token is missing or wrong. */
+  AUTH: 'AUTH',
+  /** A file name the receiver will not write: absolute, `..`, control characters, reserved or via a symlink. */
+  BAD_NAME: 'BAD_NAME',
+  /** The offered size is over the receiver's --max-file-size. */
+  TOO_LARGE: 'TOO_LARGE',
+  /** Accepting the file would leave less than --min-free on the receiver's disk (or the disk filled up). */
+  DISK_FULL: 'DISK_FULL',
+  /** A chunk's crc32 or the file's sha256 did not match. */
+  CHECKSUM: 'CHECKSUM',
+  /** A chunk offset outside the offered size, or a commit before all bytes arrived. */
+  OFFSET: 'OFFSET',
+  /** A frame that does not have the protocol's shape. */
+  PROTOCOL: 'PROTOCOL',
+  /** The transfer id is not (or no longer) known to the receiver, e.g. after it restarted. */
+  UNKNOWN_TRANSFER: 'UNKNOWN_TRANSFER',
+  /** A newer offer for the same file took this transfer over. */
+  SUPERSEDED: 'SUPERSEDED',
+  /** The source file changed while it was being sent. */
+  SOURCE_CHANGED: 'SOURCE_CHANGED',
+  /** A local file could not be read, or is not a regular file. */
+  SOURCE: 'SOURCE',
+  /** The file is outside every --allow-root of the sender agent. */
+  NOT_ALLOWED: 'NOT_ALLOWED',
+  /** An unknown receiver name, or no receiver could be reached in time. */
+  UNREACHABLE: 'UNREACHABLE',
+  /** The connection dropped. */
+  DISCONNECTED: 'DISCONNECTED',
+  /** No answer in time. */
+  TIMEOUT: 'TIMEOUT',
+  /** The job was cancelled (client gone, agent closing). */
+  CANCELLED: 'CANCELLED',
+  /** An I/O error on the receiver that is not one of the above. */
+  IO: 'IO',
+  /** Bad command-line usage. */
+  USAGE: 'USAGE',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const CODES = new Set<string>(Object.values(ErrorCode));
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && CODES.has(value);
+}
+
+/** Codes a sender recovers from by reconnecting and re-offering; every other code is final. */
+const RETRYABLE = new Set<ErrorCode>([
+  ErrorCode.UNKNOWN_TRANSFER,
+  ErrorCode.DISCONNECTED,
+  ErrorCode.TIMEOUT,
+  ErrorCode.SUPERSEDED,
+  ErrorCode.IO,
+]);
+
+export class RelayError extends Error {
+  override readonly name = 'RelayError';
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+  get retryable(): boolean {
+    return RETRYABLE.has(this.code);
+  }
+}
+
+export function createError(code: ErrorCode, message: string, cause?: unknown): RelayError {
+  return new RelayError(code, message, cause === undefined ? undefined : { cause });
+}
+
+export function isRelayError(err: unknown, code?: ErrorCode): err is RelayError {
+  return err instanceof RelayError && (code === undefined || err.code === code);
+}
+
+/** The shape an error takes on the wire. */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+}
+
+export function toWireError(err: unknown): WireError {
+  if (err instanceof RelayError) return { code: err.code, message: err.message };
+  const e = err as NodeJS.ErrnoException;
+  if (e && (e.code === 'ENOSPC' || e.code === 'EDQUOT')) return { code: ErrorCode.DISK_FULL, message: 'disk full' };
+  return { code: ErrorCode.IO, message: e instanceof Error ? e.message : String(err) };
+}
+
+export function fromWireError(wire: WireError): RelayError {
+  return new RelayError(wire.code, wire.message);
+}

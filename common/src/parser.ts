@@ -1,0 +1,81 @@
+/**
+ * A Socket.IO parser built on msgpackr, used by both sides. Each packet becomes ONE binary websocket
+ * message: chunk bytes ride inside the msgpack body instead of as separate attachments, so a chunk costs
+ * one message and one decode. Standard msgpack only (`useRecords: false`) so any peer can decode it.
+ *
+ * The decoder rejects anything that is not a well-formed Socket.IO packet by throwing; Socket.IO then
+ * closes that one connection and reports the error on the socket's "error" event.
+ */
+import { EventEmitter } from 'node:events';
+import { Packr } from 'msgpackr';
+
+export const PacketType = {
+  CONNECT: 0,
+  DISCONNECT: 1,
+  EVENT: 2,
+  ACK: 3,
+  CONNECT_ERROR: 4,
+} as const;
+
+export interface Packet {
+  type: number;
+  nsp: string;
+  data?: unknown;
+  id?: number;
+}
+
+/** Socket.IO protocol revision this parser speaks (same as socket.io-parser's). */
+export const protocol = 5;
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+
+export function isPacketValid(p: unknown): p is Packet {
+  if (typeof p !== 'object' || p === null) return false;
+  const { type, nsp, data, id } = p as Packet;
+  if (typeof nsp !== 'string' || nsp.length > 256) return false;
+  if (id !== undefined && !(Number.isSafeInteger(id) && id >= 0)) return false;
+  switch (type) {
+    case PacketType.CONNECT:
+      return data === undefined || (typeof data === 'object' && data !== null && !Array.isArray(data));
+    case PacketType.DISCONNECT:
+      return data === undefined;
+    case PacketType.EVENT:
+      return Array.isArray(data) && data.length > 0 && typeof data[0] === 'string';
+    case PacketType.ACK:
+      return Array.isArray(data) && id !== undefined;
+    case PacketType.CONNECT_ERROR:
+      return typeof data === 'object' && data !== null;
+    default:
+      return false;
+  }
+}
+
+export class Encoder {
+  encode(packet: Packet): Buffer[] {
+    return [packr.pack(packet)];
+  }
+}
+
+export class Decoder extends EventEmitter {
+  add(chunk: unknown): void {
+    let bytes: Uint8Array;
+    if (chunk instanceof Uint8Array) bytes = chunk;
+    else if (chunk instanceof ArrayBuffer) bytes = new Uint8Array(chunk);
+    else throw new Error('invalid packet: expected a binary message');
+    let packet: unknown;
+    try {
+      packet = packr.unpack(bytes);
+    } catch (err) {
+      throw new Error(`invalid packet: not msgpack (${(err as Error).message})`);
+    }
+    if (!isPacketValid(packet)) throw new Error('invalid packet: wrong shape');
+    this.emit('decoded', packet);
+  }
+
+  destroy(): void {
+    this.removeAllListeners();
+  }
+}
+
+/** Pass as `parser` to both `new Server(...)` and `io(...)`. */
+export const msgpackParser = { protocol, PacketType, Encoder, Decoder };

@@ -1,0 +1,63 @@
+/**
+ * The only way a name from the wire becomes a path on the receiver's disk. A name is a relative,
+ * '/'-separated path; it may not climb out of the root, name the partial folder, contain control
+ * characters, or pass through a symlink that exists inside the root.
+ */
+import { lstat } from 'node:fs/promises';
+import path from 'node:path';
+import { createError, ErrorCode } from './errors.js';
+
+export const PARTIAL_DIR = '.relay-partial';
+const MAX_NAME_BYTES = 4096;
+const MAX_SEGMENT_BYTES = 255;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+function refuse(name: string, why: string): never {
+  throw createError(ErrorCode.BAD_NAME, `refused name ${JSON.stringify(name)}: ${why}`);
+}
+
+/** Checks a name's syntax and returns its segments. Throws BAD_NAME. */
+export function checkName(name: string): string[] {
+  if (typeof name !== 'string' || name.length === 0) refuse(String(name), 'empty');
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) refuse(name, 'too long');
+  if (CONTROL.test(name)) refuse(name, 'contains a control character');
+  if (name.includes('\\')) refuse(name, 'contains a backslash');
+  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) refuse(name, 'is absolute');
+  const segments = name.split('/');
+  for (const s of segments) {
+    if (s === '..') refuse(name, 'contains ..');
+    if (s === '' || s === '.') refuse(name, 'has an empty or "." segment');
+    if (Buffer.byteLength(s) > MAX_SEGMENT_BYTES) refuse(name, 'has a segment over 255 bytes');
+  }
+  if (segments[0] === PARTIAL_DIR) refuse(name, `points into ${PARTIAL_DIR}/`);
+  return segments;
+}
+
+/**
+ * Resolves a name under root and checks, on disk, that no existing component inside root is a symlink
+ * (or a non-directory where a directory is needed). Returns the absolute final path. Throws BAD_NAME.
+ */
+export async function resolveInside(root: string, name: string): Promise<string> {
+  const segments = checkName(name);
+  const absRoot = path.resolve(root);
+  let current = absRoot;
+  for (let i = 0; i < segments.length; i++) {
+    current = path.join(current, segments[i]!);
+    const last = i === segments.length - 1;
+    let st;
+    try {
+      st = await lstat(current);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') break; // the rest will be created
+      throw err;
+    }
+    if (st.isSymbolicLink()) refuse(name, 'passes through a symlink');
+    if (!last && !st.isDirectory()) refuse(name, `${segments.slice(0, i + 1).join('/')} is not a directory`);
+    if (last && st.isDirectory()) refuse(name, 'is an existing directory');
+  }
+  const final = path.join(absRoot, ...segments);
+  // Belt and braces: the syntax checks above already rule this out.
+  if (!final.startsWith(absRoot + path.sep)) refuse(name, 'escapes the root');
+  return final;
+}
