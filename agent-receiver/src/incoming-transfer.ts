@@ -95,7 +95,7 @@ export class IncomingTransfer {
     this.owner = owner;
     this.accepted = this.written;
     this.state = TransferState.RECEIVING;
-    this.log = log.child({ transfer: this.lease, name: this.name });
+    this.log = log.child({ transfer: this.lease, file: this.name });
     this.touch();
     return this.written;
   }

@@ -1,0 +1,116 @@
+/** `relay`: the command a Jenkins step runs. Only this file reads argv and env for it. */
+import { Command, CommanderError, Option } from 'commander';
+import { createLogger, ErrorCode, loadToken, parseDuration, parseSize, RelayError, VERSION } from '@relayer/common';
+import { sendDirect } from './direct.js';
+import { ExitCode } from './exit-codes.js';
+import { createRenderer, pickMode } from './render.js';
+import { TRANSFER_DEFAULTS, type TransferOptions } from './outgoing-transfer.js';
+import { AgentUnreachableError, defaultSocketPath, sendViaAgent, statusViaAgent } from './control-client.js';
+
+interface SendFlags {
+  to: string;
+  direct?: boolean;
+  as?: string;
+  chunkSize?: string;
+  window?: string;
+  bwlimit?: string;
+  timeout: string;
+  json?: boolean;
+  quiet?: boolean;
+  socket: string;
+  tokenFile?: string;
+  concurrency?: string;
+  logLevel: string;
+}
+
+function positiveInt(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new RelayError(ErrorCode.USAGE, `${name}: not a positive integer: ${v}`);
+  return n;
+}
+
+function transferOptions(f: SendFlags): Partial<TransferOptions> {
+  return {
+    chunkSize: f.chunkSize === undefined ? undefined : parseSize(f.chunkSize),
+    window: positiveInt('--window', f.window),
+    bwlimit: f.bwlimit === undefined ? undefined : parseSize(f.bwlimit),
+    timeoutMs: parseDuration(f.timeout),
+  };
+}
+
+async function send(paths: string[], f: SendFlags): Promise<number> {
+  const targets = f.to.split(',').map((s) => s.trim()).filter(Boolean);
+  if (targets.length === 0) throw new RelayError(ErrorCode.USAGE, '--to needs at least one target');
+  const render = createRenderer({ mode: pickMode(Boolean(f.json)), quiet: f.quiet });
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    if (f.direct) {
+      for (const t of targets) if (!/^(https?|wss?):\/\//.test(t)) throw new RelayError(ErrorCode.USAGE, `--direct needs URLs in --to, got ${t}`);
+      const token = loadToken(f.tokenFile, process.env.RELAY_TOKEN);
+      const logger = createLogger({ name: 'relay', level: f.logLevel });
+      const ok = await sendDirect({
+        paths, as: f.as, urls: targets, token, transfer: transferOptions(f),
+        concurrency: positiveInt('--concurrency', f.concurrency), logger, signal: controller.signal,
+      }, render);
+      return ok ? ExitCode.OK : ExitCode.FAILED;
+    }
+    const ok = await sendViaAgent({ socketPath: f.socket, paths, as: f.as, to: targets, transfer: transferOptions(f), signal: controller.signal }, render);
+    return ok ? ExitCode.OK : ExitCode.FAILED;
+  } finally {
+    render.end();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+const program = new Command('relay')
+  .description('Relayer: send files to receiver agents and confirm they arrived byte-identical.')
+  .version(VERSION)
+  .exitOverride()
+  .showHelpAfterError();
+
+program.command('send')
+  .description('send files or directories; exits 0 only when every target confirmed every file')
+  .argument('<paths...>', 'files or directories to send')
+  .requiredOption('--to <targets>', 'comma-separated receiver names known to the agent, "all", or URLs with --direct')
+  .option('--direct', 'send from this process straight to receiver URLs, without the sender agent')
+  .option('--as <name>', 'name on the receiver (relative path), for a single path')
+  .addOption(new Option('--chunk-size <size>', `bytes per chunk (default ${TRANSFER_DEFAULTS.chunkSize / 1024 / 1024}M)`))
+  .addOption(new Option('--window <n>', `chunks in flight (default ${TRANSFER_DEFAULTS.window})`))
+  .addOption(new Option('--bwlimit <rate>', 'bytes per second per transfer, e.g. 40M'))
+  .addOption(new Option('--concurrency <n>', '--direct: transfers at once (default 4)'))
+  .addOption(new Option('--timeout <duration>', 'give up after this long without progress, e.g. a receiver that stays down').default('10m'))
+  .option('--json', 'print JSON lines instead of text')
+  .option('--quiet', 'print only failures and the summary')
+  .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath()))
+  .addOption(new Option('--token-file <path>', '--direct: file holding the shared token (else env RELAY_TOKEN)').env('RELAY_TOKEN_FILE'))
+  .addOption(new Option('--log-level <level>', 'log level for --direct diagnostics on stderr').env('RELAY_LOG_LEVEL').default('warn'))
+  .action(async (paths: string[], flags: SendFlags) => {
+    process.exitCode = await send(paths, flags);
+  });
+
+program.command('status')
+  .description('show the receivers the sender agent knows and the transfers in flight')
+  .option('--json', 'print exactly one JSON object')
+  .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath()))
+  .action(async (flags: { json?: boolean; socket: string }) => {
+    process.exitCode = await statusViaAgent(flags.socket, Boolean(flags.json));
+  });
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+  } else if (err instanceof RelayError) {
+    process.stderr.write(`relay: ${err.code}: ${err.message}\n`);
+    process.exitCode = err instanceof AgentUnreachableError ? ExitCode.NO_AGENT : err.code === ErrorCode.USAGE ? ExitCode.USAGE : ExitCode.FAILED;
+  } else {
+    process.stderr.write(`relay: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = ExitCode.FAILED;
+  }
+}

@@ -1,0 +1,123 @@
+/** The `relay` side of the control socket: sends one request, streams the answer. */
+import path from 'node:path';
+import WebSocket from 'ws';
+import { ErrorCode, formatBytes, RelayError } from '@relayer/common';
+import { defaultSocketPath, type ControlMessage, type ControlRequest, type StatusReply } from './control-protocol.js';
+import { ExitCode } from './exit-codes.js';
+import type { JobEvent } from './job-events.js';
+import type { TransferOptions } from './outgoing-transfer.js';
+
+export { defaultSocketPath };
+
+/** The agent's socket could not be reached: `relay` exits 3. */
+export class AgentUnreachableError extends RelayError {
+  constructor(readonly socketPath: string, reason: string) {
+    super(ErrorCode.UNREACHABLE, `cannot reach the sender agent at ${socketPath}: ${reason} (is relay-sender running? set --socket or RELAY_SOCKET)`);
+  }
+}
+
+function connect(socketPath: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws+unix://${path.resolve(socketPath)}:/control`, { perMessageDeflate: false });
+    ws.once('open', () => {
+      ws.off('error', reject);
+      resolve(ws);
+    });
+    ws.once('error', (err: NodeJS.ErrnoException) => reject(new AgentUnreachableError(socketPath, err.code ?? err.message)));
+  });
+}
+
+/** Sends one request and hands every message to onMessage until it returns true or the agent closes. */
+async function exchange(socketPath: string, request: ControlRequest, onMessage: (m: ControlMessage) => boolean, signal?: AbortSignal): Promise<void> {
+  const ws = await connect(socketPath);
+  await new Promise<void>((resolve, reject) => {
+    let finished = false;
+    const finish = (err?: Error): void => {
+      if (finished) return;
+      finished = true;
+      signal?.removeEventListener('abort', onAbort);
+      ws.close();
+      if (err) reject(err);
+      else resolve();
+    };
+    // Closing the socket is how a job is cancelled: the agent stops the transfer, the receiver keeps the partial.
+    const onAbort = (): void => finish(new RelayError(ErrorCode.CANCELLED, 'cancelled'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    ws.on('message', (data) => {
+      let msg: ControlMessage;
+      try {
+        msg = JSON.parse(String(data)) as ControlMessage;
+      } catch {
+        return finish(new RelayError(ErrorCode.PROTOCOL, 'malformed message from the sender agent'));
+      }
+      if (msg.type === 'error') return finish(new RelayError(msg.code, msg.message));
+      if (onMessage(msg)) finish();
+    });
+    ws.on('close', () => finish(new RelayError(ErrorCode.DISCONNECTED, 'the sender agent closed the connection before the job finished')));
+    ws.on('error', (err) => finish(new RelayError(ErrorCode.DISCONNECTED, `control socket error: ${err.message}`)));
+    ws.send(JSON.stringify(request));
+  });
+}
+
+export interface AgentSendOptions {
+  socketPath: string;
+  paths: string[];
+  as?: string;
+  to: string[];
+  transfer: Partial<TransferOptions>;
+  signal?: AbortSignal;
+}
+
+export async function sendViaAgent(opts: AgentSendOptions, emit: (e: JobEvent) => void): Promise<boolean> {
+  let ok = false;
+  await exchange(opts.socketPath, {
+    type: 'send', paths: opts.paths.map((p) => path.resolve(p)), as: opts.as, to: opts.to, transfer: opts.transfer,
+  }, (m) => {
+    if (m.type === 'status' || m.type === 'error') return false;
+    emit(m);
+    if (m.type === 'done') {
+      ok = m.ok;
+      return true;
+    }
+    return false;
+  }, opts.signal);
+  return ok;
+}
+
+export async function fetchStatus(socketPath: string): Promise<StatusReply> {
+  let reply: StatusReply | undefined;
+  await exchange(socketPath, { type: 'status' }, (m) => {
+    if (m.type !== 'status') return false;
+    reply = m;
+    return true;
+  });
+  return reply!;
+}
+
+export async function statusViaAgent(socketPath: string, json: boolean): Promise<number> {
+  const s = await fetchStatus(socketPath);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ receivers: s.receivers, transfers: s.transfers })}\n`);
+    return ExitCode.OK;
+  }
+  const rows = s.receivers.map((r) => [
+    r.name, r.state, r.rttMs === null ? '-' : `${r.rttMs}ms`,
+    r.lastHeartbeatAgoMs === null ? '-' : `${(r.lastHeartbeatAgoMs / 1000).toFixed(1)}s ago`,
+    r.node ?? '-', r.freeBytes === null ? '-' : formatBytes(r.freeBytes), r.url,
+  ]);
+  process.stdout.write(table(['RECEIVER', 'STATE', 'RTT', 'LAST BEAT', 'NODE', 'FREE', 'URL'], rows));
+  if (s.transfers.length === 0) process.stdout.write('no transfers in flight\n');
+  else {
+    process.stdout.write('\n');
+    process.stdout.write(table(['TRANSFER', 'TO', 'STATE', 'PROGRESS'], s.transfers.map((t) => [
+      t.name, t.receiver, t.state, `${t.size ? Math.floor((t.acked * 100) / t.size) : 100}% ${formatBytes(t.acked)}/${formatBytes(t.size)}`,
+    ])));
+  }
+  return ExitCode.OK;
+}
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [fmt(head), ...rows.map(fmt)].join('\n') + '\n';
+}

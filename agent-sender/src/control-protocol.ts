@@ -1,0 +1,62 @@
+/**
+ * The local control protocol between `relay` and the sender agent: JSON messages over a websocket on a
+ * Unix socket. A send request is answered by the job's event stream; closing the socket cancels the job.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import type { ErrorCode } from '@relayer/common';
+import type { JobEvent } from './job-events.js';
+import type { LinkSnapshot } from './link.js';
+import type { TransferOptions } from './outgoing-transfer.js';
+
+export interface SendRequest {
+  type: 'send';
+  /** Absolute paths (the client resolves them against its own working directory). */
+  paths: string[];
+  as?: string;
+  /** Receiver names, or ["all"]. */
+  to: string[];
+  transfer: Partial<TransferOptions>;
+}
+
+export interface StatusRequest {
+  type: 'status';
+}
+
+export type ControlRequest = SendRequest | StatusRequest;
+
+export interface TransferSnapshot {
+  receiver: string;
+  name: string;
+  size: number;
+  acked: number;
+  state: string;
+}
+
+export interface StatusReply {
+  type: 'status';
+  receivers: LinkSnapshot[];
+  transfers: TransferSnapshot[];
+}
+
+export interface ErrorReply {
+  type: 'error';
+  code: ErrorCode;
+  message: string;
+}
+
+export type ControlMessage = JobEvent | StatusReply | ErrorReply;
+
+export function defaultSocketPath(): string {
+  return process.env.RELAY_SOCKET || path.join(os.tmpdir(), 'relay-sender.sock');
+}
+
+export function isControlRequest(v: unknown): v is ControlRequest {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  if (r.type === 'status') return true;
+  return r.type === 'send' && Array.isArray(r.paths) && r.paths.every((p) => typeof p === 'string')
+    && Array.isArray(r.to) && r.to.every((t) => typeof t === 'string')
+    && (r.as === undefined || typeof r.as === 'string')
+    && typeof r.transfer === 'object' && r.transfer !== null;
+}

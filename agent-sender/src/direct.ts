@@ -1,0 +1,34 @@
+/** `relay send --direct`: runs a job in this process with the same engine the agent uses. */
+import pLimit from 'p-limit';
+import type { Logger } from '@relayer/common';
+import type { JobEvent } from './job-events.js';
+import { runJob } from './job.js';
+import { Link } from './link.js';
+import type { TransferOptions } from './outgoing-transfer.js';
+import { expandSources } from './sources.js';
+
+export interface DirectSendOptions {
+  paths: string[];
+  as?: string;
+  urls: string[];
+  token: string;
+  transfer: Partial<TransferOptions>;
+  /** Transfers at once. Default 4. */
+  concurrency?: number;
+  logger: Logger;
+  signal?: AbortSignal;
+}
+
+export async function sendDirect(opts: DirectSendOptions, emit: (e: JobEvent) => void): Promise<boolean> {
+  const files = await expandSources(opts.paths, opts.as);
+  const links = opts.urls.map((url) => new Link({ name: url, url, token: opts.token, logger: opts.logger, heartbeatMs: 0 }).start());
+  try {
+    return await runJob(
+      { files, targets: links, transfer: opts.transfer },
+      { limit: pLimit(opts.concurrency ?? 4), logger: opts.logger, signal: opts.signal },
+      emit,
+    );
+  } finally {
+    for (const l of links) l.close();
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * A send job, wherever it runs (in-process for --direct, in the agent otherwise), is a stream of these
+ * events; one renderer turns the stream into progress bars, plain lines or JSON lines.
+ */
+import type { ErrorCode } from '@relayer/common';
+
+export interface JobFileEvent {
+  target: string;
+  name: string;
+  size: number;
+}
+
+export type JobEvent =
+  | { type: 'queued'; files: number; bytes: number; targets: string[] }
+  | ({ type: 'start' } & JobFileEvent)
+  | ({ type: 'progress'; acked: number } & JobFileEvent)
+  | ({ type: 'received'; sha256: string; path: string; unchanged: boolean; bytesSent: number; resumedFrom: number; elapsedMs: number } & JobFileEvent)
+  | ({ type: 'failed'; code: ErrorCode; message: string } & JobFileEvent)
+  | { type: 'done'; ok: boolean; confirmed: number; failed: number; bytes: number; elapsedMs: number };
+
+export type JobEventType = JobEvent['type'];
