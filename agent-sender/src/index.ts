@@ -6,3 +6,7 @@ export { expandSources, checkAllowed, type SourceFile } from './sources.js';
 export { sendDirect, type DirectSendOptions } from './direct.js';
 export { createRenderer, pickMode } from './render.js';
 export { ExitCode } from './exit-codes.js';
+export { SenderAgent } from './agent.js';
+export { resolveSenderAgentOptions, parseReceivers, SENDER_AGENT_DEFAULTS, type SenderAgentOptions, type ReceiverEntry } from './agent-options.js';
+export { defaultSocketPath, type StatusReply, type ControlRequest } from './control-protocol.js';
+export { sendViaAgent, fetchStatus, AgentUnreachableError } from './control-client.js';

@@ -1,0 +1,128 @@
+/**
+ * The sender agent: one persistent, heartbeating Link per configured receiver, a control socket for
+ * `relay`, and a job queue under one concurrency limit. It only sends files under its allow-roots.
+ */
+import pLimit, { type LimitFunction } from 'p-limit';
+import { createError, ErrorCode, formatBytes, type Logger } from '@relayer/common';
+import { resolveSenderAgentOptions, type SenderAgentOptions } from './agent-options.js';
+import type { ControlMessage, ControlRequest, SendRequest, StatusReply } from './control-protocol.js';
+import { ControlServer } from './control-server.js';
+import { runJob } from './job.js';
+import { Link } from './link.js';
+import type { OutgoingTransfer } from './outgoing-transfer.js';
+import { checkAllowed, expandSources } from './sources.js';
+
+export class SenderAgent {
+  readonly options: SenderAgentOptions;
+  readonly links = new Map<string, Link>();
+  private readonly log: Logger;
+  private readonly limit: LimitFunction;
+  private readonly control: ControlServer;
+  private readonly transfers = new Set<OutgoingTransfer>();
+  private readonly jobs = new Set<AbortController>();
+  private summaryTimer: NodeJS.Timeout | undefined;
+  private jobSeq = 0;
+
+  constructor(options: Partial<SenderAgentOptions> & { token: string }) {
+    this.options = resolveSenderAgentOptions(options);
+    this.log = this.options.logger;
+    this.limit = pLimit(this.options.concurrency);
+    this.control = new ControlServer(this.options.socketPath, (req, reply, signal) => this.handle(req, reply, signal), this.log);
+  }
+
+  async start(): Promise<void> {
+    const { receivers, heartbeatMs, token, summaryEveryMs, socketPath, allowRoots } = this.options;
+    await this.control.start();
+    for (const r of receivers) {
+      this.links.set(r.name, new Link({ name: r.name, url: r.url, token, heartbeatMs, logger: this.log, retryAuth: true }).start());
+    }
+    if (summaryEveryMs > 0) {
+      this.summaryTimer = setInterval(() => this.logSummary(), summaryEveryMs);
+      this.summaryTimer.unref();
+    }
+    if (allowRoots.length === 0) this.log.warn('no --allow-root given: every send will be refused');
+    this.log.info({ socket: socketPath, receivers: receivers.map((r) => `${r.name}=${r.url}`), allowRoots }, 'sender agent started');
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.summaryTimer);
+    for (const job of this.jobs) job.abort();
+    await this.control.close();
+    for (const l of this.links.values()) l.close();
+    this.log.info('sender agent closed');
+  }
+
+  status(): StatusReply {
+    return {
+      type: 'status',
+      receivers: [...this.links.values()].map((l) => l.snapshot()),
+      transfers: [...this.transfers].map((t) => ({ receiver: t.receiver, name: t.name, size: t.size, acked: t.acked, state: t.state })),
+    };
+  }
+
+  private logSummary(): void {
+    const parts = [...this.links.values()].map((l) => `${l.name}=${l.state}${l.rttMs === null ? '' : `/${l.rttMs}ms`}`);
+    const inflight = [...this.transfers].reduce((n, t) => n + (t.size - t.acked), 0);
+    this.log.info({ receivers: Object.fromEntries([...this.links.values()].map((l) => [l.name, l.state])), transfers: this.transfers.size },
+      `status: ${parts.join(' ') || 'no receivers'}; ${this.transfers.size} transfer(s), ${formatBytes(inflight)} to go`);
+  }
+
+  private async handle(req: ControlRequest, reply: (m: ControlMessage) => void, signal: AbortSignal): Promise<void> {
+    if (req.type === 'status') return reply(this.status());
+    await this.send(req, reply, signal);
+  }
+
+  /** Names, "all", or URLs (an ad-hoc link for this job only). */
+  private resolveTargets(to: string[]): { links: Link[]; adHoc: Link[] } {
+    if (to.length === 1 && to[0] === 'all') {
+      if (this.links.size === 0) throw createError(ErrorCode.UNREACHABLE, 'no receivers configured (--receiver name=url)');
+      return { links: [...this.links.values()], adHoc: [] };
+    }
+    const links: Link[] = [];
+    const adHoc: Link[] = [];
+    for (const t of new Set(to)) {
+      const known = this.links.get(t) ?? [...this.links.values()].find((l) => l.url === t);
+      if (known) links.push(known);
+      else if (/^(https?|wss?):\/\//.test(t)) {
+        const link = new Link({ name: t, url: t, token: this.options.token, heartbeatMs: 0, logger: this.log }).start();
+        adHoc.push(link);
+        links.push(link);
+      } else {
+        throw createError(ErrorCode.UNREACHABLE, `unknown receiver ${JSON.stringify(t)}; known: ${[...this.links.keys()].join(', ') || 'none'}`);
+      }
+    }
+    return { links, adHoc };
+  }
+
+  private async send(req: SendRequest, reply: (m: ControlMessage) => void, signal: AbortSignal): Promise<void> {
+    const log = this.log.child({ job: ++this.jobSeq });
+    const allowRoots = this.options.allowRoots;
+    // Check what the user named before walking it: a directory outside every root is not even listed.
+    for (const p of req.paths) await checkAllowed(p, allowRoots);
+    const files = await expandSources(req.paths, req.as);
+    for (const f of files) f.file = await checkAllowed(f.file, allowRoots);
+    const { links, adHoc } = this.resolveTargets(req.to);
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.jobs.add(controller);
+    log.info({ files: files.length, targets: links.map((l) => l.name) }, 'job started');
+    try {
+      const ok = await runJob({ files, targets: links, transfer: req.transfer }, {
+        limit: this.limit,
+        logger: log,
+        signal: controller.signal,
+        track: (t, running) => void (running ? this.transfers.add(t) : this.transfers.delete(t)),
+      }, (e) => {
+        if (e.type === 'received') log.info({ receiver: e.target, file: e.name, size: e.size, sha256: e.sha256 }, 'confirmed');
+        else if (e.type === 'failed') log.warn({ receiver: e.target, file: e.name, code: e.code, reason: e.message }, 'transfer failed');
+        reply(e);
+      });
+      log.info({ ok, cancelled: controller.signal.aborted }, controller.signal.aborted ? 'job cancelled' : 'job finished');
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      this.jobs.delete(controller);
+      for (const l of adHoc) l.close();
+    }
+  }
+}
