@@ -1,6 +1,7 @@
 /**
  * One persistent connection to one receiver: connects, reconnects with backoff (forever, unless closed),
- * heartbeats, measures RTT and names its state: connecting → connected ⇄ stale → disconnected → connecting.
+ * heartbeats, measures RTT and names its state: disconnected → connected ⇄ stale → disconnected … → closed.
+ * A link that is down and retrying is "disconnected"; its lastError says why the last attempt failed.
  * Every request rides on it and fails fast with DISCONNECTED/TIMEOUT rather than queueing while down.
  */
 import { EventEmitter } from 'node:events';
@@ -15,7 +16,6 @@ import {
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
 export const LinkState = {
-  CONNECTING: 'connecting',
   CONNECTED: 'connected',
   STALE: 'stale',
   DISCONNECTED: 'disconnected',
@@ -63,7 +63,7 @@ export interface LinkEvents {
 export class Link extends EventEmitter<LinkEvents> {
   readonly name: string;
   readonly url: string;
-  state: LinkState = LinkState.CONNECTING;
+  state: LinkState = LinkState.DISCONNECTED;
   rttMs: number | null = null;
   lastBeatAt: number | null = null;
   status: ReceiverStatus | null = null;
@@ -203,8 +203,8 @@ export class Link extends EventEmitter<LinkEvents> {
     if (previous === state || previous === LinkState.CLOSED) return;
     this.state = state;
     const level = state === LinkState.CONNECTED ? 'info' : state === LinkState.CLOSED ? 'debug' : 'warn';
-    const label = state === LinkState.CONNECTED && this.everConnected && previous !== LinkState.STALE ? 'reconnected'
-      : state === LinkState.CONNECTED && previous === LinkState.STALE ? 'heartbeats resumed' : state;
+    const label = state !== LinkState.CONNECTED ? state
+      : previous === LinkState.STALE ? 'heartbeats resumed' : this.everConnected ? 'reconnected' : 'connected';
     this.log[level]({ state, previous, url: this.url, rttMs: this.rttMs ?? undefined, ...detail }, `receiver ${label}`);
     this.emit('state', state, previous, detail);
   }
@@ -226,13 +226,12 @@ export class Link extends EventEmitter<LinkEvents> {
     // Never replay stale requests (chunks of a dead attempt) on the next connection.
     this.socket.sendBuffer.length = 0;
     this.setState(LinkState.DISCONNECTED, { reason });
-    if (this.state !== LinkState.CLOSED && this.socket.active) this.setState(LinkState.CONNECTING, { reason });
   }
 
   private onConnectError(err: Error & { data?: { code?: string } }): void {
     if (err.data?.code === ErrorCode.AUTH) {
       this.lastError = createError(ErrorCode.AUTH, `receiver ${this.name} refused the token`);
-      this.setState(LinkState.DISCONNECTED, { reason: 'auth refused' });
+      this.log.warn({ url: this.url }, 'receiver refused the token');
       if (this.opts.retryAuth) {
         this.authRetryTimer = setTimeout(() => this.socket.connect(), this.opts.reconnectDelayMaxMs * 6);
         this.authRetryTimer.unref();
@@ -242,7 +241,6 @@ export class Link extends EventEmitter<LinkEvents> {
     }
     this.lastError = createError(ErrorCode.UNREACHABLE, `cannot connect to ${this.url}: ${err.message}`);
     this.log.debug({ reason: err.message }, 'connect attempt failed');
-    if (this.state === LinkState.CONNECTED || this.state === LinkState.STALE) this.setState(LinkState.DISCONNECTED, { reason: err.message });
   }
 
   private beat(): void {

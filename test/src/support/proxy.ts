@@ -18,6 +18,7 @@ export class FaultProxy extends EventEmitter {
   forwarded = 0;
   connections = 0;
   cutsDone = 0;
+  private frozen = false;
 
   constructor(private readonly targetPort: number, private readonly opts: ProxyOptions = {}) {
     super();
@@ -55,11 +56,11 @@ export class FaultProxy extends EventEmitter {
       this.forwarded += data.length;
       if (!upstream.write(data)) client.pause();
     });
-    upstream.on('drain', () => client.resume());
+    upstream.on('drain', () => this.frozen || client.resume());
     upstream.on('data', (data: Buffer) => {
       if (!client.write(data)) upstream.pause();
     });
-    client.on('drain', () => upstream.resume());
+    client.on('drain', () => this.frozen || upstream.resume());
     const end = (): void => {
       client.destroy();
       upstream.destroy();
@@ -68,6 +69,17 @@ export class FaultProxy extends EventEmitter {
     };
     client.on('close', end).on('error', end);
     upstream.on('close', end).on('error', end);
+  }
+
+  /** Stops forwarding in both directions while keeping the connections open (a hung peer or link). */
+  freeze(): void {
+    this.frozen = true;
+    for (const s of this.sockets) s.pause();
+  }
+
+  thaw(): void {
+    this.frozen = false;
+    for (const s of this.sockets) s.resume();
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,7 @@
 /** Test support: everything a test starts is registered here and closed by `closeAll` in afterEach. */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
-import { once as eventOnce, type EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -129,21 +129,36 @@ export async function send(
   };
 }
 
-/** Waits for `event` on `emitter` (optionally one matching `match`), failing after timeoutMs. */
-export async function waitFor<T extends unknown[] = unknown[]>(
+/**
+ * Waits for `event` on `emitter` (optionally one matching `match`), failing after timeoutMs. One listener
+ * stays attached throughout, so events emitted in a burst within one tick are all seen.
+ */
+export function waitFor<T extends unknown[] = unknown[]>(
   emitter: EventEmitter, event: string, match: (...args: T) => boolean = () => true, timeoutMs = 20_000,
 ): Promise<T> {
-  const signal = AbortSignal.timeout(timeoutMs);
-  for (;;) {
-    let args: T;
-    try {
-      args = (await eventOnce(emitter, event, { signal })) as T;
-    } catch (err) {
-      if (signal.aborted) throw new Error(`timed out after ${timeoutMs}ms waiting for "${event}"`);
-      throw err;
-    }
-    if (match(...args)) return args;
-  }
+  return new Promise<T>((resolve, reject) => {
+    const onEvent = (...args: unknown[]): void => {
+      let matched: boolean;
+      try {
+        matched = match(...(args as T));
+      } catch (err) {
+        finish();
+        return reject(err);
+      }
+      if (!matched) return;
+      finish();
+      resolve(args as T);
+    };
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(`timed out after ${timeoutMs}ms waiting for "${event}"`));
+    }, timeoutMs);
+    const finish = (): void => {
+      clearTimeout(timer);
+      emitter.off(event, onEvent);
+    };
+    emitter.on(event, onEvent);
+  });
 }
 
 export interface CliResult {

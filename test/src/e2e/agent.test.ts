@@ -1,0 +1,167 @@
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { startAgent } from '../support/agent.js';
+import { BIN, closeAll, randomFile, runBin, sha256File, startReceiver, tmpDir, track, waitFor, type TestReceiver } from '../support/util.js';
+
+interface StatusJson {
+  receivers: { name: string; url: string; state: string; rttMs: number | null; node: string | null; freeBytes: number | null }[];
+  transfers: { name: string; receiver: string; acked: number; size: number }[];
+}
+
+async function listFiles(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await listFiles(path.join(dir, e.name), rel)));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+describe('sender agent: relay-sender + relay over the control socket', function () {
+  this.timeout(90_000);
+  afterEach(closeAll);
+
+  let a: TestReceiver;
+  let b: TestReceiver;
+  let src: string;
+  beforeEach(async () => {
+    a = await startReceiver();
+    b = await startReceiver();
+    src = await tmpDir('relay-src-');
+  });
+
+  it('relay status shows both receivers connected, with RTT, node name and free disk', async () => {
+    const agent = await startAgent({ receivers: { a: a.url, b: b.url }, allowRoots: [src] });
+    await agent.waitLog('heartbeat', (l) => l.receiver === 'a');
+    await agent.waitLog('heartbeat', (l) => l.receiver === 'b');
+    const res = await agent.relay(['status', '--json']);
+    expect(res.code).to.equal(0);
+    const status = JSON.parse(res.stdout) as StatusJson;
+    expect(status.receivers.map((r) => [r.name, r.url, r.state])).to.deep.equal([['a', a.url, 'connected'], ['b', b.url, 'connected']]);
+    for (const r of status.receivers) {
+      expect(r.rttMs).to.be.a('number');
+      expect(r.node).to.be.a('string');
+      expect(r.freeBytes).to.be.greaterThan(0);
+    }
+    expect(status.transfers).to.deep.equal([]);
+    const text = await agent.relay(['status']);
+    expect(text.code).to.equal(0);
+    expect(text.stdout).to.match(/^a\s+connected/m).and.to.match(/^b\s+connected/m);
+  });
+
+  it('fans one file out to both receivers and exits 0 with one confirmation per target', async () => {
+    const f = await randomFile(src, 5 * 1024 * 1024 + 3, 'app.tar');
+    const agent = await startAgent({ receivers: { a: a.url, b: b.url }, allowRoots: [src] });
+    const res = await agent.relay(['send', f.path, '--to', 'all']);
+    expect(res.code, res.stderr).to.equal(0);
+    for (const target of ['a', 'b']) expect(res.stdout).to.contain(`received app.tar ${f.size} bytes sha256=${f.sha256} on ${target}`);
+    expect(await sha256File(path.join(a.dir, 'app.tar'))).to.equal(f.sha256);
+    expect(await sha256File(path.join(b.dir, 'app.tar'))).to.equal(f.sha256);
+  });
+
+  it('sends a directory of 200 files as its tree, one confirmation each and a summary', async () => {
+    const tree = path.join(src, 'site');
+    const made = [];
+    for (let i = 0; i < 200; i++) made.push(await randomFile(tree, (i * 997) % 5000, `d${i % 7}/f${i}.bin`));
+    const agent = await startAgent({ receivers: { a: a.url }, allowRoots: [src] });
+    const res = await agent.relay(['send', tree, '--to', 'a', '--json']);
+    expect(res.code, res.stderr).to.equal(0);
+    const events = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; ok?: boolean; confirmed?: number });
+    expect(events.filter((e) => e.type === 'received')).to.have.length(200);
+    expect(events.at(-1)).to.include({ type: 'done', ok: true, confirmed: 200 });
+    expect(await listFiles(path.join(a.dir, 'site'))).to.deep.equal(await listFiles(tree));
+    for (const f of made) expect(await sha256File(path.join(a.dir, 'site', path.relative(tree, f.path)))).to.equal(f.sha256);
+  });
+
+  it('refuses a file outside every --allow-root (exit 1, NOT_ALLOWED), also through a symlink', async () => {
+    const outside = await tmpDir('relay-outside-');
+    const secret = await randomFile(outside, 100, 'secret');
+    const { symlink } = await import('node:fs/promises');
+    await symlink(secret.path, path.join(src, 'innocent'));
+    const agent = await startAgent({ receivers: { a: a.url }, allowRoots: [src] });
+    for (const p of [secret.path, path.join(src, 'innocent'), '/etc/hostname']) {
+      const res = await agent.relay(['send', p, '--to', 'a']);
+      expect(res.code, p).to.equal(1);
+      expect(res.stderr).to.contain('NOT_ALLOWED');
+    }
+    expect(await readdir(a.dir)).to.deep.equal(['.relay-partial']);
+    expect(await readdir(path.join(a.dir, '.relay-partial'))).to.deep.equal([]);
+  });
+
+  it('marks a stopped receiver disconnected, reconnects when it returns, and a send started meanwhile completes', async () => {
+    const f = await randomFile(src, 2 * 1024 * 1024, 'late.bin');
+    const agent = await startAgent({ receivers: { a: a.url }, allowRoots: [src], heartbeat: '100ms' });
+    await agent.waitLog('receiver connected', (l) => l.receiver === 'a');
+    const { port } = a.address();
+    await a.close();
+    await agent.waitLog('receiver disconnected', (l) => l.receiver === 'a');
+    const down = JSON.parse((await agent.relay(['status', '--json'])).stdout) as StatusJson;
+    expect(down.receivers[0]!.state).to.equal('disconnected');
+
+    const sending = agent.relay(['send', f.path, '--to', 'a', '--timeout', '60s']);
+    await agent.waitLog('job started');
+    const back = await startReceiver({ port, dir: a.dir });
+    await agent.waitLog('receiver reconnected', (l) => l.receiver === 'a');
+    const res = await sending;
+    expect(res.code, res.stderr).to.equal(0);
+    expect(await sha256File(path.join(back.dir, 'late.bin'))).to.equal(f.sha256);
+    const up = JSON.parse((await agent.relay(['status', '--json'])).stdout) as StatusJson;
+    expect(up.receivers[0]!.state).to.equal('connected');
+  });
+
+  it('marks a receiver stale after 3 unanswered heartbeats while the TCP connection stays up', async () => {
+    const { FaultProxy } = await import('../support/proxy.js');
+    const proxy = new FaultProxy(a.address().port);
+    await proxy.start();
+    track(() => proxy.close());
+    const agent = await startAgent({ receivers: { a: proxy.url }, allowRoots: [src], heartbeat: '100ms' });
+    await agent.waitLog('receiver connected', (l) => l.receiver === 'a');
+    proxy.freeze();
+    const [stale] = await agent.waitLog('receiver stale', (l) => l.receiver === 'a');
+    expect(String(stale.reason)).to.match(/3 heartbeats unanswered/);
+    proxy.thaw();
+    await agent.waitLog('receiver heartbeats resumed', (l) => l.receiver === 'a');
+  });
+
+  it('cancels the job when the client is killed, keeps the partial, and a re-run resumes', async () => {
+    const f = await randomFile(src, 24 * 1024 * 1024, 'big.bin');
+    const agent = await startAgent({ receivers: { a: a.url }, allowRoots: [src] });
+    const client = spawn(process.execPath, [BIN.relay, 'send', f.path, '--to', 'a', '--json', '--bwlimit', '8M'], {
+      env: { ...process.env, RELAY_SOCKET: agent.socketPath }, stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    track(() => client.kill('SIGKILL'));
+    const lines = createInterface({ input: client.stdout! });
+    await waitFor<[string]>(lines, 'line', (l) => {
+      const e = JSON.parse(l) as { type: string; acked?: number };
+      return e.type === 'progress' && (e.acked ?? 0) >= 4 * 1024 * 1024;
+    });
+    client.kill('SIGKILL');
+    await agent.waitLog('job cancelled');
+    const partials = await readdir(path.join(a.dir, '.relay-partial'));
+    expect(partials.filter((p) => p.endsWith('.part'))).to.have.length(1);
+    const held = (await stat(path.join(a.dir, '.relay-partial', partials.find((p) => p.endsWith('.part'))!))).size;
+    expect(held).to.be.greaterThan(0).and.lessThan(f.size);
+
+    const rerun = await agent.relay(['send', f.path, '--to', 'a', '--json']);
+    expect(rerun.code, rerun.stderr).to.equal(0);
+    const received = rerun.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; resumedFrom?: number; bytesSent?: number })
+      .find((e) => e.type === 'received')!;
+    expect(received.resumedFrom).to.be.greaterThan(0);
+    expect(received.bytesSent).to.be.lessThan(f.size);
+    expect(await sha256File(path.join(a.dir, 'big.bin'))).to.equal(f.sha256);
+    expect(await readdir(path.join(a.dir, '.relay-partial'))).to.deep.equal([]);
+  });
+
+  it('relay exits 3 and names the socket path when no agent is running', async () => {
+    const missing = path.join(await tmpDir(), 'nobody.sock');
+    for (const args of [['status'], ['send', '/etc/hostname', '--to', 'a']]) {
+      const res = await runBin(BIN.relay, [...args, '--socket', missing]);
+      expect(res.code).to.equal(3);
+      expect(res.stderr).to.contain(missing);
+    }
+  });
+});
