@@ -15,6 +15,7 @@ const program = new Command('relay-receiver')
   .addOption(new Option('--min-free <size>', 'refuse offers that would leave less free disk').env('RELAY_MIN_FREE').default('1G'))
   .addOption(new Option('--partial-ttl <duration>', 'remove partial transfers untouched this long').env('RELAY_PARTIAL_TTL').default('24h'))
   .addOption(new Option('--node <name>', 'node name in heartbeats and /healthz (default: host name)').env('RELAY_NODE'))
+  .addOption(new Option('--summary-every <duration>', 'status summary log interval (0 = off)').env('RELAY_SUMMARY_EVERY').default('60s'))
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info'))
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str) });
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
       minFree: parseSize(opts.minFree!),
       partialTtlMs: parseDuration(opts.partialTtl!),
       node: opts.node,
+      summaryEveryMs: parseDuration(opts.summaryEvery!),
       logger: createLogger({ name: 'relay-receiver', level: opts.logLevel }),
     });
   } catch (err) {

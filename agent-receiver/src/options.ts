@@ -23,6 +23,8 @@ export interface ReceiverOptions {
   /** Socket.IO ping interval / timeout: how fast a dead sender is noticed. Default 10s / 10s. */
   pingIntervalMs: number;
   pingTimeoutMs: number;
+  /** Interval of the one-line status summary at info. Default 60s; 0 disables it. */
+  summaryEveryMs: number;
   logger: Logger;
 }
 
@@ -35,6 +37,7 @@ export const RECEIVER_DEFAULTS = {
   partialTtlMs: 24 * 3_600_000,
   pingIntervalMs: 10_000,
   pingTimeoutMs: 10_000,
+  summaryEveryMs: 60_000,
 } as const;
 
 export function resolveReceiverOptions(given: Partial<ReceiverOptions> & { token: string }): ReceiverOptions {

@@ -29,6 +29,7 @@ export class Receiver {
   private readonly offerLocks = new Map<string, Promise<unknown>>();
   private readonly sessions = new Set<Session>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  private summaryTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
 
   constructor(options: Partial<ReceiverOptions> & { token: string }) {
@@ -63,6 +64,10 @@ export class Receiver {
     await this.sweep();
     this.sweepTimer = setInterval(() => void this.sweep(), Math.min(Math.max(partialTtlMs / 4, 1000), 3_600_000));
     this.sweepTimer.unref();
+    if (this.options.summaryEveryMs > 0) {
+      this.summaryTimer = setInterval(() => void this.logSummary(), this.options.summaryEveryMs);
+      this.summaryTimer.unref();
+    }
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(port, host, () => {
@@ -88,6 +93,7 @@ export class Receiver {
 
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
+    clearInterval(this.summaryTimer);
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
     await Promise.all([...this.transfers.values()].map((t) => t.abandon()));
     this.transfers.clear();
@@ -98,6 +104,13 @@ export class Receiver {
     let n = 0;
     for (const t of this.transfers.values()) if (t.owner !== undefined) n++;
     return n;
+  }
+
+  private async logSummary(): Promise<void> {
+    const senders = [...this.sessions].map((s) => s.describe());
+    const free = await this.freeBytes().catch(() => null);
+    this.log.info({ senders, activeTransfers: this.activeTransfers, freeBytes: free },
+      `status: ${senders.length} sender(s) connected, ${this.activeTransfers} transfer(s) active`);
   }
 
   async freeBytes(): Promise<number> {

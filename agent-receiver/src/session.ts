@@ -19,12 +19,14 @@ export class Session {
   readonly id: string;
   readonly log: Logger;
   private lastBeatAt = 0;
+  private readonly sender: string;
 
   constructor(private readonly receiver: Receiver, private readonly socket: ReceiverSocket, parentLog: Logger) {
     this.id = socket.id;
     const auth = socket.handshake.auth as Partial<HandshakeAuth>;
     const peer = `${socket.handshake.address}`;
-    this.log = parentLog.child({ peer, sender: typeof auth.sender === 'string' ? auth.sender.slice(0, 100) : undefined });
+    this.sender = typeof auth.sender === 'string' ? auth.sender.slice(0, 100) : peer;
+    this.log = parentLog.child({ peer, sender: this.sender });
     this.log.info({ version: auth.version }, 'sender connected');
 
     this.route(Events.OFFER, (f) => this.receiver.offer(this, this.valid(f, isOfferFrame, 'offer')));
@@ -75,6 +77,11 @@ export class Session {
         },
       );
     });
+  }
+
+  /** For the receiver's summary line: who, and how long since its last heartbeat. */
+  describe(): { sender: string; lastBeatAgoMs: number | null } {
+    return { sender: this.sender, lastBeatAgoMs: this.lastBeatAt ? Date.now() - this.lastBeatAt : null };
   }
 
   disconnect(): void {
