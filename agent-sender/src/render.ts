@@ -129,6 +129,8 @@ export function createRenderer(opts: RenderOptions): Renderer {
     }
   }) as Renderer;
   render.end = () => {
+    // MultiBar.log() buffers until the next redraw and stop() does not flush it: redraw first.
+    bars?.update();
     bars?.stop();
     bars = undefined;
   };
