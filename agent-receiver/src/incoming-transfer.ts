@@ -10,7 +10,7 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import {
-  createError, ErrorCode, resolveInside, toWireError,
+  createError, ErrorCode, isRelayError, resolveInside, toWireError,
   type ChunkFrame, type ReceivedFrame, type SourceIdentity,
 } from '@relayer/common';
 import type { OpenedPartial, PartialStore } from './partial-store.js';
@@ -171,7 +171,15 @@ export class IncomingTransfer {
     this.expect('commit', TransferState.RECEIVING);
     this.touch();
     await this.writes;
-    const finalPath = await resolveInside(this.root, this.name);
+    let finalPath: string;
+    try {
+      finalPath = await resolveInside(this.root, this.name);
+    } catch (err) {
+      // The name became unusable since the offer (a symlink or a folder appeared there): the refusal is
+      // final, so the partial must not linger until the TTL.
+      if (isRelayError(err, ErrorCode.BAD_NAME)) await this.refuse();
+      throw err;
+    }
     if (this.written < this.size) {
       if ((await existingSha256(finalPath, this.size)) === sha256) {
         await this.close();
@@ -206,7 +214,10 @@ export class IncomingTransfer {
   /** The connection went away or the sender aborted: keep the partial (and the running hash) for a resume. */
   async abandon(): Promise<void> {
     if (!this.resumable) return;
+    const lease = this.lease;
     await this.writes;
+    // A newer offer may have attached while the writes drained: the transfer is no longer ours to drop.
+    if (this.lease !== lease) return;
     this.state = TransferState.ABANDONED;
     this.owner = undefined;
     this.lease = '';

@@ -25,7 +25,7 @@ export class Receiver {
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
   /** By file name: at most one transfer per final path. */
   private readonly transfers = new Map<string, IncomingTransfer>();
-  /** Offers for one name run one after another. */
+  /** Offers and commits for one name run one after another. */
   private readonly offerLocks = new Map<string, Promise<unknown>>();
   private readonly sessions = new Set<Session>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -198,14 +198,19 @@ export class Receiver {
   }
 
   async commit(session: Session, frame: CommitFrame): Promise<ReceivedFrame> {
-    const transfer = this.owned(session, frame.transfer);
-    try {
-      const received = await transfer.commit(frame.sha256);
-      transfer.log.info({ size: received.size, sha256: received.sha256, path: received.path, unchanged: received.unchanged }, 'file received');
-      return received;
-    } finally {
-      if (!transfer.resumable) this.transfers.delete(transfer.name);
-    }
+    const { name } = this.owned(session, frame.transfer);
+    // Commits take the same per-name lock as offers: an offer of another version discards the partial and
+    // opens a new one, which must never happen while a commit is verifying and renaming it into place.
+    return this.withOfferLock(name, async () => {
+      const transfer = this.owned(session, frame.transfer);
+      try {
+        const received = await transfer.commit(frame.sha256);
+        transfer.log.info({ size: received.size, sha256: received.sha256, path: received.path, unchanged: received.unchanged }, 'file received');
+        return received;
+      } finally {
+        if (!transfer.resumable && this.transfers.get(transfer.name) === transfer) this.transfers.delete(transfer.name);
+      }
+    });
   }
 
   async abort(session: Session, lease: string): Promise<void> {

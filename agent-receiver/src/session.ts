@@ -68,7 +68,9 @@ export class Session {
         return;
       }
       const reply = ack as (r: Reply<object>) => void;
-      handler(frame).then(
+      // A handler that throws synchronously (a malformed frame) must become an error reply, not an
+      // exception thrown out of Socket.IO's dispatch, which would crash the process.
+      (async () => handler(frame))().then(
         (result) => reply({ ok: true, ...result }),
         (err: unknown) => {
           const error = toWireError(err);

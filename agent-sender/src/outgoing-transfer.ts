@@ -173,7 +173,8 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
       throw new AbortError(createError(ErrorCode.SOURCE_CHANGED, `${this.file} changed while it was being sent`));
     }
     const offer = await this.link.request('offer', { name: this.name, size: identity.size, mtimeMs: identity.mtimeMs }, this.opts.ackTimeoutMs);
-    this.resumedFrom ??= offer.offset;
+    // The offset the latest resume continued from (an earlier attempt of this run may have started at 0).
+    if (offer.offset > 0) this.resumedFrom = offer.offset;
     this.acked = offer.offset;
     this.progressThisAttempt ||= offer.offset > 0;
     if (offer.offset > 0) this.log.info({ offset: offer.offset }, 'resuming');

@@ -29,6 +29,13 @@ export const protocol = 5;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 
+/**
+ * Event names Socket.IO (and the receiver's Session) use internally. A peer's EVENT packet naming one would
+ * run those handlers with the peer's arguments (an "error" event with a null argument crashed the receiver),
+ * so, like socket.io-parser, the decoder refuses them.
+ */
+const RESERVED_EVENTS = new Set(['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener', 'error']);
+
 export function isPacketValid(p: unknown): p is Packet {
   if (typeof p !== 'object' || p === null) return false;
   const { type, nsp, data, id } = p as Packet;
@@ -40,7 +47,7 @@ export function isPacketValid(p: unknown): p is Packet {
     case PacketType.DISCONNECT:
       return data === undefined;
     case PacketType.EVENT:
-      return Array.isArray(data) && data.length > 0 && typeof data[0] === 'string';
+      return Array.isArray(data) && data.length > 0 && typeof data[0] === 'string' && !RESERVED_EVENTS.has(data[0]);
     case PacketType.ACK:
       return Array.isArray(data) && id !== undefined;
     case PacketType.CONNECT_ERROR:

@@ -186,3 +186,126 @@ export function runBin(bin: string, args: string[], opts: { env?: Record<string,
     });
   });
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers added with the core-relay suite.
+// ---------------------------------------------------------------------------------------------------------
+import type { ChildProcess } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import net from 'node:net';
+import { createInterface } from 'node:readline';
+import { crc32 } from 'node:zlib';
+import { expect } from 'chai';
+import { PARTIAL_DIR, RelayError, type ChunkFrame } from '@relayer/common';
+
+export const MiB = 1024 * 1024;
+
+/** Names inside `<dir>/.relay-partial/` (empty when no transfer holds a partial). */
+export async function partialEntries(dir: string): Promise<string[]> {
+  return readdir(path.join(dir, PARTIAL_DIR)).catch(() => []);
+}
+
+/** Names directly inside dir, without the partial folder. */
+export async function publishedEntries(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n !== PARTIAL_DIR).sort();
+}
+
+/** A port that was free a moment ago on 127.0.0.1 (listen on 0, read it, close). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** A pino logger that writes its JSON lines into memory, for asserting on what gets logged. */
+export function captureLogger(level = 'trace'): { logger: Logger; lines: string[]; text: () => string } {
+  const lines: string[] = [];
+  const logger = pino({ name: 'captured', level }, { write: (s: string) => void lines.push(s) });
+  return { logger, lines, text: () => lines.join('') };
+}
+
+/** A started Link that is connected (waits for the handshake), closed after the test. */
+export async function connectedLink(url: string, opts: { token?: string; name?: string } = {}): Promise<Link> {
+  const link = startLink(url, opts);
+  await link.ready(10_000);
+  return link;
+}
+
+/** A chunk frame with the right crc32 (pass `crc` to corrupt it). */
+export function chunkOf(transfer: string, offset: number, data: Uint8Array, crc = crc32(data)): ChunkFrame {
+  return { transfer, offset, crc, data };
+}
+
+/** Asserts that fn throws a RelayError with this code. */
+export function expectThrowsCode(fn: () => unknown, code: string): RelayError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err, String(err)).to.be.instanceOf(RelayError);
+    expect((err as RelayError).code).to.equal(code);
+    return err as RelayError;
+  }
+  return expect.fail(`expected a RelayError ${code}, nothing was thrown`);
+}
+
+/** Asserts that the promise rejects with a RelayError with this code. */
+export async function expectRejectsCode(p: Promise<unknown>, code: string): Promise<RelayError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err, String(err)).to.be.instanceOf(RelayError);
+    expect((err as RelayError).code).to.equal(code);
+    return err as RelayError;
+  }
+  return expect.fail(`expected a rejection with ${code}, it resolved`);
+}
+
+export interface ReceiverProcess {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  url: string;
+  /** Parsed JSON log lines from stderr so far. */
+  logs: Array<Record<string, unknown>>;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Runs the real `relay-receiver` bin as a child process (token from RELAY_TOKEN) and resolves once it logs
+ * "receiver listening". The child is SIGKILLed (by its pid) after the test if still running.
+ */
+export async function startReceiverProcess(opts: { dir: string; port?: number; args?: string[]; env?: Record<string, string | undefined> }): Promise<ReceiverProcess> {
+  const args = [BIN.receiver, '--host', '127.0.0.1', '--port', String(opts.port ?? 0), '--dir', opts.dir, '--min-free', '0', ...(opts.args ?? [])];
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, RELAY_TOKEN: TOKEN, RELAY_TOKEN_FILE: undefined, RELAY_LOG_LEVEL: undefined, ...opts.env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  track(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  let text = '';
+  const logs: Array<Record<string, unknown>> = [];
+  const listening = new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      text += `${line}\n`;
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      logs.push(entry);
+      if (entry.msg === 'receiver listening') resolve(entry.port as number);
+    });
+    void exited.then(({ code, signal }) => reject(new Error(`relay-receiver exited (${code ?? signal}) before listening: ${text}`)));
+  });
+  const port = await listening;
+  return { child, pid: child.pid!, port, url: `http://127.0.0.1:${port}`, logs, stderr: () => text, exited };
+}

@@ -1,0 +1,80 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import {
+  createError, ErrorCode, fromWireError, isErrorCode, isRelayError, loadToken, RelayError, toWireError, tokensEqual,
+} from '@relayer/common';
+import { closeAll, expectThrowsCode, tmpDir } from '../support/util.js';
+
+describe('token: where the shared secret comes from and how it is compared', () => {
+  afterEach(closeAll);
+
+  describe('tokensEqual', () => {
+    it('is true only for the identical string', () => {
+      expect(tokensEqual('s3cret', 's3cret')).to.equal(true);
+      expect(tokensEqual('s3cret', 's3creT')).to.equal(false);
+      expect(tokensEqual('s3cret', 's3cret ')).to.equal(false);
+      expect(tokensEqual('s3cret', 's3cre')).to.equal(false);
+      expect(tokensEqual('s3cret', '')).to.equal(false);
+      expect(tokensEqual('s3cret', 'a much longer token than the expected one')).to.equal(false);
+    });
+
+    it('is false for anything that is not a string', () => {
+      for (const v of [undefined, null, 0, {}, ['s3cret'], Buffer.from('s3cret')]) expect(tokensEqual('s3cret', v)).to.equal(false);
+    });
+  });
+
+  describe('loadToken', () => {
+    it('reads the first line of the token file, trimmed, in preference to the environment', async () => {
+      const file = path.join(await tmpDir(), 'token');
+      await writeFile(file, '  from-file \nsecond line\n');
+      expect(loadToken(file, 'from-env')).to.equal('from-file');
+    });
+
+    it('falls back to the environment value, trimmed', () => {
+      expect(loadToken(undefined, ' from-env\n')).to.equal('from-env');
+    });
+
+    it('refuses a missing token, an empty token file and an unreadable token file with USAGE', async () => {
+      const dir = await tmpDir();
+      await writeFile(path.join(dir, 'empty'), '\nsecond');
+      expectThrowsCode(() => loadToken(undefined, undefined), ErrorCode.USAGE);
+      expectThrowsCode(() => loadToken(undefined, '   '), ErrorCode.USAGE);
+      expectThrowsCode(() => loadToken(path.join(dir, 'empty'), 'env'), ErrorCode.USAGE);
+      expectThrowsCode(() => loadToken(path.join(dir, 'missing'), 'env'), ErrorCode.USAGE);
+    });
+  });
+});
+
+describe('errors: stable codes on the wire', () => {
+  it('marks only transient codes as retryable', () => {
+    for (const code of [ErrorCode.UNKNOWN_TRANSFER, ErrorCode.DISCONNECTED, ErrorCode.TIMEOUT, ErrorCode.SUPERSEDED, ErrorCode.IO]) {
+      expect(createError(code, 'x').retryable, code).to.equal(true);
+    }
+    for (const code of [ErrorCode.AUTH, ErrorCode.BAD_NAME, ErrorCode.TOO_LARGE, ErrorCode.DISK_FULL, ErrorCode.CHECKSUM, ErrorCode.OFFSET, ErrorCode.PROTOCOL, ErrorCode.USAGE]) {
+      expect(createError(code, 'x').retryable, code).to.equal(false);
+    }
+  });
+
+  it('turns errors into wire errors: RelayErrors keep their code, ENOSPC/EDQUOT become DISK_FULL, the rest IO', () => {
+    expect(toWireError(createError(ErrorCode.OFFSET, 'off'))).to.deep.equal({ code: 'OFFSET', message: 'off' });
+    expect(toWireError(Object.assign(new Error('no space'), { code: 'ENOSPC' })).code).to.equal('DISK_FULL');
+    expect(toWireError(Object.assign(new Error('quota'), { code: 'EDQUOT' })).code).to.equal('DISK_FULL');
+    expect(toWireError(new Error('boom'))).to.deep.equal({ code: 'IO', message: 'boom' });
+    expect(toWireError('weird').code).to.equal('IO');
+  });
+
+  it('rebuilds a RelayError from a wire error', () => {
+    const err = fromWireError({ code: ErrorCode.CHECKSUM, message: 'bad' });
+    expect(err).to.be.instanceOf(RelayError);
+    expect(isRelayError(err, ErrorCode.CHECKSUM)).to.equal(true);
+    expect(isRelayError(err, ErrorCode.OFFSET)).to.equal(false);
+    expect(err.message).to.equal('bad');
+  });
+
+  it('knows its codes', () => {
+    expect(isErrorCode('AUTH')).to.equal(true);
+    expect(isErrorCode('auth')).to.equal(false);
+    expect(isErrorCode(undefined)).to.equal(false);
+  });
+});
