@@ -1,6 +1,6 @@
 /** `relay-receiver`: turns argv and env into ReceiverOptions, runs the receiver until SIGINT/SIGTERM. */
 import { Command, CommanderError, Option } from 'commander';
-import { createLogger, loadToken, parseDuration, parseSize, RelayError, VERSION } from '@relayer/common';
+import { createLogger, loadToken, parseDuration, parseSize, RelayError, runUntilSignal, VERSION } from '@relayer/common';
 import { Receiver } from './receiver.js';
 import { RECEIVER_DEFAULTS } from './options.js';
 
@@ -48,21 +48,7 @@ async function main(): Promise<void> {
     process.stderr.write(`relay-receiver: ${(err as Error).message}\n`);
     process.exit(2);
   }
-  try {
-    await receiver.start();
-  } catch (err) {
-    process.stderr.write(`relay-receiver: cannot start: ${(err as Error).message}\n`);
-    process.exit(1);
-  }
-  let closing = false;
-  const stop = (signal: string): void => {
-    if (closing) process.exit(1);
-    closing = true;
-    receiver.options.logger.info({ signal }, 'shutting down');
-    void receiver.close().then(() => process.exit(0));
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  await runUntilSignal('relay-receiver', receiver, receiver.options.logger);
 }
 
 void main();

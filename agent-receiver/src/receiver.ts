@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import {
-  createError, ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, msgpackParser, resolveInside, tokensEqual, VERSION,
+  createError, createParser, ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, resolveInside, tokensEqual, VERSION,
   type ChunkAck, type ChunkFrame, type ClientToServerEvents, type CommitFrame, type HandshakeAuth, type Logger,
   type OfferAccepted, type OfferFrame, type ReceivedFrame, type ReceiverStatus, type ServerToClientEvents,
 } from '@relayer/common';
@@ -42,7 +42,7 @@ export class Receiver {
       perMessageDeflate: false,
       httpCompression: false,
       serveClient: false,
-      parser: msgpackParser,
+      parser: createParser((reason) => this.log.warn({ reason }, 'malformed packet: closing that connection')),
       maxHttpBufferSize: MAX_CHUNK_SIZE + FRAME_OVERHEAD,
       pingInterval: this.options.pingIntervalMs,
       pingTimeout: this.options.pingTimeoutMs,

@@ -15,10 +15,15 @@ export type ReceiverSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
 type Handler = (frame: unknown) => Promise<object>;
 
+/** Missed beats before a sender is logged as stale; the sender uses the same rule for receivers. */
+const STALE_AFTER_BEATS = 3;
+
 export class Session {
   readonly id: string;
   readonly log: Logger;
   private lastBeatAt = 0;
+  private stale = false;
+  private staleTimer: NodeJS.Timeout | undefined;
   private readonly sender: string;
 
   constructor(private readonly receiver: Receiver, private readonly socket: ReceiverSocket, parentLog: Logger) {
@@ -39,16 +44,16 @@ export class Session {
     });
     this.route(Events.HEARTBEAT, async (f) => {
       const beat = this.valid(f, isHeartbeatFrame, 'heartbeat');
-      this.lastBeatAt = Date.now();
-      this.log.debug({ seq: beat.seq }, 'heartbeat');
+      this.onBeat(beat.seq, beat.intervalMs);
       return this.receiver.status(beat.seq);
     });
     socket.on(Events.ABORT, (f: unknown) => {
       if (!isAbortFrame(f)) return void this.log.warn('malformed abort frame ignored');
       void this.receiver.abort(this, f.transfer);
     });
-    socket.on('error', (err) => this.log.warn({ reason: err.message }, 'closing connection: malformed packet'));
+    socket.on('error', (err) => this.log.info({ reason: err.message }, 'connection error: closing it'));
     socket.on('disconnect', (reason) => {
+      clearTimeout(this.staleTimer);
       this.log.info({ reason, lastBeatAgoMs: this.lastBeatAt ? Date.now() - this.lastBeatAt : undefined }, 'sender disconnected');
       void this.receiver.detach(this);
     });
@@ -79,6 +84,23 @@ export class Session {
         },
       );
     });
+  }
+
+  /** Tracks the sender's beats: "stale" after 3 missed, "heartbeats resumed" when they come back. */
+  private onBeat(seq: number, intervalMs: number | undefined): void {
+    this.lastBeatAt = Date.now();
+    this.log.debug({ seq }, 'heartbeat');
+    if (this.stale) {
+      this.stale = false;
+      this.log.info({ seq }, 'sender heartbeats resumed');
+    }
+    if (intervalMs === undefined) return;
+    clearTimeout(this.staleTimer);
+    this.staleTimer = setTimeout(() => {
+      this.stale = true;
+      this.log.warn({ missed: STALE_AFTER_BEATS, intervalMs }, `sender stale: ${STALE_AFTER_BEATS} heartbeats missed`);
+    }, intervalMs * STALE_AFTER_BEATS);
+    this.staleTimer.unref();
   }
 
   /** For the receiver's summary line: who, and how long since its last heartbeat. */

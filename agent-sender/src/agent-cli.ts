@@ -1,6 +1,6 @@
 /** `relay-sender`: turns argv and env into SenderAgentOptions and runs the agent until SIGINT/SIGTERM. */
 import { Command, CommanderError, Option } from 'commander';
-import { createLogger, loadToken, parseDuration, RelayError, VERSION } from '@relayer/common';
+import { createLogger, loadToken, parseDuration, RelayError, runUntilSignal, VERSION } from '@relayer/common';
 import { SenderAgent } from './agent.js';
 import { parseReceivers, SENDER_AGENT_DEFAULTS } from './agent-options.js';
 import { defaultSocketPath } from './control-protocol.js';
@@ -48,19 +48,4 @@ try {
   process.exit(2);
 }
 
-try {
-  await agent.start();
-} catch (err) {
-  process.stderr.write(`relay-sender: cannot start: ${(err as Error).message}\n`);
-  process.exit(1);
-}
-
-let closing = false;
-const stop = (signal: string): void => {
-  if (closing) process.exit(1);
-  closing = true;
-  agent.options.logger.info({ signal }, 'shutting down');
-  void agent.close().then(() => process.exit(0));
-};
-process.on('SIGINT', () => stop('SIGINT'));
-process.on('SIGTERM', () => stop('SIGTERM'));
+await runUntilSignal('relay-sender', agent, agent.options.logger);

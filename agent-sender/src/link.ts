@@ -247,7 +247,7 @@ export class Link extends EventEmitter<LinkEvents> {
     if (!this.socket.connected) return;
     const seq = ++this.seq;
     const sentAt = Date.now();
-    this.request('heartbeat', { seq, sentAt }, this.opts.heartbeatMs * this.opts.staleAfter).then(
+    this.request('heartbeat', { seq, sentAt, intervalMs: this.opts.heartbeatMs }, this.opts.heartbeatMs * this.opts.staleAfter).then(
       (status) => {
         if (status.seq !== seq) return;
         this.answeredSeq = Math.max(this.answeredSeq, seq);

@@ -84,6 +84,8 @@ export interface HeartbeatFrame {
   seq: number;
   /** Sender's clock, ms since the epoch. */
   sentAt: number;
+  /** The sender's beat interval, so the receiver can tell when its beats stop. */
+  intervalMs?: number;
 }
 
 export interface ReceiverStatus {

@@ -7,3 +7,4 @@ export * from './units.js';
 export * from './logger.js';
 export * from './version.js';
 export * from './token.js';
+export * from './daemon.js';

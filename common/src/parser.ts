@@ -86,3 +86,21 @@ export class Decoder extends EventEmitter {
 
 /** Pass as `parser` to both `new Server(...)` and `io(...)`. */
 export const msgpackParser = { protocol, PacketType, Encoder, Decoder };
+
+/**
+ * The same parser, but telling `onInvalid` why a packet was refused before Socket.IO closes the
+ * connection: a peer that sends garbage before its handshake completes has no socket to report it on.
+ */
+export function createParser(onInvalid: (reason: string) => void): typeof msgpackParser {
+  class ReportingDecoder extends Decoder {
+    override add(chunk: unknown): void {
+      try {
+        super.add(chunk);
+      } catch (err) {
+        onInvalid((err as Error).message);
+        throw err;
+      }
+    }
+  }
+  return { protocol, PacketType, Encoder, Decoder: ReportingDecoder };
+}

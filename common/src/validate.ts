@@ -34,7 +34,8 @@ export function isAbortFrame(v: unknown): v is AbortFrame {
 }
 
 export function isHeartbeatFrame(v: unknown): v is HeartbeatFrame {
-  return isObject(v) && isSize(v.seq) && typeof v.sentAt === 'number' && Number.isFinite(v.sentAt);
+  return isObject(v) && isSize(v.seq) && typeof v.sentAt === 'number' && Number.isFinite(v.sentAt)
+    && (v.intervalMs === undefined || (isSize(v.intervalMs) && v.intervalMs > 0));
 }
 
 export function isAckCallback(v: unknown): v is (...args: never[]) => void {

@@ -1,0 +1,28 @@
+/** How both agents' CLIs run: start, then close cleanly on SIGINT/SIGTERM (a second signal forces exit). */
+import type { Logger } from 'pino';
+
+export interface Daemon {
+  start(): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export async function runUntilSignal(name: string, daemon: Daemon, log: Logger): Promise<void> {
+  try {
+    await daemon.start();
+  } catch (err) {
+    process.stderr.write(`${name}: cannot start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  let closing = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (closing) process.exit(1);
+    closing = true;
+    log.info({ signal }, 'shutting down');
+    daemon.close().then(() => process.exit(0), (err: unknown) => {
+      log.error({ err }, 'close failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
