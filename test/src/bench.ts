@@ -2,9 +2,13 @@
  * `npm run bench`: relay against a plain Node TCP pipe, side by side in one run on loopback, and prints
  * ratios (absolute numbers on a shared machine are noise; ratios within one run are the signal).
  * Every method ends with the file fsynced on the receiving side, as relay does before confirming.
- *   BENCH_SIZE_MB (default 512)  BENCH_ROUNDS (default 3)
+ * scp joins when an sshd is installed (Debian: openssh-server): a throwaway sshd on 127.0.0.1 with
+ * generated keys; scp does not fsync, which favours it.
+ *   BENCH_SIZE_MB (default 512)  BENCH_ROUNDS (default 3)  BENCH_SCP=0 to leave scp out
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { randomFillSync } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
@@ -67,6 +71,47 @@ async function relaySend(file: string, url: string, name: string, transfer: Part
   if (!ok) throw new Error('relay send failed');
 }
 
+const run = promisify(execFile);
+const SSHD = '/usr/sbin/sshd';
+
+/** A throwaway sshd on 127.0.0.1 for the scp comparison; undefined when no sshd is installed. */
+async function startSshd(work: string): Promise<((file: string, dest: string) => Promise<void>) | undefined> {
+  if (process.env.BENCH_SCP === '0' || !existsSync(SSHD)) return undefined;
+  const dir = path.join(work, 'ssh');
+  await mkdir(dir, { mode: 0o700 });
+  await mkdir('/run/sshd', { recursive: true });
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host')]);
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'client')]);
+  const { readFile, writeFile } = await import('node:fs/promises');
+  await writeFile(path.join(dir, 'authorized_keys'), await readFile(path.join(dir, 'client.pub')), { mode: 0o600 });
+  const port = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  await writeFile(path.join(dir, 'sshd_config'), [
+    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${dir}/host`, `AuthorizedKeysFile ${dir}/authorized_keys`,
+    `PidFile ${dir}/sshd.pid`, 'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'PasswordAuthentication no', 'Subsystem sftp /usr/lib/openssh/sftp-server',
+  ].join('\n') + '\n');
+  const sshd = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(sshd);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('sshd did not start')), 10_000);
+    createInterface({ input: sshd.stderr! }).on('line', (l) => {
+      if (/Server listening/.test(l)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const user = os.userInfo().username;
+  return async (file, dest) => {
+    await run('scp', ['-q', '-P', String(port), '-i', path.join(dir, 'client'), '-o', 'StrictHostKeyChecking=no',
+      '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', file, `${user}@127.0.0.1:${dest}`]);
+  };
+}
+
 async function main(): Promise<void> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'relay-bench-'));
   try {
@@ -84,11 +129,17 @@ async function main(): Promise<void> {
       { RELAY_TOKEN: TOKEN }, (l) => l.msg === 'receiver listening', 'stderr');
     const url = `http://127.0.0.1:${String(recv.port)}`;
 
+    const scp = await startSshd(work).catch((err: Error) => {
+      console.log(`(scp left out: ${err.message})`);
+      return undefined;
+    });
+    if (!scp) console.log('(scp left out: no sshd installed; apt-get install openssh-server to include it)');
     const methods: [string, (round: number) => Promise<void>][] = [
       ['node net pipe + fsync (baseline)', () => pipeSend(file, pipe.port as number)],
       ['relay (1 MiB chunks, window 8)', (r) => relaySend(file, url, `a${r}`, {})],
       ['relay (1 MiB chunks, window 16)', (r) => relaySend(file, url, `b${r}`, { window: 16 })],
       ['relay (256 KiB chunks, window 1)', (r) => relaySend(file, url, `c${r}`, { chunkSize: 256 * 1024, window: 1 })],
+      ...(scp ? [['scp (no fsync)', (r: number) => scp(file, path.join(work, `scp-${r}`))] as [string, (round: number) => Promise<void>]] : []),
     ];
     const times = new Map<string, number[]>(methods.map(([m]) => [m, []]));
     console.log(`bench: ${SIZE / 1024 / 1024} MiB over loopback, ${ROUNDS} rounds, methods interleaved; node ${process.version}, ${os.cpus().length} cpus`);
@@ -106,6 +157,10 @@ async function main(): Promise<void> {
     for (const [name] of methods) {
       const m = median(times.get(name)!);
       console.log(`${name.padEnd(36)} ${(m / 1000).toFixed(2).padStart(8)}s ${((SIZE / 1024 / 1024) / (m / 1000)).toFixed(0).padStart(8)}  ${(base / m).toFixed(2)}x`);
+    }
+    if (scp) {
+      const ratio = median(times.get('scp (no fsync)')!) / median(times.get(methods[1]![0])!);
+      console.log(`\nrelay (default settings) is ${ratio.toFixed(2)}x the speed of scp in this run`);
     }
   } finally {
     for (const c of children) c.kill('SIGTERM');
