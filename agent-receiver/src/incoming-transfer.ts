@@ -25,6 +25,8 @@ export const TransferState = {
 } as const;
 export type TransferState = (typeof TransferState)[keyof typeof TransferState];
 
+export const PUBLISHED_FILE_MODE = 0o644;
+
 export interface IncomingTransferInit {
   name: string;
   root: string;
@@ -85,19 +87,32 @@ export class IncomingTransfer {
     }
   }
 
-  /** Gives the transfer to a (new) connection. Waits for queued writes so the offset reported is exact. */
+  /**
+   * Gives the transfer to a (new) connection. The lease changes before anything is awaited, so from here
+   * on the previous owner's chunks are refused; then the writes already accepted drain, and the offset
+   * reported is exactly what is on disk and in the hash.
+   */
   async attach(owner: string, log: Logger): Promise<number> {
     this.expect('attach', TransferState.OFFERED, TransferState.RECEIVING, TransferState.ABANDONED);
-    await this.writes;
-    if (this.writeError) throw this.writeError;
-    if (!this.fh) this.fh = await this.reopen();
     this.lease = randomUUID();
     this.owner = owner;
-    this.accepted = this.written;
     this.state = TransferState.RECEIVING;
     this.log = log.child({ transfer: this.lease, file: this.name });
+    let pending: Promise<void>;
+    do {
+      pending = this.writes;
+      await pending;
+    } while (pending !== this.writes);
+    if (this.writeError) throw this.writeError;
+    if (!this.fh) this.fh = await this.reopen();
+    this.accepted = this.written;
     this.touch();
     return this.written;
+  }
+
+  /** sha256 of the bytes held so far (the hash keeps running). */
+  prefixSha256(): string {
+    return this.hash.copy().digest('hex');
   }
 
   private async reopen(): Promise<FileHandle> {
@@ -196,6 +211,8 @@ export class IncomingTransfer {
       throw createError(ErrorCode.CHECKSUM, `sha256 mismatch for ${this.name}: sender says ${sha256}, received bytes hash to ${actual}`);
     }
     try {
+      // Partials are private (0600); a published file is readable by the node's other users.
+      await this.fh!.chmod(PUBLISHED_FILE_MODE);
       await this.fh!.sync();
       await this.close();
       await this.store.publish(this.key, finalPath);

@@ -111,9 +111,14 @@ export class PartialStore {
   async publish(key: string, finalPath: string): Promise<void> {
     const { data, meta } = this.files(key);
     const parent = path.dirname(finalPath);
-    await mkdir(parent, { recursive: true });
+    const firstCreated = await mkdir(parent, { recursive: true });
     await rename(data, finalPath);
     await fsyncDir(parent);
+    // New sub-folders are durable only once each one's own entry is synced in its parent.
+    if (firstCreated) {
+      for (let dir = parent; dir.length >= firstCreated.length; dir = path.dirname(dir)) await fsyncDir(path.dirname(dir));
+    }
+    await fsyncDir(this.dir);
     await rm(meta, { force: true });
   }
 

@@ -14,7 +14,7 @@ import {
 } from '@relayer/common';
 import { IncomingTransfer } from './incoming-transfer.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
-import { PartialStore } from './partial-store.js';
+import { PartialStore, partialKey } from './partial-store.js';
 import { Session, type ReceiverSocket } from './session.js';
 
 export class Receiver {
@@ -25,6 +25,8 @@ export class Receiver {
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
   /** By file name: at most one transfer per final path. */
   private readonly transfers = new Map<string, IncomingTransfer>();
+  /** Leases that lost their file to an offer of a different version: their requests get SUPERSEDED. */
+  private readonly superseded = new Set<string>();
   /** Offers and commits for one name run one after another. */
   private readonly offerLocks = new Map<string, Promise<unknown>>();
   private readonly sessions = new Set<Session>();
@@ -137,15 +139,19 @@ export class Receiver {
     return this.withOfferLock(frame.name, async () => {
       const identity = { size: frame.size, mtimeMs: frame.mtimeMs };
       let transfer = this.transfers.get(frame.name);
-      if (transfer && !(transfer.resumable && transfer.identity.size === identity.size && transfer.identity.mtimeMs === identity.mtimeMs)) {
-        // A different version of the file (or a finished transfer): never splice two versions.
+      const sameSource = transfer?.identity.size === identity.size && transfer?.identity.mtimeMs === identity.mtimeMs;
+      if (transfer && (!transfer.resumable || !sameSource || frame.fresh)) {
+        // A different version of the file, a sender whose bytes differ, or a finished transfer: start over,
+        // never splice two versions. Last offer wins; a sender still on the old version is told so.
         if (transfer.resumable) {
-          transfer.log.info('superseded by an offer of a different version');
+          transfer.log.info({ fresh: Boolean(frame.fresh) }, 'superseded by a new offer for this name');
+          if (transfer.lease && !sameSource) this.markSuperseded(transfer.lease);
           await transfer.refuse();
         }
         this.transfers.delete(frame.name);
         transfer = undefined;
       }
+      if (!transfer && frame.fresh) await this.store.discard(partialKey(frame.name));
       const held = transfer ? transfer.written : await this.store.peek(frame.name, identity);
       await this.checkSpace(frame, frame.size - held, transfer);
       if (!transfer) {
@@ -158,7 +164,12 @@ export class Receiver {
       const offset = await transfer.attach(session.id, session.log);
       const existing = await statSize(finalPath);
       transfer.log.info({ size: frame.size, offset }, offset > 0 ? 'offer accepted: resuming' : 'offer accepted');
-      return { transfer: transfer.lease, offset, ...(existing === frame.size ? { existingSize: existing } : {}) };
+      return {
+        transfer: transfer.lease,
+        offset,
+        ...(existing === frame.size ? { existingSize: existing } : {}),
+        ...(offset > 0 ? { prefixSha256: transfer.prefixSha256() } : {}),
+      };
     });
   }
 
@@ -182,6 +193,12 @@ export class Receiver {
     return run;
   }
 
+  private markSuperseded(lease: string): void {
+    this.superseded.add(lease);
+    // Only recent leases matter (their senders are still retrying); keep the set bounded.
+    if (this.superseded.size > 1000) this.superseded.delete(this.superseded.values().next().value!);
+  }
+
   private byLease(lease: string): IncomingTransfer | undefined {
     for (const t of this.transfers.values()) if (t.lease === lease) return t;
     return undefined;
@@ -190,6 +207,9 @@ export class Receiver {
   private owned(session: Session, lease: string): IncomingTransfer {
     const t = this.byLease(lease);
     if (t && t.owner === session.id) return t;
+    if (this.superseded.has(lease)) {
+      throw createError(ErrorCode.SUPERSEDED, 'another sender is now sending a different version of this file (last offer wins)');
+    }
     throw createError(ErrorCode.UNKNOWN_TRANSFER, `transfer ${lease} is not active on this connection: offer again`);
   }
 

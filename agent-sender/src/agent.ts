@@ -9,8 +9,8 @@ import type { ControlMessage, ControlRequest, SendRequest, StatusReply } from '.
 import { ControlServer } from './control-server.js';
 import { runJob } from './job.js';
 import { Link } from './link.js';
-import type { OutgoingTransfer } from './outgoing-transfer.js';
-import { checkAllowed, expandSources } from './sources.js';
+import { checkTransferOptions, type OutgoingTransfer } from './outgoing-transfer.js';
+import { checkAllowed, expandSources, openAllowed } from './sources.js';
 
 export class SenderAgent {
   readonly options: SenderAgentOptions;
@@ -72,43 +72,38 @@ export class SenderAgent {
     await this.send(req, reply, signal);
   }
 
-  /** Names, "all", or URLs (an ad-hoc link for this job only). */
-  private resolveTargets(to: string[]): { links: Link[]; adHoc: Link[] } {
+  /**
+   * Configured receivers by name or URL, or "all". Never a URL the agent was not configured with: the
+   * token would go to whoever listens there.
+   */
+  private resolveTargets(to: string[]): Link[] {
     if (to.length === 1 && to[0] === 'all') {
       if (this.links.size === 0) throw createError(ErrorCode.UNREACHABLE, 'no receivers configured (--receiver name=url)');
-      return { links: [...this.links.values()], adHoc: [] };
+      return [...this.links.values()];
     }
-    const links: Link[] = [];
-    const adHoc: Link[] = [];
-    for (const t of new Set(to)) {
+    return [...new Set(to)].map((t) => {
       const known = this.links.get(t) ?? [...this.links.values()].find((l) => l.url === t);
-      if (known) links.push(known);
-      else if (/^(https?|wss?):\/\//.test(t)) {
-        const link = new Link({ name: t, url: t, token: this.options.token, heartbeatMs: 0, logger: this.log }).start();
-        adHoc.push(link);
-        links.push(link);
-      } else {
-        throw createError(ErrorCode.UNREACHABLE, `unknown receiver ${JSON.stringify(t)}; known: ${[...this.links.keys()].join(', ') || 'none'}`);
-      }
-    }
-    return { links, adHoc };
+      if (!known) throw createError(ErrorCode.UNREACHABLE, `unknown receiver ${JSON.stringify(t)}; this agent sends only to its configured receivers: ${[...this.links.keys()].join(', ') || 'none'}`);
+      return known;
+    });
   }
 
   private async send(req: SendRequest, reply: (m: ControlMessage) => void, signal: AbortSignal): Promise<void> {
     const log = this.log.child({ job: ++this.jobSeq });
     const allowRoots = this.options.allowRoots;
+    const transfer = checkTransferOptions(req.transfer);
+    const links = this.resolveTargets(req.to);
     // Check what the user named before walking it: a directory outside every root is not even listed.
+    // Each file is checked again where it counts: on the descriptor opened when its transfer starts.
     for (const p of req.paths) await checkAllowed(p, allowRoots);
-    const files = await expandSources(req.paths, req.as);
-    for (const f of files) f.file = await checkAllowed(f.file, allowRoots);
-    const { links, adHoc } = this.resolveTargets(req.to);
+    const { files, skipped } = await expandSources(req.paths, req.as);
     const controller = new AbortController();
     const onAbort = (): void => controller.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     this.jobs.add(controller);
     log.info({ files: files.length, targets: links.map((l) => l.name) }, 'job started');
     try {
-      const ok = await runJob({ files, targets: links, transfer: req.transfer }, {
+      const ok = await runJob({ files, skipped, targets: links, transfer, open: (f) => openAllowed(f, allowRoots) }, {
         limit: this.limit,
         logger: log,
         signal: controller.signal,
@@ -122,7 +117,6 @@ export class SenderAgent {
     } finally {
       signal.removeEventListener('abort', onAbort);
       this.jobs.delete(controller);
-      for (const l of adHoc) l.close();
     }
   }
 }

@@ -4,7 +4,7 @@ import { createLogger, ErrorCode, loadToken, parseDuration, parseSize, RelayErro
 import { sendDirect } from './direct.js';
 import { ExitCode } from './exit-codes.js';
 import { createRenderer, pickMode } from './render.js';
-import { TRANSFER_DEFAULTS, type TransferOptions } from './outgoing-transfer.js';
+import { checkTransferOptions, TRANSFER_DEFAULTS, type TransferOptions } from './outgoing-transfer.js';
 import { AgentUnreachableError, defaultSocketPath, sendViaAgent, statusViaAgent } from './control-client.js';
 
 interface SendFlags {
@@ -31,12 +31,12 @@ function positiveInt(name: string, v: string | undefined): number | undefined {
 }
 
 function transferOptions(f: SendFlags): Partial<TransferOptions> {
-  return {
+  return checkTransferOptions({
     chunkSize: f.chunkSize === undefined ? undefined : parseSize(f.chunkSize),
     window: positiveInt('--window', f.window),
     bwlimit: f.bwlimit === undefined ? undefined : parseSize(f.bwlimit),
     timeoutMs: parseDuration(f.timeout),
-  };
+  });
 }
 
 async function send(paths: string[], f: SendFlags): Promise<number> {

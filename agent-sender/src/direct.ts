@@ -20,11 +20,11 @@ export interface DirectSendOptions {
 }
 
 export async function sendDirect(opts: DirectSendOptions, emit: (e: JobEvent) => void): Promise<boolean> {
-  const files = await expandSources(opts.paths, opts.as);
+  const { files, skipped } = await expandSources(opts.paths, opts.as);
   const links = opts.urls.map((url) => new Link({ name: url, url, token: opts.token, logger: opts.logger, heartbeatMs: 0 }).start());
   try {
     return await runJob(
-      { files, targets: links, transfer: opts.transfer },
+      { files, skipped, targets: links, transfer: opts.transfer },
       { limit: pLimit(opts.concurrency ?? 4), logger: opts.logger, signal: opts.signal },
       emit,
     );

@@ -11,7 +11,7 @@ export interface JobFileEvent {
 }
 
 export type JobEvent =
-  | { type: 'queued'; files: number; bytes: number; targets: string[] }
+  | { type: 'queued'; files: number; bytes: number; targets: string[]; skipped: string[] }
   | ({ type: 'start' } & JobFileEvent)
   | ({ type: 'progress'; acked: number } & JobFileEvent)
   | ({ type: 'received'; sha256: string; path: string; unchanged: boolean; bytesSent: number; resumedFrom: number; elapsedMs: number } & JobFileEvent)

@@ -2,6 +2,7 @@
  * Runs a send job: every file to every target, fanned out so one file goes to all targets at once,
  * under a concurrency limit that may be shared with other jobs. Reports through JobEvents only.
  */
+import type { FileHandle } from 'node:fs/promises';
 import type { LimitFunction } from 'p-limit';
 import { createError, ErrorCode, RelayError, type Logger } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
@@ -11,8 +12,12 @@ import type { SourceFile } from './sources.js';
 
 export interface JobSpec {
   files: SourceFile[];
+  /** Symlinks found and not followed, reported to the user. */
+  skipped?: string[];
   targets: Link[];
   transfer: Partial<TransferOptions>;
+  /** How files are opened (the agent's allow-root check); default a plain open. */
+  open?: (file: string) => Promise<FileHandle>;
 }
 
 export interface JobContext {
@@ -28,7 +33,7 @@ export interface JobContext {
 export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent) => void): Promise<boolean> {
   const started = Date.now();
   const bytes = spec.files.reduce((n, f) => n + f.size, 0);
-  emit({ type: 'queued', files: spec.files.length, bytes, targets: spec.targets.map((t) => t.name) });
+  emit({ type: 'queued', files: spec.files.length, bytes, targets: spec.targets.map((t) => t.name), skipped: spec.skipped ?? [] });
   let confirmed = 0;
   let failed = 0;
   const every = ctx.progressEveryMs ?? 250;
@@ -42,7 +47,9 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
     }
     let transfer: OutgoingTransfer | undefined;
     try {
-      transfer = new OutgoingTransfer(link, file.file, file.name, spec.transfer, ctx.logger, ctx.signal);
+      transfer = new OutgoingTransfer({
+        link, file: file.file, name: file.name, options: spec.transfer, logger: ctx.logger, signal: ctx.signal, open: spec.open,
+      });
       ctx.track?.(transfer, true);
       emit({ type: 'start', ...base });
       let last = 0;

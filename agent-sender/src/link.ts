@@ -130,10 +130,14 @@ export class Link extends EventEmitter<LinkEvents> {
     this.socket.connect();
   }
 
-  /** Resolves when connected; rejects with AUTH at once when refused, TIMEOUT after timeoutMs, or on abort. */
+  /**
+   * Resolves when connected; rejects with AUTH at once when the receiver refused the token (an agent's
+   * link keeps retrying in the background, but a job does not wait out its timeout on a wrong token),
+   * UNREACHABLE after timeoutMs, or CANCELLED on abort.
+   */
   ready(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.connected) return Promise.resolve();
-    if (this.lastError?.code === ErrorCode.AUTH && !this.opts.retryAuth) return Promise.reject(this.lastError);
+    if (this.lastError?.code === ErrorCode.AUTH) return Promise.reject(this.lastError);
     return new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(timer);
@@ -145,7 +149,7 @@ export class Link extends EventEmitter<LinkEvents> {
       const onState = (state: LinkState): void => {
         if (state === LinkState.CONNECTED) done();
         else if (state === LinkState.CLOSED) done(createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
-        else if (this.lastError?.code === ErrorCode.AUTH && !this.opts.retryAuth) done(this.lastError);
+        else if (this.lastError?.code === ErrorCode.AUTH) done(this.lastError);
       };
       const onAbort = (): void => done(createError(ErrorCode.CANCELLED, 'cancelled'));
       const timer = setTimeout(() => {

@@ -13,7 +13,7 @@ import { crc32 } from 'node:zlib';
 import pRetry, { AbortError } from 'p-retry';
 import {
   createError, DEFAULT_CHUNK_SIZE, DEFAULT_WINDOW, ErrorCode, MAX_CHUNK_SIZE, RelayError,
-  type Logger, type ReceivedFrame,
+  type Logger, type OfferAccepted, type ReceivedFrame,
 } from '@relayer/common';
 import type { Link } from './link.js';
 
@@ -48,6 +48,52 @@ export const TRANSFER_DEFAULTS: TransferOptions = {
   ackTimeoutMs: 30_000,
 };
 
+/** Bounds of the options a `relay` client may choose; anything else in a request is refused. */
+const CLIENT_OPTION_BOUNDS: Record<'chunkSize' | 'window' | 'bwlimit' | 'timeoutMs', [number, number]> = {
+  chunkSize: [1, MAX_CHUNK_SIZE],
+  window: [1, 256],
+  bwlimit: [0, Number.MAX_SAFE_INTEGER],
+  timeoutMs: [1000, 7 * 86_400_000],
+};
+
+/** Checks transfer options that come from outside (CLI flags, control requests). Throws USAGE. */
+export function checkTransferOptions(input: unknown): Partial<TransferOptions> {
+  if (typeof input !== 'object' || input === null) throw createError(ErrorCode.USAGE, 'transfer options must be an object');
+  const out: Partial<TransferOptions> = {};
+  for (const [key, value] of Object.entries(input)) {
+    if (value === undefined || value === null) continue;
+    const bounds = CLIENT_OPTION_BOUNDS[key as keyof typeof CLIENT_OPTION_BOUNDS];
+    if (!bounds) throw createError(ErrorCode.USAGE, `unknown transfer option ${key}`);
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < bounds[0] || value > bounds[1]) {
+      throw createError(ErrorCode.USAGE, `${key} must be an integer from ${bounds[0]} to ${bounds[1]}, got ${String(value)}`);
+    }
+    out[key as keyof typeof CLIENT_OPTION_BOUNDS] = value;
+  }
+  return out;
+}
+
+export interface OutgoingTransferInit {
+  link: Link;
+  /** Local path; opened when the transfer starts (after any queue), not before. */
+  file: string;
+  /** Name on the receiver. */
+  name: string;
+  options: Partial<TransferOptions>;
+  logger: Logger;
+  signal?: AbortSignal;
+  /** Opens the file; the agent checks its allow-roots here, on the descriptor it will read. */
+  open?: (file: string) => Promise<FileHandle>;
+}
+
+/** What must not change while a file is sent (checked after the last read, before the commit). */
+interface LocalIdentity {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  dev: number;
+}
+
 /** Corrupt chunks in a row (no progress between) before the transfer fails. */
 const MAX_CHECKSUM_REJECTS = 8;
 
@@ -78,24 +124,25 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
   size = 0;
   private bytesSent = 0;
   private resumedFrom: number | undefined;
-  private readonly hash = createHash('sha256');
+  private hash = createHash('sha256');
   private hashedTo = 0;
   private sha256: string | undefined;
   private lastProgressAt = Date.now();
   private progressThisAttempt = false;
   private readonly opts: TransferOptions;
   private readonly log: Logger;
+  private readonly link: Link;
+  private readonly file: string;
+  readonly name: string;
+  private readonly signal: AbortSignal | undefined;
+  private readonly openFile: (file: string) => Promise<FileHandle>;
 
-  constructor(
-    private readonly link: Link,
-    private readonly file: string,
-    readonly name: string,
-    options: Partial<TransferOptions>,
-    logger: Logger,
-    private readonly signal?: AbortSignal,
-  ) {
+  constructor(init: OutgoingTransferInit) {
     super();
-    this.opts = { ...TRANSFER_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    ({ link: this.link, file: this.file, name: this.name, signal: this.signal } = init);
+    this.openFile = init.open ?? ((f) => open(f, 'r'));
+    const { link, name, logger } = init;
+    this.opts = { ...TRANSFER_DEFAULTS, ...Object.fromEntries(Object.entries(init.options).filter(([, v]) => v !== undefined)) };
     if (!(this.opts.chunkSize > 0 && this.opts.chunkSize <= MAX_CHUNK_SIZE)) {
       throw createError(ErrorCode.USAGE, `chunk size must be between 1 byte and ${MAX_CHUNK_SIZE}`);
     }
@@ -116,14 +163,14 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     const started = Date.now();
     let fh: FileHandle;
     try {
-      fh = await open(this.file, 'r');
+      fh = await this.openFile(this.file);
     } catch (err) {
-      throw this.fail(createError(ErrorCode.SOURCE, `cannot read ${this.file}: ${(err as Error).message}`));
+      throw this.fail(err instanceof RelayError ? err : createError(ErrorCode.SOURCE, `cannot read ${this.file}: ${(err as Error).message}`));
     }
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw createError(ErrorCode.SOURCE, `${this.file} is not a regular file`);
-      const identity = { size: st.size, mtimeMs: st.mtimeMs };
+      const identity: LocalIdentity = { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev };
       this.size = identity.size;
       const received = await pRetry(() => this.attempt(fh, identity), {
         retries: 30,
@@ -164,15 +211,36 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     this.emit('progress', { receiver: this.link.name, name: this.name, size: this.size, acked });
   }
 
-  private async attempt(fh: FileHandle, identity: { size: number; mtimeMs: number }): Promise<ReceivedFrame> {
+  /** The file must be the one this run started with; a change means the bytes read may mix two versions. */
+  private async checkUnchanged(fh: FileHandle, id: LocalIdentity): Promise<void> {
+    const now = await fh.stat();
+    if (now.size !== id.size || now.mtimeMs !== id.mtimeMs || now.ctimeMs !== id.ctimeMs || now.ino !== id.ino || now.dev !== id.dev) {
+      throw new AbortError(createError(ErrorCode.SOURCE_CHANGED, `${this.file} changed while it was being sent: nothing was committed, send it again`));
+    }
+  }
+
+  /**
+   * Offers the file. When the receiver holds a prefix this run has not vouched for yet, its sha256 must
+   * match ours, or the receiver is told to start over: same size and mtime do not prove same bytes.
+   */
+  private async offer(fh: FileHandle, id: LocalIdentity): Promise<OfferAccepted> {
+    const frame = { name: this.name, size: id.size, mtimeMs: id.mtimeMs };
+    const offer = await this.link.request('offer', frame, this.opts.ackTimeoutMs);
+    if (offer.offset === 0 || this.hashedTo > offer.offset) return offer; // bytes this run sent itself
+    await this.hashTo(fh, offer.offset);
+    if (this.hash.copy().digest('hex') === offer.prefixSha256) return offer;
+    this.log.warn({ offset: offer.offset }, 'receiver holds different bytes under the same size and mtime: starting over');
+    this.hash = createHash('sha256');
+    this.hashedTo = 0;
+    return this.link.request('offer', { ...frame, fresh: true }, this.opts.ackTimeoutMs);
+  }
+
+  private async attempt(fh: FileHandle, identity: LocalIdentity): Promise<ReceivedFrame> {
     this.progressThisAttempt = false;
     this.setState(OutgoingState.OFFERING);
     await this.link.ready(Math.max(1, this.opts.timeoutMs - (Date.now() - this.lastProgressAt)), this.signal);
-    const now = await fh.stat();
-    if (now.size !== identity.size || now.mtimeMs !== identity.mtimeMs) {
-      throw new AbortError(createError(ErrorCode.SOURCE_CHANGED, `${this.file} changed while it was being sent`));
-    }
-    const offer = await this.link.request('offer', { name: this.name, size: identity.size, mtimeMs: identity.mtimeMs }, this.opts.ackTimeoutMs);
+    await this.checkUnchanged(fh, identity);
+    const offer = await this.offer(fh, identity);
     // The offset the latest resume continued from (an earlier attempt of this run may have started at 0).
     if (offer.offset > 0) this.resumedFrom = offer.offset;
     this.acked = offer.offset;
@@ -182,6 +250,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
       if (offer.existingSize === identity.size && offer.offset < identity.size) {
         // The receiver has a file of this size: check it by hash before sending a byte.
         await this.hashTo(fh, identity.size);
+        await this.checkUnchanged(fh, identity);
         const unchanged = await this.commit(offer.transfer).catch((err: unknown) => {
           if (err instanceof RelayError && err.code === ErrorCode.OFFSET) return undefined; // it differs: send it
           throw err;
@@ -192,6 +261,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
       await this.hashTo(fh, offer.offset);
       await this.sendFrom(fh, offer.transfer, offer.offset);
       await this.hashTo(fh, identity.size);
+      await this.checkUnchanged(fh, identity);
       return await this.commit(offer.transfer);
     } catch (err) {
       if (this.signal?.aborted) {

@@ -94,6 +94,10 @@ export function createRenderer(opts: RenderOptions): Renderer {
       case 'queued':
         for (const target of e.targets) targets.set(target, { total: e.bytes, done: 0, running: new Map(), startedAt: Date.now() });
         if (!opts.quiet) log(`sending ${e.files} file${e.files === 1 ? '' : 's'} (${formatBytes(e.bytes)}) to ${e.targets.join(', ')}`);
+        if (e.skipped.length) {
+          const shown = e.skipped.slice(0, 10).join(', ');
+          log(`skipped ${e.skipped.length} symlink(s), not followed: ${shown}${e.skipped.length > 10 ? ', …' : ''}`);
+        }
         break;
       case 'start':
         targets.get(e.target)?.running.set(e.name, 0);

@@ -1,7 +1,14 @@
 /** Turns the paths a user named into the files to send and the names they get on the receiver. */
-import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { lstat, open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { checkName, createError, ErrorCode } from '@relayer/common';
+
+export interface Sources {
+  files: SourceFile[];
+  /** Names of symlinks found inside directories and not followed. */
+  skipped: string[];
+}
 
 export interface SourceFile {
   /** Absolute local path. */
@@ -16,13 +23,15 @@ export const MAX_FILES_PER_JOB = 100_000;
 
 /**
  * A file is sent under its base name (or `as`); a directory as its tree, under its own base name (or
- * `as`). Symlinks inside a directory tree are skipped, not followed. `as` needs exactly one path.
+ * `as`). Symlinks inside a directory tree are not followed (they are listed in `skipped`). `as` needs
+ * exactly one path. Nothing to send is an error: a build that produced no files must not "succeed".
  */
-export async function expandSources(paths: string[], as?: string): Promise<SourceFile[]> {
+export async function expandSources(paths: string[], as?: string): Promise<Sources> {
   if (paths.length === 0) throw createError(ErrorCode.USAGE, 'no file to send');
   if (as !== undefined && paths.length !== 1) throw createError(ErrorCode.USAGE, '--as needs exactly one path');
   if (as !== undefined) checkName(as);
   const out: SourceFile[] = [];
+  const skipped: string[] = [];
   for (const p of paths) {
     const abs = path.resolve(p);
     const st = await stat(abs).catch((err: NodeJS.ErrnoException) => {
@@ -30,7 +39,7 @@ export async function expandSources(paths: string[], as?: string): Promise<Sourc
     });
     const base = as ?? path.basename(abs);
     if (st.isFile()) out.push({ file: abs, name: base, size: st.size });
-    else if (st.isDirectory()) await walk(abs, base, out);
+    else if (st.isDirectory()) await walk(abs, base, out, skipped);
     else throw createError(ErrorCode.SOURCE, `${p} is not a regular file or directory`);
   }
   const names = new Set<string>();
@@ -39,16 +48,20 @@ export async function expandSources(paths: string[], as?: string): Promise<Sourc
     if (names.has(f.name)) throw createError(ErrorCode.USAGE, `two files would arrive as ${f.name}`);
     names.add(f.name);
   }
-  return out;
+  if (out.length === 0) {
+    throw createError(ErrorCode.SOURCE, `nothing to send: no regular files in ${paths.join(', ')}${skipped.length ? ` (${skipped.length} symlink(s) not followed)` : ''}`);
+  }
+  return { files: out, skipped };
 }
 
-async function walk(dir: string, prefix: string, out: SourceFile[]): Promise<void> {
+async function walk(dir: string, prefix: string, out: SourceFile[], skipped: string[]): Promise<void> {
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => a.name.localeCompare(b.name));
   for (const e of entries) {
     const abs = path.join(dir, e.name);
     const name = `${prefix}/${e.name}`;
-    if (e.isDirectory()) await walk(abs, name, out);
+    if (e.isDirectory()) await walk(abs, name, out, skipped);
+    else if (e.isSymbolicLink()) skipped.push(name);
     else if (e.isFile()) {
       if (out.length >= MAX_FILES_PER_JOB) throw createError(ErrorCode.USAGE, `more than ${MAX_FILES_PER_JOB} files in one send`);
       out.push({ file: abs, name, size: (await lstat(abs)).size });
@@ -57,19 +70,55 @@ async function walk(dir: string, prefix: string, out: SourceFile[]): Promise<voi
 }
 
 /**
- * Checks that a file lies under one of the allowed roots after resolving every symlink, so a link inside
- * an allowed folder cannot point at /etc/shadow. Returns the resolved path to open.
+ * Checks that a path lies under one of the allowed roots after resolving every symlink, so a link inside
+ * an allowed folder cannot point at /etc/shadow. Used to refuse early; the check that counts is
+ * `openAllowed`, on the descriptor that will be read.
  */
 export async function checkAllowed(file: string, allowRoots: readonly string[]): Promise<string> {
-  if (allowRoots.length === 0) {
-    throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the sender agent has no --allow-root, so it sends nothing`);
-  }
   const real = await realpath(file).catch((err: Error) => {
     throw createError(ErrorCode.SOURCE, `cannot read ${file}: ${err.message}`);
   });
+  await assertUnderRoots(real, file, allowRoots);
+  return real;
+}
+
+/**
+ * Opens a file for sending and checks where the open descriptor really points: renaming a folder and
+ * putting a symlink in its place after an earlier check cannot redirect the read outside the roots.
+ * O_NONBLOCK keeps a FIFO swapped in for the file from blocking the open.
+ */
+export async function openAllowed(file: string, allowRoots: readonly string[]): Promise<FileHandle> {
+  const fh = await open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((err: Error) => {
+    throw createError(ErrorCode.SOURCE, `cannot read ${file}: ${err.message}`);
+  });
+  try {
+    await assertUnderRoots(await descriptorPath(fh, file), file, allowRoots);
+    return fh;
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+}
+
+async function descriptorPath(fh: FileHandle, file: string): Promise<string> {
+  try {
+    return await readlink(`/proc/self/fd/${fh.fd}`);
+  } catch {
+    // No /proc: resolve the name, then make sure it still names the file that is open.
+    const real = await realpath(file);
+    const [a, b] = await Promise.all([fh.stat(), stat(real)]);
+    if (a.ino !== b.ino || a.dev !== b.dev) throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: it changed while being checked`);
+    return real;
+  }
+}
+
+async function assertUnderRoots(real: string, file: string, allowRoots: readonly string[]): Promise<void> {
+  if (allowRoots.length === 0) {
+    throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the sender agent has no --allow-root, so it sends nothing`);
+  }
   for (const root of allowRoots) {
     const realRoot = await realpath(root).catch(() => undefined);
-    if (realRoot && (real === realRoot || real.startsWith(realRoot.endsWith(path.sep) ? realRoot : realRoot + path.sep))) return real;
+    if (realRoot && (real === realRoot || real.startsWith(realRoot.endsWith(path.sep) ? realRoot : realRoot + path.sep))) return;
   }
   throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: outside every allowed root (${allowRoots.join(', ')})`);
 }

@@ -19,7 +19,7 @@ export const ErrorCode = {
   PROTOCOL: 'PROTOCOL',
   /** The transfer id is not (or no longer) known to the receiver, e.g. after it restarted. */
   UNKNOWN_TRANSFER: 'UNKNOWN_TRANSFER',
-  /** A newer offer for the same file took this transfer over. */
+  /** Another sender is now sending a different version of this file: last offer wins, this one stops. */
   SUPERSEDED: 'SUPERSEDED',
   /** The source file changed while it was being sent. */
   SOURCE_CHANGED: 'SOURCE_CHANGED',
@@ -52,7 +52,6 @@ const RETRYABLE = new Set<ErrorCode>([
   ErrorCode.UNKNOWN_TRANSFER,
   ErrorCode.DISCONNECTED,
   ErrorCode.TIMEOUT,
-  ErrorCode.SUPERSEDED,
   ErrorCode.IO,
 ]);
 

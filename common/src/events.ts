@@ -35,6 +35,8 @@ export interface OfferFrame {
   name: string;
   size: number;
   mtimeMs: number;
+  /** Discard whatever the receiver holds for this name and start at 0 (its bytes did not match ours). */
+  fresh?: boolean;
 }
 
 export interface OfferAccepted {
@@ -44,6 +46,11 @@ export interface OfferAccepted {
   offset: number;
   /** The final file exists with this size: the sender may commit its sha256 without sending bytes. */
   existingSize?: number;
+  /**
+   * sha256 of the `offset` bytes held, when offset > 0. Size and mtime can match for different contents
+   * (a reproducible build, `cp -p`): the sender compares this with its own prefix before resuming.
+   */
+  prefixSha256?: string;
 }
 
 export interface ChunkFrame {

@@ -16,7 +16,7 @@ function isId(v: unknown): v is string {
 
 export function isOfferFrame(v: unknown): v is OfferFrame {
   return isObject(v) && typeof v.name === 'string' && v.name.length <= 4096 && isSize(v.size)
-    && typeof v.mtimeMs === 'number' && Number.isFinite(v.mtimeMs);
+    && typeof v.mtimeMs === 'number' && Number.isFinite(v.mtimeMs) && (v.fresh === undefined || typeof v.fresh === 'boolean');
 }
 
 export function isChunkFrame(v: unknown): v is ChunkFrame {

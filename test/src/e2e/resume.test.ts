@@ -123,9 +123,9 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
 
       const changed = await link.request('offer', { name: 'v.bin', size, mtimeMs: 2000 }, 5000);
       expect(changed.offset).to.equal(0);
-      // The old lease is gone: its chunks are no longer accepted.
+      // The old version's lease is gone for good: its chunks are refused with SUPERSEDED (final, no retry).
       const err = await link.request('chunk', chunkOf(same.transfer, half, bytes.subarray(half, half + 10)), 5000).catch((e: unknown) => e);
-      expect(err).to.have.property('code', ErrorCode.UNKNOWN_TRANSFER);
+      expect(err).to.have.property('code', ErrorCode.SUPERSEDED);
 
       // The new version arrives whole, not spliced onto the old bytes.
       const fresh = Buffer.alloc(size, 7);

@@ -48,7 +48,7 @@ describe('token: where the shared secret comes from and how it is compared', () 
 
 describe('errors: stable codes on the wire', () => {
   it('marks only transient codes as retryable', () => {
-    for (const code of [ErrorCode.UNKNOWN_TRANSFER, ErrorCode.DISCONNECTED, ErrorCode.TIMEOUT, ErrorCode.SUPERSEDED, ErrorCode.IO]) {
+    for (const code of [ErrorCode.UNKNOWN_TRANSFER, ErrorCode.DISCONNECTED, ErrorCode.TIMEOUT, ErrorCode.IO]) {
       expect(createError(code, 'x').retryable, code).to.equal(true);
     }
     for (const code of [ErrorCode.AUTH, ErrorCode.BAD_NAME, ErrorCode.TOO_LARGE, ErrorCode.DISK_FULL, ErrorCode.CHECKSUM, ErrorCode.OFFSET, ErrorCode.PROTOCOL, ErrorCode.USAGE]) {
