@@ -165,3 +165,86 @@ describe('sender agent: relay-sender + relay over the control socket', function 
     }
   });
 });
+
+describe('sender agent: what a socket user cannot make it do', function () {
+  this.timeout(60_000);
+  afterEach(closeAll);
+
+  it('sends only to configured receivers: an unknown URL is refused and never even connected to', async () => {
+    const a = await startReceiver();
+    const src = await tmpDir('relay-src-');
+    const f = await randomFile(src, 1000, 'x.bin');
+    const { createServer } = await import('node:net');
+    let connections = 0;
+    const trap = createServer((s) => {
+      connections++;
+      s.destroy();
+    });
+    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+    track(() => new Promise<void>((resolve) => trap.close(() => resolve())));
+    const trapUrl = `http://127.0.0.1:${(trap.address() as { port: number }).port}`;
+    const agent = await startAgent({ receivers: { a: a.url }, allowRoots: [src] });
+
+    const refused = await agent.relay(['send', f.path, '--to', trapUrl]);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.contain('UNREACHABLE').and.to.contain('configured receivers');
+    expect(connections).to.equal(0);
+
+    const byUrl = await agent.relay(['send', f.path, '--to', a.url]);
+    expect(byUrl.code, byUrl.stderr).to.equal(0);
+    expect(await sha256File(path.join(a.dir, 'x.bin'))).to.equal(f.sha256);
+  });
+
+  it('refuses transfer options outside their bounds, from the CLI (exit 2) and from a raw control request', async () => {
+    const a = await startReceiver();
+    const src = await tmpDir('relay-src-');
+    const f = await randomFile(src, 1000, 'x.bin');
+    const agent = await startAgent({ receivers: { a: a.url }, allowRoots: [src] });
+    const cli = await agent.relay(['send', f.path, '--to', 'a', '--window', '0']);
+    expect(cli.code).to.equal(2);
+
+    const { WebSocket } = await import('ws');
+    const ws = new WebSocket(`ws+unix://${agent.socketPath}:/control`);
+    track(() => ws.terminate());
+    await waitFor(ws, 'open');
+    const reply = waitFor<[Buffer]>(ws, 'message');
+    ws.send(JSON.stringify({ type: 'send', paths: [f.path], to: ['a'], transfer: { ackTimeoutMs: 0 } }));
+    const [msg] = await reply;
+    expect(JSON.parse(String(msg))).to.include({ type: 'error', code: 'USAGE' });
+    expect(await readdir(a.dir)).to.deep.equal(['.relay-partial']);
+  });
+
+  it('fails a job at once with AUTH when the receiver refuses the agent\'s token (no waiting out --timeout)', async () => {
+    const a = await startReceiver();
+    const src = await tmpDir('relay-src-');
+    const f = await randomFile(src, 1000, 'x.bin');
+    const agent = await startAgent({ receivers: { a: a.url }, allowRoots: [src], token: 'not-the-token' });
+    await agent.waitLog('receiver refused the token');
+    const res = await agent.relay(['send', f.path, '--to', 'a', '--timeout', '10m']);
+    expect(res.code).to.equal(1);
+    expect(res.stdout).to.contain('AUTH');
+    const status = JSON.parse((await agent.relay(['status', '--json'])).stdout) as { receivers: { state: string; lastError: { code: string } | null }[] };
+    expect(status.receivers[0]!.state).to.equal('disconnected');
+    expect(status.receivers[0]!.lastError?.code).to.equal('AUTH');
+  });
+
+  it('exits 1 when a directory holds nothing to send, and names the symlinks it did not follow', async () => {
+    const a = await startReceiver();
+    const src = await tmpDir('relay-src-');
+    const { mkdir, symlink } = await import('node:fs/promises');
+    await mkdir(path.join(src, 'empty'));
+    await mkdir(path.join(src, 'links'));
+    await symlink('/etc/hostname', path.join(src, 'links', 'h'));
+    const agent = await startAgent({ receivers: { a: a.url }, allowRoots: [src] });
+    for (const dir of ['empty', 'links']) {
+      const res = await agent.relay(['send', path.join(src, dir), '--to', 'a']);
+      expect(res.code, dir).to.equal(1);
+      expect(res.stderr).to.contain('nothing to send');
+    }
+    const f = await randomFile(path.join(src, 'links'), 10, 'real.bin');
+    const mixed = await agent.relay(['send', path.join(src, 'links'), '--to', 'a']);
+    expect(mixed.code, mixed.stderr).to.equal(0);
+    expect(mixed.stdout).to.contain('skipped 1 symlink(s), not followed: links/h');
+    expect(await sha256File(path.join(a.dir, 'links', 'real.bin'))).to.equal(f.sha256);
+  });
+});

@@ -58,6 +58,8 @@ export interface AgentStartOptions {
   allowRoots: string[];
   heartbeat?: string;
   extraArgs?: string[];
+  /** The agent's token (default: the receivers' TOKEN). */
+  token?: string;
 }
 
 /** Starts relay-sender on a socket in a fresh temp folder and waits until it says it started. */
@@ -69,7 +71,7 @@ export async function startAgent(opts: AgentStartOptions): Promise<AgentProcess>
     ...opts.allowRoots.flatMap((r) => ['--allow-root', r]),
     ...(opts.extraArgs ?? []),
   ];
-  const child = spawn(process.execPath, args, { env: { ...process.env, RELAY_TOKEN: TOKEN }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, args, { env: { ...process.env, RELAY_TOKEN: opts.token ?? TOKEN }, stdio: ['ignore', 'ignore', 'pipe'] });
   const agent = new AgentProcess(child, socketPath);
   track(() => agent.stop());
   await agent.waitLog('sender agent started');
