@@ -241,10 +241,15 @@ export class IncomingTransfer {
     await this.close();
   }
 
-  /** Ends the transfer for good and removes its partial. */
+  /**
+   * Ends the transfer for good and removes its partial. Once only: a late second call (a failed write
+   * noticed after an offer of a new version refused this transfer) must not delete the new one's partial,
+   * which has the same key.
+   */
   async refuse(): Promise<void> {
-    await this.writes.catch(() => undefined);
+    if (this.state === TransferState.REFUSED || this.state === TransferState.PUBLISHED) return;
     this.state = TransferState.REFUSED;
+    await this.writes.catch(() => undefined);
     this.owner = undefined;
     await this.close();
     await this.store.discard(this.key);
