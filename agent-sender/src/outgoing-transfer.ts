@@ -324,10 +324,15 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
       if (failure) break;
       this.signal?.throwIfAborted();
       if (inflight.size < window && next < size) {
-        const len = Math.min(chunkSize, size - next);
+        // Offset and epoch are fixed before any await: a rewind that lands while this chunk is read or
+        // paced moves `next`, and the chunk read for the old position must then be dropped, not sent
+        // under the new one.
+        const offset = next;
+        const readEpoch = epoch;
+        const len = Math.min(chunkSize, size - offset);
         const data = Buffer.allocUnsafe(len);
-        await readFully(fh, data, len, next);
-        if (next === this.hashedTo) {
+        await readFully(fh, data, len, offset);
+        if (offset === this.hashedTo) {
           this.hash.update(data);
           this.hashedTo += len;
         }
@@ -336,10 +341,11 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
           const due = pacingStart + (paced * 1000) / bwlimit - Date.now();
           if (due > 0) await sleep(due, undefined, { signal: this.signal });
         }
-        const p = send(next, data, epoch).finally(() => inflight.delete(p));
+        if (readEpoch !== epoch) continue;
+        const p = send(offset, data, readEpoch).finally(() => inflight.delete(p));
         inflight.add(p);
         this.bytesSent += len;
-        next += len;
+        next = offset + len;
         continue;
       }
       if (inflight.size === 0) break;

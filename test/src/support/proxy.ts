@@ -9,6 +9,11 @@ export interface ProxyOptions {
   /** Cut the first `cuts` connections after this many client→server bytes. */
   cutAfterBytes?: number;
   cuts?: number;
+  /**
+   * Flip one byte (XOR 0xff) of the client→server stream at this absolute offset, on the first
+   * connection only (a corrupted byte on the wire). Emits 'corrupt' with the offset once done.
+   */
+  corruptAtByte?: number;
 }
 
 export class FaultProxy extends EventEmitter {
@@ -18,6 +23,8 @@ export class FaultProxy extends EventEmitter {
   forwarded = 0;
   connections = 0;
   cutsDone = 0;
+  /** Bytes flipped so far (at most one, see corruptAtByte). */
+  corruptionsDone = 0;
   private frozen = false;
 
   constructor(private readonly targetPort: number, private readonly opts: ProxyOptions = {}) {
@@ -39,8 +46,14 @@ export class FaultProxy extends EventEmitter {
     const upstream = net.connect(this.targetPort, '127.0.0.1');
     this.sockets.add(client).add(upstream);
     const cutThis = this.opts.cutAfterBytes !== undefined && this.cutsDone < (this.opts.cuts ?? 1);
+    const corruptAt = this.connections === 1 ? this.opts.corruptAtByte : undefined;
     let seen = 0;
     client.on('data', (data: Buffer) => {
+      if (corruptAt !== undefined && corruptAt >= seen && corruptAt < seen + data.length) {
+        data[corruptAt - seen] ^= 0xff;
+        this.corruptionsDone++;
+        this.emit('corrupt', corruptAt);
+      }
       if (cutThis && seen + data.length >= this.opts.cutAfterBytes!) {
         const keep = this.opts.cutAfterBytes! - seen;
         if (keep > 0) upstream.write(data.subarray(0, keep));
