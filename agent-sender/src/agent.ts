@@ -9,7 +9,8 @@ import type { ControlMessage, ControlRequest, SendRequest, StatusReply } from '.
 import { ControlServer } from './control-server.js';
 import { runJob } from './job.js';
 import { Link } from './link.js';
-import { checkTransferOptions, type OutgoingTransfer } from './outgoing-transfer.js';
+import type { OutgoingTransfer } from './outgoing-transfer.js';
+import { checkTransferOptions } from './transfer-options.js';
 import { checkAllowed, expandSources, openAllowed } from './sources.js';
 
 export class SenderAgent {

@@ -4,7 +4,7 @@ import { createLogger, ErrorCode, loadToken, parseDuration, parseSize, RelayErro
 import { sendDirect } from './direct.js';
 import { ExitCode } from './exit-codes.js';
 import { createRenderer, pickMode } from './render.js';
-import { checkTransferOptions, TRANSFER_DEFAULTS, type TransferOptions } from './outgoing-transfer.js';
+import { checkTransferOptions, TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
 import { AgentUnreachableError, defaultSocketPath, sendViaAgent, statusViaAgent } from './control-client.js';
 
 interface SendFlags {

@@ -5,7 +5,7 @@ import { ErrorCode, formatBytes, RelayError } from '@relayer/common';
 import { defaultSocketPath, type ControlMessage, type ControlRequest, type StatusReply } from './control-protocol.js';
 import { ExitCode } from './exit-codes.js';
 import type { JobEvent } from './job-events.js';
-import type { TransferOptions } from './outgoing-transfer.js';
+import type { TransferOptions } from './transfer-options.js';
 
 export { defaultSocketPath };
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { ErrorCode } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import type { LinkSnapshot } from './link.js';
-import type { TransferOptions } from './outgoing-transfer.js';
+import type { TransferOptions } from './transfer-options.js';
 
 export interface SendRequest {
   type: 'send';

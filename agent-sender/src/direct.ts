@@ -4,7 +4,7 @@ import type { Logger } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import { runJob } from './job.js';
 import { Link } from './link.js';
-import type { TransferOptions } from './outgoing-transfer.js';
+import type { TransferOptions } from './transfer-options.js';
 import { expandSources } from './sources.js';
 
 export interface DirectSendOptions {

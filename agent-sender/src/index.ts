@@ -1,5 +1,6 @@
 export { Link, LinkState, type LinkOptions, type LinkSnapshot } from './link.js';
-export { OutgoingTransfer, OutgoingState, TRANSFER_DEFAULTS, checkTransferOptions, type TransferOptions, type Confirmation } from './outgoing-transfer.js';
+export { OutgoingTransfer, OutgoingState, type Confirmation } from './outgoing-transfer.js';
+export { TRANSFER_DEFAULTS, checkTransferOptions, type TransferOptions } from './transfer-options.js';
 export { runJob, type JobSpec, type JobContext } from './job.js';
 export type { JobEvent } from './job-events.js';
 export { expandSources, checkAllowed, openAllowed, type SourceFile, type Sources } from './sources.js';

@@ -7,7 +7,8 @@ import type { LimitFunction } from 'p-limit';
 import { createError, ErrorCode, RelayError, type Logger } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import type { Link } from './link.js';
-import { OutgoingTransfer, type TransferOptions } from './outgoing-transfer.js';
+import { OutgoingTransfer } from './outgoing-transfer.js';
+import type { TransferOptions } from './transfer-options.js';
 import type { SourceFile } from './sources.js';
 
 export interface JobSpec {
