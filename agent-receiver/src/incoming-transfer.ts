@@ -4,8 +4,7 @@
  * is ordered, so anything else is a gap after a rejected chunk and the sender rewinds), which lets the
  * sha256 be computed incrementally as bytes arrive: verifying a commit costs no second read.
  */
-import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { randomUUID, type Hash } from 'node:crypto';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
@@ -13,7 +12,7 @@ import {
   createError, ErrorCode, isRelayError, resolveInside, toWireError,
   type ChunkFrame, type ReceivedFrame, type SourceIdentity,
 } from '@relayer/common';
-import type { OpenedPartial, PartialStore } from './partial-store.js';
+import { hashPrefix, type OpenedPartial, type PartialStore } from './partial-store.js';
 
 export const TransferState = {
   OFFERED: 'offered',
@@ -122,10 +121,7 @@ export class IncomingTransfer {
       // Someone touched the partial while it was idle: trust the disk, not memory.
       await fh.truncate(Math.min(size, this.written));
       this.written = Math.min(size, this.written);
-      this.hash = createHash('sha256');
-      if (this.written > 0) {
-        for await (const c of fh.createReadStream({ start: 0, end: this.written - 1, autoClose: false })) this.hash.update(c as Buffer);
-      }
+      this.hash = await hashPrefix(this.store.dataPath(this.key), this.written);
     }
     return fh;
   }
@@ -179,8 +175,8 @@ export class IncomingTransfer {
 
   /**
    * Verifies and publishes. When the partial is not complete but the final file already holds exactly
-   * these bytes, confirms without them (unchanged); when it holds other bytes, answers CHECKSUM and
-   * stays open so the sender sends them.
+   * these bytes, confirms without them (unchanged); otherwise answers OFFSET and stays open so the
+   * sender sends the rest.
    */
   async commit(sha256: string): Promise<ReceivedFrame> {
     this.expect('commit', TransferState.RECEIVING);
@@ -266,7 +262,5 @@ export class IncomingTransfer {
 async function existingSha256(path: string, size: number): Promise<string | undefined> {
   const st = await stat(path).catch(() => undefined);
   if (!st?.isFile() || st.size !== size) return undefined;
-  const hash = createHash('sha256');
-  for await (const c of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(c as Buffer);
-  return hash.digest('hex');
+  return (await hashPrefix(path, size)).digest('hex');
 }

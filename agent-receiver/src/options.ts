@@ -1,7 +1,7 @@
 /** The receiver's options and their defaults, merged in one place. Only the CLI reads argv and env. */
 import os from 'node:os';
 import path from 'node:path';
-import { createLogger, DEFAULT_PORT, type Logger } from '@relayer/common';
+import { createLogger, DEFAULT_PORT, definedOnly, type Logger } from '@relayer/common';
 
 export interface ReceiverOptions {
   /** Address to listen on. Default 0.0.0.0. */
@@ -44,7 +44,7 @@ export function resolveReceiverOptions(given: Partial<ReceiverOptions> & { token
   const merged = {
     ...RECEIVER_DEFAULTS,
     node: os.hostname(),
-    ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
+    ...definedOnly(given),
   } as Omit<ReceiverOptions, 'logger'> & { logger?: Logger };
   return {
     ...merged,

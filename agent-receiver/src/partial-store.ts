@@ -52,7 +52,7 @@ export class PartialStore {
   }
 
   dataPath(key: string): string {
-    return path.join(this.dir, `${key}.part`);
+    return this.files(key).data;
   }
 
   private files(key: string): { data: string; meta: string } {
@@ -154,7 +154,8 @@ export class PartialStore {
   }
 }
 
-async function hashPrefix(file: string, length: number): Promise<Hash> {
+/** A running sha256 over the first `length` bytes of a file (one streamed read). */
+export async function hashPrefix(file: string, length: number): Promise<Hash> {
   const hash = createHash('sha256');
   if (length === 0) return hash;
   const stream = createReadStream(file, { start: 0, end: length - 1, highWaterMark: 1024 * 1024 });

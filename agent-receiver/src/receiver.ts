@@ -25,6 +25,8 @@ export class Receiver {
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
   /** By file name: at most one transfer per final path. */
   private readonly transfers = new Map<string, IncomingTransfer>();
+  /** By lease, for the per-chunk lookup; entries whose transfer moved on to another lease are pruned. */
+  private readonly leases = new Map<string, IncomingTransfer>();
   /** Leases that lost their file to an offer of a different version: their requests get SUPERSEDED. */
   private readonly superseded = new Set<string>();
   /** Offers and commits for one name run one after another. */
@@ -99,6 +101,7 @@ export class Receiver {
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
     await Promise.all([...this.transfers.values()].map((t) => t.abandon()));
     this.transfers.clear();
+    this.leases.clear();
     this.log.info('receiver closed');
   }
 
@@ -162,6 +165,7 @@ export class Receiver {
         transfer.log.info('taken over by a new offer for the same file');
       }
       const offset = await transfer.attach(session.id, session.log);
+      this.leases.set(transfer.lease, transfer);
       const existing = await statSize(finalPath);
       transfer.log.info({ size: frame.size, offset }, offset > 0 ? 'offer accepted: resuming' : 'offer accepted');
       return {
@@ -200,7 +204,9 @@ export class Receiver {
   }
 
   private byLease(lease: string): IncomingTransfer | undefined {
-    for (const t of this.transfers.values()) if (t.lease === lease) return t;
+    const t = this.leases.get(lease);
+    if (t?.lease === lease) return t;
+    this.leases.delete(lease);
     return undefined;
   }
 
@@ -228,7 +234,10 @@ export class Receiver {
         transfer.log.info({ size: received.size, sha256: received.sha256, path: received.path, unchanged: received.unchanged }, 'file received');
         return received;
       } finally {
-        if (!transfer.resumable && this.transfers.get(transfer.name) === transfer) this.transfers.delete(transfer.name);
+        if (!transfer.resumable) {
+          this.leases.delete(frame.transfer);
+          if (this.transfers.get(transfer.name) === transfer) this.transfers.delete(transfer.name);
+        }
       }
     });
   }
@@ -256,6 +265,7 @@ export class Receiver {
     for (const [name, t] of this.transfers) {
       if (t.owner === undefined && now - t.lastActivity > partialTtlMs) this.transfers.delete(name);
     }
+    for (const [lease, t] of this.leases) if (t.lease !== lease || this.transfers.get(t.name) !== t) this.leases.delete(lease);
     const active = new Set([...this.transfers.values()].map((t) => t.key));
     try {
       const removed = await this.store.sweep(partialTtlMs, active, now);

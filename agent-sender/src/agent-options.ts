@@ -1,6 +1,6 @@
 /** The sender agent's options and their defaults, merged in one place. Only the CLI reads argv and env. */
 import path from 'node:path';
-import { createError, createLogger, ErrorCode, type Logger } from '@relayer/common';
+import { createError, createLogger, definedOnly, ErrorCode, isReceiverUrl, type Logger } from '@relayer/common';
 import { defaultSocketPath } from './control-protocol.js';
 
 export interface ReceiverEntry {
@@ -34,7 +34,7 @@ export const SENDER_AGENT_DEFAULTS = {
 } as const;
 
 export function resolveSenderAgentOptions(given: Partial<SenderAgentOptions> & { token: string }): SenderAgentOptions {
-  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<SenderAgentOptions>;
+  const defined = definedOnly(given) as Partial<SenderAgentOptions>;
   const o = {
     ...SENDER_AGENT_DEFAULTS,
     socketPath: defaultSocketPath(),
@@ -45,7 +45,7 @@ export function resolveSenderAgentOptions(given: Partial<SenderAgentOptions> & {
     if (!/^[A-Za-z0-9_.-]+$/.test(r.name) || r.name === 'all') throw createError(ErrorCode.USAGE, `bad receiver name ${JSON.stringify(r.name)}: use letters, digits, . _ - (and not "all")`);
     if (names.has(r.name)) throw createError(ErrorCode.USAGE, `receiver ${r.name} is given twice`);
     names.add(r.name);
-    if (!/^(https?|wss?):\/\/./.test(r.url)) throw createError(ErrorCode.USAGE, `receiver ${r.name}: not a URL: ${r.url}`);
+    if (!isReceiverUrl(r.url)) throw createError(ErrorCode.USAGE, `receiver ${r.name}: not a URL: ${r.url}`);
   }
   if (!(o.concurrency >= 1)) throw createError(ErrorCode.USAGE, 'concurrency must be at least 1');
   if (!(o.heartbeatMs >= 50)) throw createError(ErrorCode.USAGE, 'heartbeat must be at least 50ms');

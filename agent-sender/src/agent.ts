@@ -20,7 +20,8 @@ export class SenderAgent {
   private readonly limit: LimitFunction;
   private readonly control: ControlServer;
   private readonly transfers = new Set<OutgoingTransfer>();
-  private readonly jobs = new Set<AbortController>();
+  /** Aborted by close(): every running job's signal follows it. */
+  private readonly closing = new AbortController();
   private summaryTimer: NodeJS.Timeout | undefined;
   private jobSeq = 0;
 
@@ -47,7 +48,7 @@ export class SenderAgent {
 
   async close(): Promise<void> {
     clearInterval(this.summaryTimer);
-    for (const job of this.jobs) job.abort();
+    this.closing.abort();
     await this.control.close();
     for (const l of this.links.values()) l.close();
     this.log.info('sender agent closed');
@@ -98,26 +99,19 @@ export class SenderAgent {
     // Each file is checked again where it counts: on the descriptor opened when its transfer starts.
     for (const p of req.paths) await checkAllowed(p, allowRoots);
     const { files, skipped } = await expandSources(req.paths, req.as);
-    const controller = new AbortController();
-    const onAbort = (): void => controller.abort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    this.jobs.add(controller);
+    // Cancelled when the client goes away or the agent closes.
+    const jobSignal = AbortSignal.any([signal, this.closing.signal]);
     log.info({ files: files.length, targets: links.map((l) => l.name) }, 'job started');
-    try {
-      const ok = await runJob({ files, skipped, targets: links, transfer, open: (f) => openAllowed(f, allowRoots) }, {
-        limit: this.limit,
-        logger: log,
-        signal: controller.signal,
-        track: (t, running) => void (running ? this.transfers.add(t) : this.transfers.delete(t)),
-      }, (e) => {
-        if (e.type === 'received') log.info({ receiver: e.target, file: e.name, size: e.size, sha256: e.sha256 }, 'confirmed');
-        else if (e.type === 'failed') log.warn({ receiver: e.target, file: e.name, code: e.code, reason: e.message }, 'transfer failed');
-        reply(e);
-      });
-      log.info({ ok, cancelled: controller.signal.aborted }, controller.signal.aborted ? 'job cancelled' : 'job finished');
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      this.jobs.delete(controller);
-    }
+    const ok = await runJob({ files, skipped, targets: links, transfer, open: (f) => openAllowed(f, allowRoots) }, {
+      limit: this.limit,
+      logger: log,
+      signal: jobSignal,
+      track: (t, running) => void (running ? this.transfers.add(t) : this.transfers.delete(t)),
+    }, (e) => {
+      if (e.type === 'received') log.info({ receiver: e.target, file: e.name, size: e.size, sha256: e.sha256 }, 'confirmed');
+      else if (e.type === 'failed') log.warn({ receiver: e.target, file: e.name, code: e.code, reason: e.message }, 'transfer failed');
+      reply(e);
+    });
+    log.info({ ok, cancelled: jobSignal.aborted }, jobSignal.aborted ? 'job cancelled' : 'job finished');
   }
 }

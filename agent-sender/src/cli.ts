@@ -1,6 +1,6 @@
 /** `relay`: the command a Jenkins step runs. Only this file reads argv and env for it. */
 import { Command, CommanderError, Option } from 'commander';
-import { createLogger, ErrorCode, loadToken, parseDuration, parseSize, RelayError, VERSION } from '@relayer/common';
+import { createLogger, ErrorCode, isReceiverUrl, loadToken, parseDuration, parseSize, RelayError, VERSION } from '@relayer/common';
 import { sendDirect } from './direct.js';
 import { ExitCode } from './exit-codes.js';
 import { createRenderer, pickMode } from './render.js';
@@ -49,7 +49,7 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     if (f.direct) {
-      for (const t of targets) if (!/^(https?|wss?):\/\//.test(t)) throw new RelayError(ErrorCode.USAGE, `--direct needs URLs in --to, got ${t}`);
+      for (const t of targets) if (!isReceiverUrl(t)) throw new RelayError(ErrorCode.USAGE, `--direct needs URLs in --to, got ${t}`);
       const token = loadToken(f.tokenFile, process.env.RELAY_TOKEN);
       const logger = createLogger({ name: 'relay', level: f.logLevel });
       const ok = await sendDirect({

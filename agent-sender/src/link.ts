@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { io, type Socket } from 'socket.io-client';
 import {
-  createError, ErrorCode, fromWireError, msgpackParser, RelayError, VERSION,
+  createError, definedOnly, ErrorCode, fromWireError, msgpackParser, RelayError, VERSION,
   type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceivedFrame, type ReceiverStatus,
   type Reply, type ServerToClientEvents,
 } from '@relayer/common';
@@ -58,6 +58,8 @@ export interface LinkSnapshot {
 export interface LinkEvents {
   state: [state: LinkState, previous: LinkState, detail: { reason?: string; rttMs?: number }];
   received: [frame: ReceivedFrame];
+  /** The receiver refused the token (the link stays disconnected; an agent's link retries later). */
+  refused: [error: RelayError];
 }
 
 export class Link extends EventEmitter<LinkEvents> {
@@ -81,7 +83,7 @@ export class Link extends EventEmitter<LinkEvents> {
     super();
     this.opts = {
       staleAfter: 3, reconnectDelayMs: 250, reconnectDelayMaxMs: 5000, retryAuth: false,
-      sender: `${os.hostname()}/${process.pid}`, ...stripUndefined(options),
+      sender: `${os.hostname()}/${process.pid}`, ...definedOnly(options),
     } as Required<Omit<LinkOptions, 'logger' | 'token'>>;
     this.name = options.name;
     this.url = options.url;
@@ -142,6 +144,7 @@ export class Link extends EventEmitter<LinkEvents> {
       const done = (err?: Error): void => {
         clearTimeout(timer);
         this.off('state', onState);
+        this.off('refused', done);
         signal?.removeEventListener('abort', onAbort);
         if (err) reject(err);
         else resolve();
@@ -149,7 +152,6 @@ export class Link extends EventEmitter<LinkEvents> {
       const onState = (state: LinkState): void => {
         if (state === LinkState.CONNECTED) done();
         else if (state === LinkState.CLOSED) done(createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
-        else if (this.lastError?.code === ErrorCode.AUTH) done(this.lastError);
       };
       const onAbort = (): void => done(createError(ErrorCode.CANCELLED, 'cancelled'));
       const timer = setTimeout(() => {
@@ -157,6 +159,7 @@ export class Link extends EventEmitter<LinkEvents> {
         done(createError(ErrorCode.UNREACHABLE, `receiver ${this.name} (${this.url}) not reachable within ${Math.round(timeoutMs / 1000)}s${why}`));
       }, timeoutMs);
       this.on('state', onState);
+      this.on('refused', done);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -240,7 +243,7 @@ export class Link extends EventEmitter<LinkEvents> {
         this.authRetryTimer = setTimeout(() => this.socket.connect(), this.opts.reconnectDelayMaxMs * 6);
         this.authRetryTimer.unref();
       }
-      this.emit('state', this.state, this.state, { reason: 'auth refused' });
+      this.emit('refused', this.lastError);
       return;
     }
     this.lastError = createError(ErrorCode.UNREACHABLE, `cannot connect to ${this.url}: ${err.message}`);
@@ -269,8 +272,4 @@ export class Link extends EventEmitter<LinkEvents> {
       this.setState(LinkState.STALE, { reason: `${unanswered} heartbeats unanswered` });
     }
   }
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

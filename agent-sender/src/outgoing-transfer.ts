@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32 } from 'node:zlib';
 import pRetry, { AbortError } from 'p-retry';
 import {
-  createError, ErrorCode, MAX_CHUNK_SIZE, RelayError,
+  createError, definedOnly, ErrorCode, MAX_CHUNK_SIZE, RelayError,
   type Logger, type OfferAccepted, type ReceivedFrame,
 } from '@relayer/common';
 import type { Link } from './link.js';
@@ -100,7 +100,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     ({ link: this.link, file: this.file, name: this.name, signal: this.signal } = init);
     this.openFile = init.open ?? ((f) => open(f, 'r'));
     const { link, name, logger } = init;
-    this.opts = { ...TRANSFER_DEFAULTS, ...Object.fromEntries(Object.entries(init.options).filter(([, v]) => v !== undefined)) };
+    this.opts = { ...TRANSFER_DEFAULTS, ...definedOnly(init.options) };
     if (!(this.opts.chunkSize > 0 && this.opts.chunkSize <= MAX_CHUNK_SIZE)) {
       throw createError(ErrorCode.USAGE, `chunk size must be between 1 byte and ${MAX_CHUNK_SIZE}`);
     }

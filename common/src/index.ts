@@ -8,3 +8,4 @@ export * from './logger.js';
 export * from './version.js';
 export * from './token.js';
 export * from './daemon.js';
+export * from './objects.js';

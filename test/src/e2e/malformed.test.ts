@@ -62,29 +62,20 @@ describe('malformed input: a bad peer loses its own connection, never the receiv
     await authenticate(peer);
   });
 
-  it('closes a connection that sends a text message where a binary packet is expected ("40")', async () => {
-    const r = await startReceiver();
-    const peer = await rawPeer(r);
-    peer.ws.send('40');
-    await peer.closed;
-    await expectStillServing(r);
-  });
-
-  it('closes a connection that sends text that is not engine.io at all', async () => {
-    const r = await startReceiver();
-    const peer = await rawPeer(r);
-    peer.ws.send('this is not a packet');
-    await peer.closed;
-    await expectStillServing(r);
-  });
-
-  it('closes a connection that sends binary garbage before authenticating', async () => {
-    const r = await startReceiver();
-    const peer = await rawPeer(r);
-    peer.ws.send(Buffer.from([0x92, 0x01, 0xff, 0xfe]));
-    await peer.closed;
-    await expectStillServing(r);
-  });
+  const beforeAuth: Array<[string, string | Buffer]> = [
+    ['a text message where a binary packet is expected ("40")', '40'],
+    ['text that is not engine.io at all', 'this is not a packet'],
+    ['binary garbage before authenticating', Buffer.from([0x92, 0x01, 0xff, 0xfe])],
+  ];
+  for (const [what, message] of beforeAuth) {
+    it(`closes a connection that sends ${what}`, async () => {
+      const r = await startReceiver();
+      const peer = await rawPeer(r);
+      peer.ws.send(message);
+      await peer.closed;
+      await expectStillServing(r);
+    });
+  }
 
   it('closes an authenticated connection that sends bytes that are not msgpack, and only that one', async () => {
     const r = await startReceiver();

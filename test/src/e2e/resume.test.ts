@@ -108,6 +108,16 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
     const size = 3 * MiB;
     const half = 1536 * 1024;
 
+    /** Sends the first half of `bytes` as `name` to a receiver on `dir`, then stops it: a partial stays on disk. */
+    async function leavePartial(dir: string, name: string, mtimeMs: number, bytes: Buffer): Promise<void> {
+      const r = await startReceiver({ dir });
+      const link = await connectedLink(r.url);
+      const offer = await link.request('offer', { name, size, mtimeMs }, 5000);
+      await link.request('chunk', chunkOf(offer.transfer, 0, bytes.subarray(0, half)), 5000);
+      link.close();
+      await r.close();
+    }
+
     it('re-offering the same size and mtime resumes; a different mtime starts over at 0 (same receiver)', async () => {
       const r = await startReceiver();
       const link = await connectedLink(r.url);
@@ -140,12 +150,7 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
       const dir = await tmpDir('relay-inbox-');
       const bytes = await readFile((await randomFile(await tmpDir(), size)).path);
 
-      const r1 = await startReceiver({ dir });
-      const link1 = await connectedLink(r1.url);
-      const offer = await link1.request('offer', { name: 'p.bin', size, mtimeMs: 5000 }, 5000);
-      await link1.request('chunk', chunkOf(offer.transfer, 0, bytes.subarray(0, half)), 5000);
-      link1.close();
-      await r1.close();
+      await leavePartial(dir, 'p.bin', 5000, bytes);
       expect(await partialEntries(dir)).to.have.length(2); // <key>.part and <key>.json survive
 
       const r2 = await startReceiver({ dir });
@@ -166,12 +171,7 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
     it('a resumed transfer is verified over the bytes kept from before (a corrupted partial fails the commit)', async () => {
       const dir = await tmpDir('relay-inbox-');
       const bytes = await readFile((await randomFile(await tmpDir(), size)).path);
-      const r1 = await startReceiver({ dir });
-      const link1 = await connectedLink(r1.url);
-      const offer = await link1.request('offer', { name: 'c.bin', size, mtimeMs: 1 }, 5000);
-      await link1.request('chunk', chunkOf(offer.transfer, 0, bytes.subarray(0, half)), 5000);
-      link1.close();
-      await r1.close();
+      await leavePartial(dir, 'c.bin', 1, bytes);
       // Flip one byte of the partial on disk while no receiver runs.
       const part = (await partialEntries(dir)).find((n) => n.endsWith('.part'))!;
       const fh = await open(path.join(dir, '.relay-partial', part), 'r+');
