@@ -1,8 +1,10 @@
 /** `relay-receiver`: turns argv and env into ReceiverOptions, runs the receiver until SIGINT/SIGTERM. */
 import { Command, CommanderError, Option } from 'commander';
-import { createLogger, loadToken, parseDuration, parseSize, RelayError, runUntilSignal, VERSION } from '@relayer/common';
+import { createLogger, loadTokens, parseDuration, parseSize, RelayError, runUntilSignal, VERSION } from '@relayer/common';
 import { Receiver } from './receiver.js';
 import { RECEIVER_DEFAULTS } from './options.js';
+import { admissionCliOptions, admissionFromCli } from './admission-cli.js';
+import { readTlsServerFiles } from './tls-server.js';
 
 const program = new Command('relay-receiver')
   .description('Relayer receiver agent: accepts verified, resumable file transfers from relay senders.')
@@ -17,8 +19,11 @@ const program = new Command('relay-receiver')
   .addOption(new Option('--node <name>', 'node name in heartbeats and /healthz (default: host name)').env('RELAY_NODE'))
   .addOption(new Option('--summary-every <duration>', 'status summary log interval (0 = off)').env('RELAY_SUMMARY_EVERY').default('60s'))
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info'))
+  .addOption(new Option('--tls-cert <file>', 'serve https/wss with this PEM certificate (chain)').env('RELAY_TLS_CERT'))
+  .addOption(new Option('--tls-key <file>', 'the PEM private key of --tls-cert').env('RELAY_TLS_KEY'))
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str) });
+for (const o of admissionCliOptions()) program.addOption(o);
 
 async function main(): Promise<void> {
   let opts;
@@ -36,7 +41,9 @@ async function main(): Promise<void> {
       host: opts.host,
       port,
       dir: opts.dir,
-      token: loadToken(opts.tokenFile, process.env.RELAY_TOKEN),
+      token: loadTokens(opts.tokenFile, process.env.RELAY_TOKEN),
+      tls: readTlsServerFiles(opts.tlsCert, opts.tlsKey),
+      admission: admissionFromCli(opts),
       maxFileSize: parseSize(opts.maxFileSize!),
       minFree: parseSize(opts.minFree!),
       partialTtlMs: parseDuration(opts.partialTtl!),

@@ -2,3 +2,5 @@ export { Receiver } from './receiver.js';
 export { RECEIVER_DEFAULTS, resolveReceiverOptions, type ReceiverOptions } from './options.js';
 export { PartialStore, partialKey } from './partial-store.js';
 export { IncomingTransfer, TransferState } from './incoming-transfer.js';
+export { Admission, ADMISSION_DEFAULTS, authDelayMs, type AdmissionOptions } from './admission.js';
+export { createListener, readTlsServerFiles, type TlsServerOptions } from './tls-server.js';

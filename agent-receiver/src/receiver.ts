@@ -4,18 +4,20 @@
  * picks the running transfer up where it stopped), and expires old partials.
  */
 import { stat, statfs } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import {
-  createError, createParser, ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, resolveInside, tokensEqual, VERSION,
-  type ChunkAck, type ChunkFrame, type ClientToServerEvents, type CommitFrame, type HandshakeAuth, type Logger,
+  createError, createParser, ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, resolveInside, VERSION,
+  type ChunkAck, type ChunkFrame, type ClientToServerEvents, type CommitFrame, type Logger,
   type OfferAccepted, type OfferFrame, type ReceivedFrame, type ReceiverStatus, type ServerToClientEvents,
 } from '@relayer/common';
+import { Admission, type AdmissionOptions } from './admission.js';
 import { IncomingTransfer } from './incoming-transfer.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
 import { PartialStore, partialKey } from './partial-store.js';
 import { Session, type ReceiverSocket } from './session.js';
+import { createListener } from './tls-server.js';
 
 export class Receiver {
   readonly options: ReceiverOptions;
@@ -23,6 +25,7 @@ export class Receiver {
   private readonly store: PartialStore;
   private readonly http: HttpServer;
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
+  private readonly admission: Admission;
   /** By file name: at most one transfer per final path. */
   private readonly transfers = new Map<string, IncomingTransfer>();
   /** By lease, for the per-chunk lookup; entries whose transfer moved on to another lease are pruned. */
@@ -36,11 +39,11 @@ export class Receiver {
   private summaryTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
 
-  constructor(options: Partial<ReceiverOptions> & { token: string }) {
+  constructor(options: Omit<Partial<ReceiverOptions>, 'admission'> & { token: string | readonly string[]; admission?: Partial<AdmissionOptions> }) {
     this.options = resolveReceiverOptions(options);
     this.log = this.options.logger;
     this.store = new PartialStore(this.options.dir);
-    this.http = createServer((req, res) => void this.onHttp(req, res));
+    this.http = createListener(this.options.tls, (req, res) => void this.onHttp(req, res), this.options.admission.handshakeTimeoutMs, this.log);
     this.io = new Server(this.http, {
       transports: ['websocket'],
       perMessageDeflate: false,
@@ -51,12 +54,9 @@ export class Receiver {
       pingInterval: this.options.pingIntervalMs,
       pingTimeout: this.options.pingTimeoutMs,
     });
-    this.io.use((socket, next) => {
-      const auth = socket.handshake.auth as Partial<HandshakeAuth>;
-      if (tokensEqual(this.options.token, auth?.token)) return next();
-      this.log.warn({ peer: socket.handshake.address, tokenGiven: typeof auth?.token === 'string' }, 'refused connection: bad or missing token');
-      next(Object.assign(new Error('authentication failed: bad or missing token'), { data: { code: ErrorCode.AUTH } }));
-    });
+    // Connection caps, handshake deadlines and the token check (with backoff and blocking) live there.
+    this.admission = new Admission([this.options.token].flat(), this.options.admission, this.log);
+    this.admission.attach(this.http, this.io, this.options.tls !== undefined);
     this.io.on('connection', (socket: ReceiverSocket) => {
       this.sessions.add(new Session(this, socket, this.log));
     });
@@ -80,7 +80,7 @@ export class Receiver {
       });
     });
     const addr = this.address();
-    this.log.info({ host: addr.address, port: addr.port, dir, version: VERSION, node: this.options.node }, 'receiver listening');
+    this.log.info({ host: addr.address, port: addr.port, dir, version: VERSION, node: this.options.node, tls: this.options.tls !== undefined }, 'receiver listening');
     return addr;
   }
 
@@ -92,12 +92,13 @@ export class Receiver {
   get url(): string {
     const { address, port } = this.address();
     const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address.includes(':') ? `[${address}]` : address;
-    return `http://${host}:${port}`;
+    return `${this.options.tls ? 'https' : 'http'}://${host}:${port}`;
   }
 
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
     clearInterval(this.summaryTimer);
+    this.admission.close();
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
     await Promise.all([...this.transfers.values()].map((t) => t.abandon()));
     this.transfers.clear();

@@ -85,7 +85,7 @@ export async function sha256File(file: string): Promise<string> {
 export type TestReceiver = Receiver & { dir: string };
 
 /** A receiver on 127.0.0.1, port 0, in a fresh temp folder, closed after the test. */
-export async function startReceiver(opts: Partial<ReceiverOptions> = {}): Promise<TestReceiver> {
+export async function startReceiver(opts: Partial<ConstructorParameters<typeof Receiver>[0]> = {}): Promise<TestReceiver> {
   const dir = opts.dir ?? (await tmpDir('relay-inbox-'));
   const r = new Receiver({ host: '127.0.0.1', port: 0, token: TOKEN, minFree: 0, logger: testLogger('receiver'), ...opts, dir });
   await r.start();
