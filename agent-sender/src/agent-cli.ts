@@ -11,6 +11,7 @@ const program = new Command('relay-sender')
   .description('Relayer sender agent: keeps heartbeating connections to receivers and runs `relay send` jobs.')
   .version(VERSION)
   .addOption(new Option('--socket <path>', 'local control socket').env('RELAY_SOCKET').default(defaultSocketPath()))
+  .addOption(new Option('--socket-group <group>', 'group allowed to use the socket (folder 0750, socket 0660)').env('RELAY_SOCKET_GROUP'))
   .addOption(new Option('--receiver <name=url>', 'a receiver to keep connected (repeatable; env RELAY_RECEIVERS="a=url,b=url")').argParser(collect))
   .addOption(new Option('--allow-root <dir>', 'a folder whose files may be sent (repeatable; env RELAY_ALLOW_ROOTS="/a:/b")').argParser(collect))
   .addOption(new Option('--heartbeat <duration>', 'heartbeat interval').env('RELAY_HEARTBEAT').default(`${SENDER_AGENT_DEFAULTS.heartbeatMs / 1000}s`))
@@ -35,6 +36,7 @@ try {
   if (!Number.isInteger(concurrency)) throw new RelayError('USAGE', `--concurrency: not an integer: ${String(opts.concurrency)}`);
   agent = new SenderAgent({
     socketPath: opts.socket as string,
+    socketGroup: opts.socketGroup as string | undefined,
     receivers,
     allowRoots,
     heartbeatMs: parseDuration(opts.heartbeat as string),

@@ -9,8 +9,10 @@ export interface ReceiverEntry {
 }
 
 export interface SenderAgentOptions {
-  /** The local control socket. Default env RELAY_SOCKET, else relay-sender.sock in the OS temp folder. */
+  /** The local control socket. Default env RELAY_SOCKET, else a private folder (see socket-trust.ts). */
   socketPath: string;
+  /** Group (name or gid) that may use the socket: folder 0750 and socket 0660 in that group. Default none. */
+  socketGroup?: string;
   /** Receivers to keep connections to. */
   receivers: ReceiverEntry[];
   /** The only folders whose files may be sent (after resolving symlinks). Default none: every send refused. */

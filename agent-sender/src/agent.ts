@@ -11,7 +11,7 @@ import { runJob } from './job.js';
 import { Link } from './link.js';
 import type { OutgoingTransfer } from './outgoing-transfer.js';
 import { checkTransferOptions } from './transfer-options.js';
-import { checkAllowed, expandSources, openAllowed } from './sources.js';
+import { AllowRoots, checkAllowed, expandSources, openAllowed } from './sources.js';
 
 export class SenderAgent {
   readonly options: SenderAgentOptions;
@@ -24,16 +24,19 @@ export class SenderAgent {
   private readonly closing = new AbortController();
   private summaryTimer: NodeJS.Timeout | undefined;
   private jobSeq = 0;
+  /** Fixed at start: a root swapped for a symlink later does not widen access. */
+  private allowRoots: AllowRoots | undefined;
 
   constructor(options: Partial<SenderAgentOptions> & { token: string }) {
     this.options = resolveSenderAgentOptions(options);
     this.log = this.options.logger;
     this.limit = pLimit(this.options.concurrency);
-    this.control = new ControlServer(this.options.socketPath, (req, reply, signal) => this.handle(req, reply, signal), this.log);
+    this.control = new ControlServer(this.options.socketPath, (req, reply, signal) => this.handle(req, reply, signal), this.log, { group: this.options.socketGroup });
   }
 
   async start(): Promise<void> {
     const { receivers, heartbeatMs, token, summaryEveryMs, socketPath, allowRoots } = this.options;
+    this.allowRoots = await AllowRoots.resolve(allowRoots);
     await this.control.start();
     for (const r of receivers) {
       this.links.set(r.name, new Link({ name: r.name, url: r.url, token, heartbeatMs, logger: this.log, retryAuth: true }).start());
@@ -92,7 +95,7 @@ export class SenderAgent {
 
   private async send(req: SendRequest, reply: (m: ControlMessage) => void, signal: AbortSignal): Promise<void> {
     const log = this.log.child({ job: ++this.jobSeq });
-    const allowRoots = this.options.allowRoots;
+    const allowRoots = this.allowRoots!;
     const transfer = checkTransferOptions(req.transfer);
     const links = this.resolveTargets(req.to);
     // Check what the user named before walking it: a directory outside every root is not even listed.

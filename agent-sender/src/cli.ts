@@ -58,7 +58,9 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
       }, render);
       return ok ? ExitCode.OK : ExitCode.FAILED;
     }
-    const ok = await sendViaAgent({ socketPath: f.socket, paths, as: f.as, to: targets, transfer: transferOptions(f), signal: controller.signal }, render);
+    const ok = await sendViaAgent({
+      socketPath: f.socket, paths, as: f.as, to: targets, transfer: transferOptions(f), signal: controller.signal, agentUser: process.env.RELAY_AGENT_USER,
+    }, render);
     return ok ? ExitCode.OK : ExitCode.FAILED;
   } finally {
     render.end();
@@ -98,7 +100,7 @@ program.command('status')
   .option('--json', 'print exactly one JSON object')
   .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath()))
   .action(async (flags: { json?: boolean; socket: string }) => {
-    process.exitCode = await statusViaAgent(flags.socket, Boolean(flags.json));
+    process.exitCode = await statusViaAgent(flags.socket, Boolean(flags.json), process.env.RELAY_AGENT_USER);
   });
 
 try {

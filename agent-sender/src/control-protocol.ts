@@ -2,8 +2,6 @@
  * The local control protocol between `relay` and the sender agent: JSON messages over a websocket on a
  * Unix socket. A send request is answered by the job's event stream; closing the socket cancels the job.
  */
-import os from 'node:os';
-import path from 'node:path';
 import type { ErrorCode } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import type { LinkSnapshot } from './link.js';
@@ -47,9 +45,7 @@ export interface ErrorReply {
 
 export type ControlMessage = JobEvent | StatusReply | ErrorReply;
 
-export function defaultSocketPath(): string {
-  return process.env.RELAY_SOCKET || path.join(os.tmpdir(), 'relay-sender.sock');
-}
+export { defaultSocketPath } from './socket-trust.js';
 
 export function isControlRequest(v: unknown): v is ControlRequest {
   if (typeof v !== 'object' || v === null) return false;

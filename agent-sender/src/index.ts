@@ -3,7 +3,7 @@ export { OutgoingTransfer, OutgoingState, type Confirmation } from './outgoing-t
 export { TRANSFER_DEFAULTS, checkTransferOptions, type TransferOptions } from './transfer-options.js';
 export { runJob, type JobSpec, type JobContext } from './job.js';
 export type { JobEvent } from './job-events.js';
-export { expandSources, checkAllowed, openAllowed, type SourceFile, type Sources } from './sources.js';
+export { AllowRoots, expandSources, checkAllowed, openAllowed, type SourceFile, type Sources } from './sources.js';
 export { sendDirect, type DirectSendOptions } from './direct.js';
 export { createRenderer, pickMode } from './render.js';
 export { ExitCode } from './exit-codes.js';
@@ -11,3 +11,4 @@ export { SenderAgent } from './agent.js';
 export { resolveSenderAgentOptions, parseReceivers, SENDER_AGENT_DEFAULTS, type SenderAgentOptions, type ReceiverEntry } from './agent-options.js';
 export { defaultSocketPath, type StatusReply, type ControlRequest } from './control-protocol.js';
 export { sendViaAgent, fetchStatus, AgentUnreachableError } from './control-client.js';
+export { checkSocketTrust, defaultSocketDir, prepareSocketPath, trustedOwners } from './socket-trust.js';
