@@ -4,6 +4,7 @@ import { createLogger, loadToken, parseDuration, RelayError, runUntilSignal, VER
 import { SenderAgent } from './agent.js';
 import { parseReceivers, SENDER_AGENT_DEFAULTS } from './agent-options.js';
 import { defaultSocketPath } from './control-protocol.js';
+import { readCaFile } from './tls-client.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -17,6 +18,7 @@ const program = new Command('relay-sender')
   .addOption(new Option('--heartbeat <duration>', 'heartbeat interval').env('RELAY_HEARTBEAT').default(`${SENDER_AGENT_DEFAULTS.heartbeatMs / 1000}s`))
   .addOption(new Option('--concurrency <n>', 'transfers at once').env('RELAY_CONCURRENCY').default(String(SENDER_AGENT_DEFAULTS.concurrency)))
   .addOption(new Option('--summary-every <duration>', 'status summary log interval (0 = off)').env('RELAY_SUMMARY_EVERY').default('60s'))
+  .addOption(new Option('--ca <file>', 'PEM CA certificate to trust for https:// receivers').env('RELAY_CA'))
   .addOption(new Option('--token-file <path>', 'file holding the shared token (else env RELAY_TOKEN)').env('RELAY_TOKEN_FILE'))
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info'))
   .exitOverride();
@@ -43,6 +45,7 @@ try {
     concurrency,
     summaryEveryMs: parseDuration(opts.summaryEvery as string),
     token: loadToken(opts.tokenFile as string | undefined, process.env.RELAY_TOKEN),
+    ca: readCaFile(opts.ca as string | undefined),
     logger: createLogger({ name: 'relay-sender', level: opts.logLevel as string }),
   });
 } catch (err) {

@@ -24,6 +24,8 @@ export interface SenderAgentOptions {
   /** Interval of the one-line status summary at info. Default 60s; 0 disables it. */
   summaryEveryMs: number;
   token: string;
+  /** PEM CA certificate(s) trusted for https:// receivers (--ca). Default: the system's CAs only. */
+  ca?: string | Buffer;
   logger: Logger;
 }
 

@@ -35,11 +35,11 @@ export class SenderAgent {
   }
 
   async start(): Promise<void> {
-    const { receivers, heartbeatMs, token, summaryEveryMs, socketPath, allowRoots } = this.options;
+    const { receivers, heartbeatMs, token, summaryEveryMs, socketPath, allowRoots, ca } = this.options;
     this.allowRoots = await AllowRoots.resolve(allowRoots);
     await this.control.start();
     for (const r of receivers) {
-      this.links.set(r.name, new Link({ name: r.name, url: r.url, token, heartbeatMs, logger: this.log, retryAuth: true }).start());
+      this.links.set(r.name, new Link({ name: r.name, url: r.url, token, heartbeatMs, logger: this.log, retryAuth: true, ca }).start());
     }
     if (summaryEveryMs > 0) {
       this.summaryTimer = setInterval(() => this.logSummary(), summaryEveryMs);

@@ -12,3 +12,5 @@ export { resolveSenderAgentOptions, parseReceivers, SENDER_AGENT_DEFAULTS, type 
 export { defaultSocketPath, type StatusReply, type ControlRequest } from './control-protocol.js';
 export { sendViaAgent, fetchStatus, AgentUnreachableError } from './control-client.js';
 export { checkSocketTrust, defaultSocketDir, prepareSocketPath, trustedOwners } from './socket-trust.js';
+export { makeCerts, parseCertNode, type CertNode, type CertsResult } from './certs.js';
+export { readCaFile, tlsFailure } from './tls-client.js';

@@ -12,6 +12,7 @@ import {
   type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceivedFrame, type ReceiverStatus,
   type Reply, type ServerToClientEvents,
 } from '@relayer/common';
+import { plainHangupHint, tlsFailure } from './tls-client.js';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -40,6 +41,8 @@ export interface LinkOptions {
   retryAuth?: boolean;
   /** Sender identity shown in the receiver's logs. */
   sender?: string;
+  /** PEM CA certificate(s) to trust for https:// receivers (besides the system's). Host names are always verified. */
+  ca?: string | Buffer;
 }
 
 export interface LinkSnapshot {
@@ -72,7 +75,7 @@ export class Link extends EventEmitter<LinkEvents> {
   lastError: RelayError | null = null;
   private readonly socket: ClientSocket;
   private readonly log: Logger;
-  private readonly opts: Required<Omit<LinkOptions, 'logger' | 'token'>>;
+  private readonly opts: Required<Omit<LinkOptions, 'logger' | 'token' | 'ca'>>;
   private beatTimer: NodeJS.Timeout | undefined;
   private authRetryTimer: NodeJS.Timeout | undefined;
   private seq = 0;
@@ -84,7 +87,7 @@ export class Link extends EventEmitter<LinkEvents> {
     this.opts = {
       staleAfter: 3, reconnectDelayMs: 250, reconnectDelayMaxMs: 5000, retryAuth: false,
       sender: `${os.hostname()}/${process.pid}`, ...definedOnly(options),
-    } as Required<Omit<LinkOptions, 'logger' | 'token'>>;
+    } as Required<Omit<LinkOptions, 'logger' | 'token' | 'ca'>>;
     this.name = options.name;
     this.url = options.url;
     this.log = options.logger.child({ receiver: options.name });
@@ -100,6 +103,8 @@ export class Link extends EventEmitter<LinkEvents> {
       reconnectionDelayMax: this.opts.reconnectDelayMaxMs,
       randomizationFactor: 0.3,
       timeout: 10_000,
+      rejectUnauthorized: true,
+      ...(options.ca ? { ca: options.ca } : {}),
     } as Parameters<typeof io>[1]);
     this.socket.on('connect', () => this.onConnect());
     this.socket.on('disconnect', (reason) => this.onDisconnect(reason));
@@ -139,7 +144,7 @@ export class Link extends EventEmitter<LinkEvents> {
    */
   ready(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.connected) return Promise.resolve();
-    if (this.lastError?.code === ErrorCode.AUTH) return Promise.reject(this.lastError);
+    if (this.lastError?.code === ErrorCode.AUTH || this.lastError?.code === ErrorCode.TLS) return Promise.reject(this.lastError);
     return new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(timer);
@@ -246,7 +251,16 @@ export class Link extends EventEmitter<LinkEvents> {
       this.emit('refused', this.lastError);
       return;
     }
-    this.lastError = createError(ErrorCode.UNREACHABLE, `cannot connect to ${this.url}: ${err.message}`);
+    const tls = tlsFailure(err, this.name, this.url);
+    if (tls) {
+      // Never a fallback to plain: the link keeps retrying (a fixed certificate is picked up), jobs fail now.
+      const first = this.lastError?.code !== ErrorCode.TLS;
+      this.lastError = tls;
+      if (first) this.log.warn({ url: this.url, reason: tls.message }, 'TLS connection refused');
+      this.emit('refused', tls);
+      return;
+    }
+    this.lastError = createError(ErrorCode.UNREACHABLE, `cannot connect to ${this.url}: ${err.message}${plainHangupHint(err, this.url)}`);
     this.log.debug({ reason: err.message }, 'connect attempt failed');
   }
 

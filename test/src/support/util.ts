@@ -111,11 +111,11 @@ export interface SendResult {
 export async function send(
   paths: string[],
   urls: string[],
-  opts: { as?: string; token?: string; transfer?: Partial<TransferOptions>; signal?: AbortSignal; onEvent?: (e: JobEvent) => void } = {},
+  opts: { as?: string; token?: string; ca?: string | Buffer; transfer?: Partial<TransferOptions>; signal?: AbortSignal; onEvent?: (e: JobEvent) => void } = {},
 ): Promise<SendResult> {
   const events: JobEvent[] = [];
   const ok = await sendDirect({
-    paths, urls, as: opts.as, token: opts.token ?? TOKEN, logger: testLogger('sender'), signal: opts.signal,
+    paths, urls, as: opts.as, token: opts.token ?? TOKEN, ca: opts.ca, logger: testLogger('sender'), signal: opts.signal,
     transfer: { timeoutMs: 20_000, ackTimeoutMs: 10_000, ...opts.transfer },
   }, (e) => {
     events.push(e);
