@@ -170,4 +170,18 @@ describe('local trust boundary: allow-roots, the control socket and who may use 
     expect(res.stderr).to.contain('permission denied').and.to.contain('--socket-group');
     expect(res.stderr).to.not.contain('is relay-sender running');
   });
+
+  it('--socket-group lets that group in: a folder the agent creates is 0750 and the socket 0660 in the group', async () => {
+    const parent = await tmpDir('relay-grp-');
+    await chmod(parent, 0o755);
+    const sock = path.join(parent, 'run', 'relay-sender.sock');
+    const agent = await startAgent({ receivers: {}, allowRoots: [parent], extraArgs: ['--socket', sock, '--socket-group', String(NOBODY)] });
+    const folder = await stat(path.dirname(sock));
+    expect([folder.mode & 0o777, folder.gid]).to.deep.equal([0o750, NOBODY]);
+    const socket = await stat(sock);
+    expect([socket.mode & 0o777, socket.gid]).to.deep.equal([0o660, NOBODY]);
+    const res = await runAsNobody(BIN.relay, ['status', '--json', '--socket', sock]);
+    expect(res.code, res.stderr).to.equal(0);
+    await agent.stop();
+  });
 });

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { ErrorCode } from '@relayer/common';
 import { startAgent } from '../support/agent.js';
 import {
-  BIN, closeAll, publishedEntries, randomFile, runBin, send, sha256File, startReceiver, startReceiverProcess, tmpDir,
+  BIN, closeAll, publishedEntries, randomFile, runBin, send, sha256File, startReceiver, startReceiverProcess, tmpDir, TOKEN,
 } from '../support/util.js';
 
 interface Pki {
@@ -98,7 +98,7 @@ describe('TLS: https/wss receivers, a private CA, host names verified, never a f
     expect(await publishedEntries(r.dir)).to.deep.equal([]);
   });
 
-  it('the real binaries: relay-receiver --tls-cert/--tls-key, relay-sender --ca, relay send exits 0', async () => {
+  it('the real binaries: relay-receiver --tls-cert/--tls-key, relay-sender --ca and relay send --direct --ca exit 0; a wrong CA exits 1 with TLS', async () => {
     const inbox = await tmpDir('relay-inbox-');
     const rp = await startReceiverProcess({ dir: inbox, args: ['--tls-cert', pki.local.certFile, '--tls-key', pki.local.keyFile] });
     const src = await tmpDir('relay-src-');
@@ -109,6 +109,14 @@ describe('TLS: https/wss receivers, a private CA, host names verified, never a f
     const res = await agent.relay(['send', f.path, '--to', 'r']);
     expect(res.code, res.stderr).to.equal(0);
     expect(await sha256File(path.join(inbox, 'over-tls.bin'))).to.equal(f.sha256);
+    const direct = await runBin(BIN.relay, ['send', f.path, '--direct', '--to', `https://127.0.0.1:${rp.port}`, '--as', 'direct.bin',
+      '--ca', path.join(pki.dir, 'a', 'ca.crt')], { env: { RELAY_TOKEN: TOKEN } });
+    expect(direct.code, direct.stderr).to.equal(0);
+    expect(await sha256File(path.join(inbox, 'direct.bin'))).to.equal(f.sha256);
+    const untrusted = await runBin(BIN.relay, ['send', f.path, '--direct', '--to', `https://127.0.0.1:${rp.port}`, '--as', 'no.bin',
+      '--ca', path.join(pki.dir, 'b', 'ca.crt')], { env: { RELAY_TOKEN: TOKEN } });
+    expect(untrusted.code).to.equal(1);
+    expect(untrusted.stdout + untrusted.stderr).to.contain('TLS');
   });
 
   it('relay-receiver refuses a --tls-cert without --tls-key, and a key that does not match (exit 2, one line)', async () => {
