@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Plain ws vs TLS (wss) side by side: the same file, loopback, interleaved rounds, median wall time of a
-// confirmed send (fsynced on the receiver). Run after `npm ci` (it uses the built packages):
+// confirmed send (fsynced on the receiver), and the CPU time it took (sender and receiver both run in this
+// process, so CPU seconds are the steadier figure on a shared, loaded machine). Run after `npm ci` (it uses the built packages):
 //   TLS_BENCH_MB=256 TLS_BENCH_ROUNDS=3 node scripts/tls-bench.mjs
 import { randomFillSync } from 'node:crypto';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
@@ -32,12 +33,16 @@ try {
   const plain = await start('plain', {});
   const secure = await start('tls', { tls });
   const times = { plain: [], tls: [] };
+  const cpu = { plain: [], tls: [] };
   for (let round = 0; round < ROUNDS; round++) {
     for (const [label, r] of [['plain', plain], ['tls', secure]]) {
       const t0 = process.hrtime.bigint();
+      const c0 = process.cpuUsage();
       const ok = await sendDirect({ paths: [file], as: `r${round}.bin`, urls: [r.url], token: TOKEN, ca, transfer: {}, logger: log }, () => undefined);
       if (!ok) throw new Error(`${label} send failed`);
       times[label].push(Number(process.hrtime.bigint() - t0) / 1e9);
+      const c = process.cpuUsage(c0);
+      cpu[label].push((c.user + c.system) / 1e6);
     }
   }
   await plain.close();
@@ -46,9 +51,9 @@ try {
   console.log(`${MB} MiB, ${ROUNDS} rounds, loopback, default chunk/window, ${os.cpus().length} cores`);
   for (const label of ['plain', 'tls']) {
     const m = median(times[label]);
-    console.log(`${label.padEnd(5)} median ${m.toFixed(2)} s  ${(MB / m).toFixed(0)} MiB/s  (rounds: ${times[label].map((t) => t.toFixed(2)).join(', ')})`);
+    console.log(`${label.padEnd(5)} median ${m.toFixed(2)} s  ${(MB / m).toFixed(0)} MiB/s  cpu ${median(cpu[label]).toFixed(2)} s  (wall: ${times[label].map((t) => t.toFixed(2)).join(', ')})`);
   }
-  console.log(`TLS/plain time ratio: ${(median(times.tls) / median(times.plain)).toFixed(2)}x`);
+  console.log(`TLS/plain: wall ${(median(times.tls) / median(times.plain)).toFixed(2)}x, cpu ${(median(cpu.tls) / median(cpu.plain)).toFixed(2)}x`);
 } finally {
   await rm(work, { recursive: true, force: true });
 }
