@@ -110,4 +110,23 @@ describe('admission: failed logins are slowed then blocked, connections are capp
     await all;
     expect(closedByServer).to.equal(attempts);
   });
+
+  it('caps connections over all addresses: the excess is closed at once, the admitted ones stay open', async () => {
+    const r = await startReceiver({ admission: { maxConnections: 5, maxConnectionsPerAddress: 100, handshakeTimeoutMs: 60_000 } });
+    const sockets: net.Socket[] = [];
+    let closed = 0;
+    let excessClosed!: () => void;
+    const excess = new Promise<void>((resolve) => (excessClosed = resolve));
+    for (let i = 0; i < 20; i++) {
+      const s = net.connect({ host: '127.0.0.1', port: r.address().port, localAddress: `127.0.0.${2 + (i % 4)}` });
+      track(() => s.destroy());
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        if (++closed === 15) excessClosed();
+      });
+      sockets.push(s);
+    }
+    await excess;
+    expect(sockets.filter((s) => !s.destroyed)).to.have.length(5);
+  });
 });
