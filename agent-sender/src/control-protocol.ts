@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import type { ErrorCode } from '@relayer/common';
+import { createError, ErrorCode } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import type { LinkSnapshot } from './link.js';
 import type { TransferOptions } from './transfer-options.js';
@@ -59,4 +59,10 @@ export function isControlRequest(v: unknown): v is ControlRequest {
     && Array.isArray(r.to) && r.to.every((t) => typeof t === 'string')
     && (r.as === undefined || typeof r.as === 'string')
     && typeof r.transfer === 'object' && r.transfer !== null;
+}
+
+/** What the shape check cannot say: a send names at least one path and one receiver. Throws USAGE. */
+export function checkSendRequest(req: SendRequest): void {
+  if (req.paths.length === 0) throw createError(ErrorCode.USAGE, 'no file to send');
+  if (req.to.length === 0) throw createError(ErrorCode.USAGE, 'no receiver to send to (--to name, or all)');
 }

@@ -83,8 +83,13 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
   private hash = createHash('sha256');
   private hashedTo = 0;
   private sha256: string | undefined;
-  /** The receiver's prefix has been checked against ours (or was empty) once in this run. */
+  /**
+   * Every byte the receiver holds was sent or checked by this run, as long as this run kept its lease.
+   * Cleared when the lease is lost (a takeover): the receiver may since hold another sender's bytes.
+   */
   private vouched = false;
+  /** This run held a lease and lost it to another connection. */
+  private lostLease = false;
   private lastProgressAt = Date.now();
   private progressThisAttempt = false;
   private readonly opts: TransferOptions;
@@ -184,12 +189,17 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
   private async offer(fh: FileHandle, id: LocalIdentity): Promise<OfferAccepted> {
     const frame = { name: this.name, size: id.size, mtimeMs: id.mtimeMs };
     const offer = await this.link.request('offer', frame, this.opts.ackTimeoutMs);
-    // After the first offer of a run, every byte the receiver holds was sent (or checked) by this run.
     const vouched = this.vouched || offer.offset === 0;
     this.vouched = true;
     if (vouched) return offer;
     await this.hashTo(fh, offer.offset);
     if (this.hash.copy().digest('hex') === offer.prefixSha256) return offer;
+    if (this.lostLease && offer.tookOver) {
+      // Another sender took this name from us and is sending other bytes under the same size and mtime:
+      // it offered last, so it wins. Hand the lease straight back and stop.
+      this.link.notify('abort', { lease: offer.lease });
+      throw new AbortError(createError(ErrorCode.SUPERSEDED, 'another sender is now sending a different version of this file (last offer wins)'));
+    }
     this.log.warn({ offset: offer.offset }, 'receiver holds different bytes under the same size and mtime: starting over');
     this.hash = createHash('sha256');
     this.hashedTo = 0;
@@ -204,30 +214,36 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     const offer = await this.offer(fh, identity);
     // The offset the latest resume continued from (an earlier attempt of this run may have started at 0).
     if (offer.offset > 0) this.resumedFrom = offer.offset;
+    // A resume offset is not progress by itself (a takeover race hands out non-zero offsets too): only
+    // acked bytes are, so retries without them back off.
     this.acked = offer.offset;
-    this.progressThisAttempt ||= offer.offset > 0;
     if (offer.offset > 0) this.log.info({ offset: offer.offset }, 'resuming');
     try {
       if (offer.existingSize === identity.size && offer.offset < identity.size) {
-        // The receiver has a file of this size: check it by hash before sending a byte.
+        // The receiver has a file of this size: ask whether it is these bytes before sending one.
         await this.hashTo(fh, identity.size);
         await this.checkUnchanged(fh, identity);
-        const unchanged = await this.commit(offer.transfer).catch((err: unknown) => {
-          if (err instanceof RelayError && err.code === ErrorCode.OFFSET) return undefined; // it differs: send it
-          throw err;
-        });
-        if (unchanged) return unchanged;
+        this.sha256 ??= this.hash.copy().digest('hex');
+        const same = await this.link.request('identical', { lease: offer.lease, sha256: this.sha256 }, this.opts.ackTimeoutMs);
+        if (same.received) {
+          this.progressed(this.size);
+          return same.received;
+        }
       }
       this.setState(OutgoingState.SENDING);
       await this.hashTo(fh, offer.offset);
-      await this.sendFrom(fh, offer.transfer, offer.offset);
+      await this.sendFrom(fh, offer.lease, offer.offset);
       await this.hashTo(fh, identity.size);
       await this.checkUnchanged(fh, identity);
-      return await this.commit(offer.transfer);
+      return await this.commit(offer.lease);
     } catch (err) {
       if (this.signal?.aborted) {
-        this.link.notify('abort', { transfer: offer.transfer });
+        this.link.notify('abort', { lease: offer.lease });
         throw new AbortError(createError(ErrorCode.CANCELLED, 'cancelled'));
+      }
+      if (err instanceof RelayError && err.code === ErrorCode.UNKNOWN_TRANSFER) {
+        this.lostLease = true;
+        this.vouched = false;
       }
       if (err instanceof RelayError && err.code === ErrorCode.TIMEOUT) this.link.recycle(err.message);
       if (err instanceof RelayError && !err.retryable) throw new AbortError(err);
@@ -245,7 +261,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     }
   }
 
-  private async sendFrom(fh: FileHandle, transfer: string, start: number): Promise<void> {
+  private async sendFrom(fh: FileHandle, lease: string, start: number): Promise<void> {
     const { size } = this;
     const { chunkSize, window, ackTimeoutMs, bwlimit } = this.opts;
     let next = start;
@@ -259,9 +275,9 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     const send = async (offset: number, data: Buffer, sentEpoch: number): Promise<void> => {
       const end = offset + data.length;
       try {
-        const ack = await this.link.request('chunk', { transfer, offset, crc: crc32(data), data }, ackTimeoutMs);
+        const ack = await this.link.request('chunk', { lease, offset, crc: crc32(data), data }, ackTimeoutMs);
         if (sentEpoch !== epoch) return;
-        if (ack.offset >= end) {
+        if (ack.taken || ack.offset >= end) {
           checksumRejects = 0;
           this.progressed(ack.offset);
         } else {
@@ -318,18 +334,18 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     if (this.acked < size) throw createError(ErrorCode.DISCONNECTED, `stopped at ${this.acked} of ${size} bytes`);
   }
 
-  private async commit(transfer: string): Promise<ReceivedFrame> {
+  private async commit(lease: string): Promise<ReceivedFrame> {
     this.setState(OutgoingState.COMMITTING);
-    this.sha256 ??= this.hash.digest('hex');
+    this.sha256 ??= this.hash.copy().digest('hex');
     let confirmed: ReceivedFrame | undefined;
     const onReceived = (f: ReceivedFrame): void => {
-      if (f.transfer === transfer) confirmed = f;
+      if (f.lease === lease) confirmed = f;
     };
     this.link.on('received', onReceived);
     try {
       // Verifying is instant on the receiver, but fsync of a large file is not.
       const timeout = this.opts.ackTimeoutMs + Math.ceil(this.size / (20 * 1024 * 1024)) * 1000;
-      await this.link.request('commit', { transfer, sha256: this.sha256 }, timeout);
+      await this.link.request('commit', { lease, sha256: this.sha256 }, timeout);
     } finally {
       this.link.off('received', onReceived);
     }

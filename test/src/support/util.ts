@@ -234,8 +234,8 @@ export async function connectedLink(url: string, opts: { token?: string; name?: 
 }
 
 /** A chunk frame with the right crc32 (pass `crc` to corrupt it). */
-export function chunkOf(transfer: string, offset: number, data: Uint8Array, crc = crc32(data)): ChunkFrame {
-  return { transfer, offset, crc, data };
+export function chunkOf(lease: string, offset: number, data: Uint8Array, crc = crc32(data)): ChunkFrame {
+  return { lease, offset, crc, data };
 }
 
 /** Asserts that fn throws a RelayError with this code. */

@@ -1,0 +1,103 @@
+/**
+ * Finding 9 and the handshake: every number and list a peer sends is bounded, and peers of different
+ * protocol versions refuse each other with a message naming both.
+ */
+import { expect } from 'chai';
+import { io, type Socket } from 'socket.io-client';
+import { WebSocket } from 'ws';
+import { ErrorCode, isErrorCode, msgpackParser, PROTOCOL_VERSION, type Reply } from '@relayer/common';
+import { Link } from '@relayer/agent-sender';
+import { startAgent } from '../support/agent.js';
+import { closeAll, randomFile, startReceiver, testLogger, tmpDir, TOKEN, track, waitFor } from '../support/util.js';
+
+async function client(url: string, auth: Record<string, unknown>): Promise<Socket> {
+  const socket = io(url, { transports: ['websocket'], parser: msgpackParser, auth, reconnection: false } as Parameters<typeof io>[1]);
+  track(() => socket.disconnect());
+  return socket;
+}
+
+function next<T>(socket: Socket, event: string): Promise<T> {
+  return new Promise<T>((resolve) => socket.once(event, (arg: T) => resolve(arg)));
+}
+
+async function control(socketPath: string, request: unknown): Promise<Record<string, unknown>> {
+  const ws = new WebSocket(`ws+unix://${socketPath}:/control`);
+  track(() => ws.terminate());
+  await waitFor(ws, 'open');
+  const reply = waitFor<[Buffer]>(ws, 'message');
+  ws.send(JSON.stringify(request));
+  const [msg] = await reply;
+  return JSON.parse(String(msg)) as Record<string, unknown>;
+}
+
+describe('bounds: what a peer sends is checked before it is used', () => {
+  afterEach(closeAll);
+
+  it('refuses a heartbeat interval no timer can hold (PROTOCOL), with no TimeoutOverflowWarning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    track(() => process.off('warning', onWarning));
+    const r = await startReceiver();
+    const socket = await client(r.url, { token: TOKEN, protocol: PROTOCOL_VERSION });
+    await next(socket, 'connect');
+    const reply = (await socket.timeout(5000).emitWithAck('heartbeat', { seq: 1, sentAt: Date.now(), intervalMs: 1e15 })) as Reply<object>;
+    expect(reply.ok).to.equal(false);
+    expect(reply.ok === false && reply.error.code).to.equal(ErrorCode.PROTOCOL);
+    const ok = (await socket.timeout(5000).emitWithAck('heartbeat', { seq: 2, sentAt: Date.now(), intervalMs: 1000 })) as Reply<object>;
+    expect(ok.ok).to.equal(true);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(warnings).to.not.include('TimeoutOverflowWarning');
+  });
+
+  it('a receiver refuses a sender of another protocol version at the handshake, naming both versions', async () => {
+    const r = await startReceiver();
+    const socket = await client(r.url, { token: TOKEN, protocol: 1 });
+    const err = await next<Error & { data?: { code?: string; message?: string } }>(socket, 'connect_error');
+    expect(err.data?.code).to.equal(ErrorCode.PROTOCOL);
+    expect(err.message).to.contain('v1').and.to.contain(`v${PROTOCOL_VERSION}`);
+    // A v1 sender sent no protocol field at all: the same refusal.
+    const legacy = await client(r.url, { token: TOKEN });
+    const legacyErr = await next<Error & { data?: { code?: string } }>(legacy, 'connect_error');
+    expect(legacyErr.data?.code).to.equal(ErrorCode.PROTOCOL);
+  });
+
+  it('a sender refuses a receiver that answers its first heartbeat as another protocol version, naming both', async () => {
+    // A stand-in receiver of protocol v1: accepts any connection and answers beats without a protocol field.
+    const { Server } = await import('socket.io');
+    const { createServer } = await import('node:http');
+    const http = createServer();
+    const server = new Server(http, { transports: ['websocket'], parser: msgpackParser });
+    server.on('connection', (s) => s.on('heartbeat', (f: { seq: number }, ack: (r: unknown) => void) => ack({
+      ok: true, seq: f.seq, node: 'old', version: '0.1.0', freeBytes: 1, activeTransfers: 0, uptimeSec: 1,
+    })));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    track(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const { port } = http.address() as { port: number };
+    const link = new Link({ name: 'old', url: `http://127.0.0.1:${port}`, token: TOKEN, logger: testLogger(), heartbeatMs: 0 }).start();
+    track(() => link.close());
+    const err = await link.ready(10_000).then(() => undefined, (e: unknown) => e);
+    expect(err).to.have.property('code', ErrorCode.PROTOCOL);
+    expect((err as Error).message).to.contain('v1').and.to.contain(`v${PROTOCOL_VERSION}`);
+    expect(link.state).to.not.equal('connected');
+  });
+
+  describe('control requests', () => {
+    it('refuses a send to an empty list of receivers with USAGE', async () => {
+      const r = await startReceiver();
+      const src = await tmpDir('relay-src-');
+      const f = await randomFile(src, 100, 'x.bin');
+      const agent = await startAgent({ receivers: { a: r.url }, allowRoots: [src] });
+      expect(await control(agent.socketPath, { type: 'send', paths: [f.path], to: [], transfer: {} })).to.include({ type: 'error', code: ErrorCode.USAGE });
+    });
+
+    it('answers a failure with a stable error code, never a raw system code such as ENOENT', async () => {
+      const r = await startReceiver();
+      const src = await tmpDir('relay-src-');
+      const agent = await startAgent({ receivers: { a: r.url }, allowRoots: [src] });
+      const reply = await control(agent.socketPath, { type: 'send', paths: [`${src}/missing.bin`], to: ['a'], transfer: {} });
+      expect(reply.type).to.equal('error');
+      expect(isErrorCode(reply.code), String(reply.code)).to.equal(true);
+    });
+  });
+});
