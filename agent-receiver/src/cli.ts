@@ -17,8 +17,17 @@ const program = new Command('relay-receiver')
   .addOption(new Option('--node <name>', 'node name in heartbeats and /healthz (default: host name)').env('RELAY_NODE'))
   .addOption(new Option('--summary-every <duration>', 'status summary log interval (0 = off)').env('RELAY_SUMMARY_EVERY').default('60s'))
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info'))
+  .addOption(new Option('--max-transfers-per-connection <n>', 'open transfers one sender connection may hold').env('RELAY_MAX_TRANSFERS_PER_CONNECTION').default(String(RECEIVER_DEFAULTS.maxTransfersPerConnection)))
+  .addOption(new Option('--max-buffered <size>', 'chunk bytes one connection may make the receiver hold before reading from it stops').env('RELAY_MAX_BUFFERED').default('64M'))
+  .addOption(new Option('--transfer-idle <duration>', 'release a held transfer after this long without a request (partial kept)').env('RELAY_TRANSFER_IDLE').default('5m'))
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str) });
+
+function positiveInt(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) throw new RelayError('USAGE', `${flag}: not a positive integer: ${text}`);
+  return n;
+}
 
 async function main(): Promise<void> {
   let opts;
@@ -42,6 +51,9 @@ async function main(): Promise<void> {
       partialTtlMs: parseDuration(opts.partialTtl!),
       node: opts.node,
       summaryEveryMs: parseDuration(opts.summaryEvery!),
+      maxTransfersPerConnection: positiveInt('--max-transfers-per-connection', opts.maxTransfersPerConnection!),
+      maxBufferedBytesPerConnection: parseSize(opts.maxBuffered!),
+      transferIdleMs: parseDuration(opts.transferIdle!),
       logger: createLogger({ name: 'relay-receiver', level: opts.logLevel }),
     });
   } catch (err) {

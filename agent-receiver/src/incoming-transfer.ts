@@ -94,7 +94,6 @@ export class IncomingTransfer {
   async attach(owner: Owner): Promise<number> {
     this.expect('attach', TransferState.OFFERED, TransferState.RECEIVING, TransferState.ABANDONED);
     const lease = this.lease = randomUUID();
-    this.owner = owner;
     this.state = TransferState.RECEIVING;
     this.log = owner.log.child({ lease, file: this.name });
     let pending: Promise<void>;
@@ -234,7 +233,6 @@ export class IncomingTransfer {
     // A newer offer may have attached while the writes drained: the transfer is no longer ours to drop.
     if (this.lease !== lease) return;
     this.state = TransferState.ABANDONED;
-    this.owner = undefined;
     this.lease = '';
     await this.close();
   }
@@ -248,7 +246,6 @@ export class IncomingTransfer {
     if (this.state === TransferState.REFUSED || this.state === TransferState.PUBLISHED) return;
     this.state = TransferState.REFUSED;
     await this.writes.catch(() => undefined);
-    this.owner = undefined;
     await this.close();
     await this.store.discard(this.key);
   }

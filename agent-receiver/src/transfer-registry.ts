@@ -106,6 +106,7 @@ export class TransferRegistry {
       if (tookOver) transfer.log.info('taken over by a new offer for the same file');
       // Owned before attach awaits: a connection that closes meanwhile releases it like any other.
       this.setOwner(transfer, owner);
+      if (transfer.lease) this.byLease.delete(transfer.lease);
       let offset: number;
       try {
         offset = await transfer.attach(owner);
@@ -138,7 +139,10 @@ export class TransferRegistry {
       this.consumed(transfer, transfer.written - before);
       return ack;
     } catch (err) {
-      if (!transfer.resumable) this.forget(transfer);
+      if (!transfer.resumable) {
+        if (transfer.owner === owner) this.setOwner(transfer, undefined);
+        this.forget(transfer);
+      }
       // Lost the lease while the chunk waited: say why, as for a chunk that arrives after that.
       if (isRelayError(err, ErrorCode.UNKNOWN_TRANSFER)) throw this.lostLease(frame.lease);
       throw err;

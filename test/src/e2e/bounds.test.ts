@@ -62,24 +62,53 @@ describe('bounds: what a peer sends is checked before it is used', () => {
     expect(legacyErr.data?.code).to.equal(ErrorCode.PROTOCOL);
   });
 
-  it('a sender refuses a receiver that answers its first heartbeat as another protocol version, naming both', async () => {
-    // A stand-in receiver of protocol v1: accepts any connection and answers beats without a protocol field.
+  /** A stand-in receiver answering each event with what `answers` says (a peer that may be wrong). */
+  async function fakeReceiver(answers: Record<string, (frame: Record<string, unknown>) => unknown>): Promise<string> {
     const { Server } = await import('socket.io');
     const { createServer } = await import('node:http');
     const http = createServer();
     const server = new Server(http, { transports: ['websocket'], parser: msgpackParser });
-    server.on('connection', (s) => s.on('heartbeat', (f: { seq: number }, ack: (r: unknown) => void) => ack({
-      ok: true, seq: f.seq, node: 'old', version: '0.1.0', freeBytes: 1, activeTransfers: 0, uptimeSec: 1,
-    })));
+    server.on('connection', (s) => {
+      for (const [event, answer] of Object.entries(answers)) s.on(event, (f: Record<string, unknown>, ack: (r: unknown) => void) => ack(answer(f)));
+    });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     track(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const { port } = http.address() as { port: number };
-    const link = new Link({ name: 'old', url: `http://127.0.0.1:${port}`, token: TOKEN, logger: testLogger(), heartbeatMs: 0 }).start();
+    return `http://127.0.0.1:${(http.address() as { port: number }).port}`;
+  }
+
+  const beat = (protocol?: number) => (f: Record<string, unknown>) => ({
+    ok: true, seq: f.seq, node: 'fake', version: '0', ...(protocol === undefined ? {} : { protocol }), freeBytes: 1, activeTransfers: 0, uptimeSec: 1,
+  });
+
+  it('a sender refuses a receiver that answers its first heartbeat as another protocol version, naming both', async () => {
+    // Protocol v1 receivers answered beats without a protocol field.
+    const url = await fakeReceiver({ heartbeat: beat() });
+    const link = new Link({ name: 'old', url, token: TOKEN, logger: testLogger(), heartbeatMs: 0 }).start();
     track(() => link.close());
     const err = await link.ready(10_000).then(() => undefined, (e: unknown) => e);
     expect(err).to.have.property('code', ErrorCode.PROTOCOL);
     expect((err as Error).message).to.contain('v1').and.to.contain(`v${PROTOCOL_VERSION}`);
     expect(link.state).to.not.equal('connected');
+  });
+
+  it('a sender validates replies like requests: a malformed reply or an unknown error code is PROTOCOL', async () => {
+    const url = await fakeReceiver({
+      heartbeat: beat(PROTOCOL_VERSION),
+      // v1's shape: "transfer" instead of "lease".
+      offer: () => ({ ok: true, transfer: 't', offset: 0 }),
+      chunk: () => ({ ok: false, error: { code: 'EMFILE', message: 'too many open files' } }),
+      commit: () => ({ ok: true, lease: 't', name: 'x', size: -1, sha256: 'a'.repeat(64), path: '/x', unchanged: false }),
+    });
+    const link = new Link({ name: 'fake', url, token: TOKEN, logger: testLogger(), heartbeatMs: 0 }).start();
+    track(() => link.close());
+    await link.ready(10_000);
+    const offer = await link.request('offer', { name: 'x', size: 1, mtimeMs: 1 }, 5000).catch((e: unknown) => e);
+    expect(offer).to.have.property('code', ErrorCode.PROTOCOL);
+    const chunk = await link.request('chunk', { lease: 't', offset: 0, crc: 0, data: Buffer.from('x') }, 5000).catch((e: unknown) => e);
+    expect(chunk).to.have.property('code', ErrorCode.PROTOCOL);
+    expect((chunk as Error).message).to.contain('EMFILE');
+    const commit = await link.request('commit', { lease: 't', sha256: 'a'.repeat(64) }, 5000).catch((e: unknown) => e);
+    expect(commit).to.have.property('code', ErrorCode.PROTOCOL);
   });
 
   describe('control requests', () => {

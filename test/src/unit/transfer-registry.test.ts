@@ -49,6 +49,19 @@ describe('TransferRegistry: one transfer per name, held by a live owner', () => 
     expect(reg.reserved).to.equal(0);
   });
 
+  it('a refused transfer (bad chunk range, wrong sha256) is no longer held or reserved, and its partial is gone', async () => {
+    const { reg, dir } = await registry();
+    const a = owner('a');
+    const o1 = await reg.offer(a, { name: 'o.bin', size: 10, mtimeMs: 1 });
+    await expectRejectsCode(reg.chunk(a, chunkOf(o1.lease, 5, Buffer.alloc(6))), ErrorCode.OFFSET);
+    const o2 = await reg.offer(a, { name: 'c.bin', size: 10, mtimeMs: 1 });
+    await reg.chunk(a, chunkOf(o2.lease, 0, Buffer.alloc(10)));
+    await expectRejectsCode(reg.commit(a, { lease: o2.lease, sha256: sha(Buffer.from('x')) }), ErrorCode.CHECKSUM);
+    expect(reg.active).to.equal(0);
+    expect(reg.reserved).to.equal(0);
+    expect(await partialEntries(dir)).to.deep.equal([]);
+  });
+
   it('keeps a running total of reserved space: an offer that does not fit is DISK_FULL', async () => {
     const { reg } = await registry({}, { free: 1000 });
     const a = owner('a');
