@@ -47,8 +47,9 @@ export interface ErrorReply {
 
 export type ControlMessage = JobEvent | StatusReply | ErrorReply;
 
+/** The control socket when none is given (the CLIs take RELAY_SOCKET through their --socket option). */
 export function defaultSocketPath(): string {
-  return process.env.RELAY_SOCKET || path.join(os.tmpdir(), 'relay-sender.sock');
+  return path.join(os.tmpdir(), 'relay-sender.sock');
 }
 
 export function isControlRequest(v: unknown): v is ControlRequest {

@@ -238,7 +238,7 @@ export class Link extends EventEmitter<LinkEvents> {
       if (e.code === ErrorCode.PROTOCOL) return this.refuse(e);
       // No answer: drop the transport, Socket.IO reconnects with its backoff.
       this.lastError = e;
-      this.log.debug({ reason: e.message }, 'handshake beat failed');
+      this.log.debug({ err: e }, 'handshake beat failed');
       this.socket.io.engine?.close();
       return;
     }
@@ -279,7 +279,7 @@ export class Link extends EventEmitter<LinkEvents> {
   /** A refusal no reconnect fixes by itself: wrong token or another protocol version. */
   private refuse(error: RelayError): void {
     this.lastError = error;
-    this.log.warn({ url: this.url, code: error.code, reason: error.message }, 'receiver refused this sender');
+    this.log.warn({ url: this.url, err: error }, 'receiver refused this sender');
     this.socket.disconnect();
     if (this.opts.retryAuth && this.state !== LinkState.CLOSED) {
       clearTimeout(this.authRetryTimer);
@@ -312,7 +312,7 @@ export class Link extends EventEmitter<LinkEvents> {
       return;
     }
     this.lastError = createError(ErrorCode.UNREACHABLE, `cannot connect to ${this.url}: ${err.message}`);
-    this.log.debug({ reason: err.message }, 'connect attempt failed');
+    this.log.debug({ err }, 'connect attempt failed');
   }
 
   private beat(): void {

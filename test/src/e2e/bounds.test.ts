@@ -3,22 +3,11 @@
  * protocol versions refuse each other with a message naming both.
  */
 import { expect } from 'chai';
-import { io, type Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import { ErrorCode, isErrorCode, msgpackParser, PROTOCOL_VERSION, type Reply } from '@relayer/common';
 import { Link } from '@relayer/agent-sender';
 import { startAgent } from '../support/agent.js';
-import { closeAll, randomFile, startReceiver, testLogger, tmpDir, TOKEN, track, waitFor } from '../support/util.js';
-
-async function client(url: string, auth: Record<string, unknown>): Promise<Socket> {
-  const socket = io(url, { transports: ['websocket'], parser: msgpackParser, auth, reconnection: false } as Parameters<typeof io>[1]);
-  track(() => socket.disconnect());
-  return socket;
-}
-
-function next<T>(socket: Socket, event: string): Promise<T> {
-  return new Promise<T>((resolve) => socket.once(event, (arg: T) => resolve(arg)));
-}
+import { closeAll, randomFile, rawClient, startReceiver, testLogger, tmpDir, TOKEN, track, waitFor } from '../support/util.js';
 
 async function control(socketPath: string, request: unknown): Promise<Record<string, unknown>> {
   const ws = new WebSocket(`ws+unix://${socketPath}:/control`);
@@ -39,8 +28,7 @@ describe('bounds: what a peer sends is checked before it is used', () => {
     process.on('warning', onWarning);
     track(() => process.off('warning', onWarning));
     const r = await startReceiver();
-    const socket = await client(r.url, { token: TOKEN, protocol: PROTOCOL_VERSION });
-    await next(socket, 'connect');
+    const { socket } = await rawClient(r.url);
     const reply = (await socket.timeout(5000).emitWithAck('heartbeat', { seq: 1, sentAt: Date.now(), intervalMs: 1e15 })) as Reply<object>;
     expect(reply.ok).to.equal(false);
     expect(reply.ok === false && reply.error.code).to.equal(ErrorCode.PROTOCOL);
@@ -52,14 +40,13 @@ describe('bounds: what a peer sends is checked before it is used', () => {
 
   it('a receiver refuses a sender of another protocol version at the handshake, naming both versions', async () => {
     const r = await startReceiver();
-    const socket = await client(r.url, { token: TOKEN, protocol: 1 });
-    const err = await next<Error & { data?: { code?: string; message?: string } }>(socket, 'connect_error');
-    expect(err.data?.code).to.equal(ErrorCode.PROTOCOL);
-    expect(err.message).to.contain('v1').and.to.contain(`v${PROTOCOL_VERSION}`);
+    type ConnectError = Error & { data?: { code?: string; message?: string } };
+    const err = await rawClient(r.url, { token: TOKEN, protocol: 1 }).then(() => undefined, (e: ConnectError) => e);
+    expect(err?.data?.code).to.equal(ErrorCode.PROTOCOL);
+    expect(err?.message).to.contain('v1').and.to.contain(`v${PROTOCOL_VERSION}`);
     // A v1 sender sent no protocol field at all: the same refusal.
-    const legacy = await client(r.url, { token: TOKEN });
-    const legacyErr = await next<Error & { data?: { code?: string } }>(legacy, 'connect_error');
-    expect(legacyErr.data?.code).to.equal(ErrorCode.PROTOCOL);
+    const legacyErr = await rawClient(r.url, { token: TOKEN }).then(() => undefined, (e: ConnectError) => e);
+    expect(legacyErr?.data?.code).to.equal(ErrorCode.PROTOCOL);
   });
 
   /** A stand-in receiver answering each event with what `answers` says (a peer that may be wrong). */

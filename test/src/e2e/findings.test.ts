@@ -6,11 +6,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { io, type Socket } from 'socket.io-client';
-import { ErrorCode, msgpackParser, PARTIAL_DIR, RelayError } from '@relayer/common';
+import { ErrorCode, PARTIAL_DIR, RelayError } from '@relayer/common';
 import {
-  captureLogger, chunkOf, closeAll, connectedLink, expectRejectsCode, MiB, randomFile, send, sha256File, startReceiver,
-  tmpDir, TOKEN, track, type SendResult,
+  captureLogger, chunkOf, closeAll, connectedLink, expectRejectsCode, MiB, randomFile, rawClient, send, sha256File, startReceiver,
+  tmpDir, track, type SendResult,
 } from '../support/util.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -31,16 +30,6 @@ async function eventually(check: () => Promise<boolean>, what: string, ms = 5000
   expect.fail(`${what}: not true within ${ms}ms`);
 }
 
-async function rawClient(url: string): Promise<Socket> {
-  const socket = io(url, { transports: ['websocket'], parser: msgpackParser, auth: { token: TOKEN, protocol: 2 }, reconnection: false } as Parameters<typeof io>[1]);
-  track(() => socket.disconnect());
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('connect_error', reject);
-  });
-  return socket;
-}
-
 describe('issue 7 findings: a connection owns only what it can use, and only while it lives', () => {
   afterEach(closeAll);
 
@@ -59,7 +48,7 @@ describe('issue 7 findings: a connection owns only what it can use, and only whi
     // A restarted receiver opens each partial from disk and re-hashes its 16 MiB: the drop lands meanwhile.
     const r = await startReceiver({ dir });
     for (let i = 0; i < 8; i++) {
-      const socket = await rawClient(r.url);
+      const { socket } = await rawClient(r.url);
       socket.emit('offer', { name: `drop-${i}.bin`, size, mtimeMs: 1 }, () => undefined);
       // Socket.IO ignores events that follow a disconnect in the same read, so the drop comes a moment
       // later, at a different point of the offer each time (this injects the fault; nothing waits on time).

@@ -1,11 +1,11 @@
 import { once } from 'node:events';
 import { expect } from 'chai';
 import { Packr } from 'msgpackr';
-import { io, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
-import { ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, msgpackParser, PacketType, PROTOCOL_VERSION, type Reply } from '@relayer/common';
+import { ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, PacketType, PROTOCOL_VERSION, type Reply } from '@relayer/common';
 import {
-  closeAll, connectedLink, randomFile, send, sha256File, startReceiver, tmpDir, TOKEN, track, waitFor, type TestReceiver,
+  closeAll, connectedLink, randomFile, rawClient, send, sha256File, startReceiver, tmpDir, TOKEN, track, waitFor, type TestReceiver,
 } from '../support/util.js';
 
 const packr = new Packr({ useRecords: false });
@@ -120,17 +120,7 @@ describe('malformed input: a bad peer loses its own connection, never the receiv
   }
 
   describe('well-formed packets carrying malformed frames', () => {
-    async function client(r: TestReceiver): Promise<Socket> {
-      const socket = io(r.url, {
-        transports: ['websocket'], parser: msgpackParser, auth: { token: TOKEN, protocol: PROTOCOL_VERSION }, reconnection: false,
-      } as Parameters<typeof io>[1]);
-      track(() => socket.disconnect());
-      await new Promise<void>((resolve, reject) => {
-        socket.once('connect', resolve);
-        socket.once('connect_error', reject);
-      });
-      return socket;
-    }
+    const client = async (r: TestReceiver): Promise<Socket> => (await rawClient(r.url)).socket;
 
     const cases: Array<[string, string, unknown]> = [
       ['an offer whose name is not a string', 'offer', { name: 5, size: 1, mtimeMs: 1 }],
