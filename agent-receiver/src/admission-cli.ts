@@ -22,7 +22,15 @@ function count(flag: string, v: string | undefined): number {
   return n;
 }
 
-export function admissionFromCli(o: Record<string, string | undefined>): Partial<AdmissionOptions> {
+export interface AdmissionFlags {
+  maxConnections?: string;
+  maxConnectionsPerAddress?: string;
+  handshakeTimeout?: string;
+  authMaxFailures?: string;
+  authBlock?: string;
+}
+
+export function admissionFromCli(o: AdmissionFlags): Partial<AdmissionOptions> {
   return {
     maxConnections: count('--max-connections', o.maxConnections),
     maxConnectionsPerAddress: count('--max-connections-per-address', o.maxConnectionsPerAddress),

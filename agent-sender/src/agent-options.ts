@@ -9,7 +9,7 @@ export interface ReceiverEntry {
 }
 
 export interface SenderAgentOptions {
-  /** The local control socket. Default env RELAY_SOCKET, else a private folder (see socket-trust.ts). */
+  /** The local control socket. Default a private folder (see socket-trust.ts; the CLI also reads RELAY_SOCKET). */
   socketPath: string;
   /** Group (name or gid) that may use the socket: folder 0750 and socket 0660 in that group. Default none. */
   socketGroup?: string;

@@ -6,7 +6,7 @@
 import { unlink } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { ErrorCode, type Logger } from '@relayer/common';
+import { ErrorCode, toRelayError, type Logger } from '@relayer/common';
 import { isControlRequest, type ControlMessage, type ControlRequest } from './control-protocol.js';
 import { accessError, prepareSocketPath, secureSocket, type PrepareSocketOptions } from './socket-trust.js';
 
@@ -77,8 +77,8 @@ export class ControlServer {
       this.handler(req, reply, controller.signal).then(
         () => ws.close(),
         (err: unknown) => {
-          const e = err as { code?: string; message?: string };
-          reply({ type: 'error', code: (e.code as ErrorCode) ?? ErrorCode.IO, message: e.message ?? String(err) });
+          const e = toRelayError(err);
+          reply({ type: 'error', code: e.code, message: e.message });
           ws.close();
         },
       );

@@ -29,7 +29,7 @@ export function defaultSocketDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  return env.RELAY_SOCKET || path.join(defaultSocketDir(env), SOCKET_NAME);
+  return path.join(defaultSocketDir(env), SOCKET_NAME);
 }
 
 /** A numeric id, or a name looked up in /etc/passwd (field 2) or /etc/group (field 2). */

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { Packr } from 'msgpackr';
 import { io } from 'socket.io-client';
 import { WebSocket } from 'ws';
-import { ErrorCode, msgpackParser, PacketType } from '@relayer/common';
+import { ErrorCode, msgpackParser, PacketType, PROTOCOL_VERSION } from '@relayer/common';
 import { authDelayMs } from '@relayer/agent-receiver';
 import {
   captureLogger, closeAll, randomFile, send, sha256File, startReceiver, tmpDir, TOKEN, track, waitFor, type TestReceiver,
@@ -15,7 +15,7 @@ const packr = new Packr({ useRecords: false });
 /** One Socket.IO login attempt from `localAddress`; resolves with the connect_error's code, or 'connected'. */
 async function login(r: TestReceiver, token: string, localAddress = '127.0.0.1'): Promise<string> {
   const socket = io(r.url, {
-    transports: ['websocket'], parser: msgpackParser, reconnection: false, auth: { token }, localAddress,
+    transports: ['websocket'], parser: msgpackParser, reconnection: false, auth: { token, protocol: PROTOCOL_VERSION }, localAddress,
   } as Parameters<typeof io>[1]);
   track(() => socket.disconnect());
   try {
