@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { startAgent } from '../support/agent.js';
-import { BIN, closeAll, randomFile, runBin, sha256File, startReceiverProcess, tmpDir } from '../support/util.js';
+import { BIN, closeAll, freePort, randomFile, runBin, sha256File, startReceiverProcess, tmpDir } from '../support/util.js';
 
 describe('tokens: rotation with several tokens, and no token value in any log, error, status or health output', function () {
   this.timeout(60_000);
@@ -38,6 +38,11 @@ describe('tokens: rotation with several tokens, and no token value in any log, e
     const direct = await runBin(BIN.relay, ['send', f.path, '--direct', '--to', rp.url, '--as', 'new/rotated.bin', '--token-file', newFile, '--log-level', 'trace'], { env: { RELAY_TOKEN: undefined } });
     const wrong = await runBin(BIN.relay, ['send', f.path, '--direct', '--to', rp.url, '--as', 'wrong.bin', '--token-file', wrongFile, '--log-level', 'trace', '--json'], { env: { RELAY_TOKEN: undefined } });
     const health = await (await fetch(`${rp.url}/healthz`)).text();
+    // Connect failures are logged with their error objects: a TLS client to this plain receiver, and a closed port.
+    const tlsFail = await runBin(BIN.relay, ['send', f.path, '--direct', '--to', rp.url.replace('http://', 'https://'), '--token-file', newFile, '--log-level', 'trace'], { env: { RELAY_TOKEN: undefined } });
+    const closed = await runBin(BIN.relay, ['send', f.path, '--direct', '--to', `http://127.0.0.1:${await freePort()}`, '--timeout', '2s', '--token-file', newFile, '--log-level', 'trace'], { env: { RELAY_TOKEN: undefined } });
+    expect(tlsFail.code).to.equal(1);
+    expect(closed.code).to.equal(1);
 
     expect(viaAgent.code, viaAgent.stderr).to.equal(0);
     expect(direct.code, direct.stderr).to.equal(0);
@@ -48,10 +53,11 @@ describe('tokens: rotation with several tokens, and no token value in any log, e
 
     await agent.stop();
     output.push(rp.stderr(), JSON.stringify(agent.logs), viaAgent.stdout, viaAgent.stderr, status.stdout, status.stderr,
-      direct.stdout, direct.stderr, wrong.stdout, wrong.stderr, health);
+      direct.stdout, direct.stderr, wrong.stdout, wrong.stderr, health, tlsFail.stdout, tlsFail.stderr, closed.stdout, closed.stderr);
     const all = output.join('\n');
     // The capture is real: it holds the trace-level logs of both agents and the refusal.
-    expect(all).to.contain('file received').and.to.contain('refused connection').and.to.contain('heartbeat');
+    expect(all).to.contain('file received').and.to.contain('refused connection').and.to.contain('heartbeat')
+      .and.to.contain('connect attempt failed').and.to.contain('TLS');
     for (const t of [oldToken, newToken, wrongToken]) expect(all).to.not.contain(t);
   });
 });
