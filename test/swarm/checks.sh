@@ -14,6 +14,24 @@ jenkins_relay() {
     -e RELAY_SOCKET=$SOCKET "$IMAGE" relay "$@"
 }
 
+# relay_as <uid:gid> <extra docker run args...> -- <relay args...>: another local user of node a.
+relay_as() {
+  local user=$1; shift
+  local extra=()
+  while [[ $1 != -- ]]; do extra+=("$1"); shift; done; shift
+  timeout 60 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" run --rm --network none --no-healthcheck \
+    --user "$user" "${extra[@]}" -v /run/relay:/run/relay -e RELAY_SOCKET=$SOCKET "$IMAGE" relay "$@"
+}
+
+# The socket is the only door: mode 0660, so its group lets a user in and nobody else gets through.
+check_socket_access() {
+  check "a user with the socket's group (1001, --group-add $RELAY_GID) may use it" \
+    relay_as "1001:1001" --group-add "$RELAY_GID" -- status
+  local rc=0
+  relay_as "1001:1001" -- status >&2 || rc=$?
+  check "a user outside it (1001:1001) is refused with exit 3" test "$rc" -eq 3
+}
+
 # The sender agent's `relay status --json`, asked inside its own container (as its user).
 status_json() { timeout 20 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" exec "$(task_container a sender)" relay status --json; }
 # receiver_state <name> [<status json>]: connected | stale | disconnected
@@ -54,6 +72,9 @@ check_send_all() {
   check "relay send app.bin --to all (uid $RELAY_UID, through the socket) exits 0" \
     eval 'out=$(jenkins_relay send app.bin --to all --as builds/app.bin --timeout 60s 2>&1); rc=$?; printf "%s\n" "$out" >&2; ((rc == 0))'
   check "app.bin byte-identical on both nodes, owned by $RELAY_UID:$RELAY_GID" same_on_all "$(host_job_dir)/app.bin" builds/app.bin
+  check "relay send app.bin --to $(host_name b) (one node) exits 0, lands there only" \
+    eval 'jenkins_relay send app.bin --to "$(host_name b)" --as builds/only-b.bin --quiet --timeout 60s >&2 \
+          && [[ $(sha "$(inbox b)/builds/only-b.bin") == $(sha "$(host_job_dir)/app.bin") && ! -e $(inbox a)/builds/only-b.bin ]]'
   check "relay send site --to all (a directory) exits 0" \
     eval 'out=$(jenkins_relay send site --to all --as www/site --quiet --timeout 60s 2>&1); rc=$?; printf "%s\n" "$out" >&2; ((rc == 0))'
   check "site/ tree byte-identical on both nodes" same_tree_on_all "$(host_job_dir)/site" www/site

@@ -1,7 +1,7 @@
 # Debian packages the Swarm test needs, installed only when missing (so a re-run touches nothing).
 # Sourced by run.sh.
 
-SWARM_PACKAGES=(docker.io containerd runc tini debootstrap iptables iproute2 util-linux ca-certificates)
+SWARM_PACKAGES=(docker.io debootstrap iptables iproute2 util-linux)   # docker.io brings containerd, runc, tini
 
 install_packages() {
   local missing=() p

@@ -49,4 +49,5 @@ deploy_stack
 check "both receivers and the sender healthy" wait_healthy
 ((FAILED == 0)) || exit 1   # nothing below can pass without a healthy stack
 check_send_all
+check_socket_access
 check_receiver_restart
