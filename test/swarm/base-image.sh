@@ -27,12 +27,14 @@ cache_rootfs() {
   rm -rf "$root"
 }
 
-# import_base <node>: the Debian tarball as an image, then the host's node binary on top of it.
+# import_base <node>: the Debian tarball as an image, then the host's node and npm on top of it, where
+# the official node image has them (/usr/local/bin/node, /usr/local/lib/node_modules/npm).
 import_base() {
-  local n=$1 node_bin
+  local n=$1 node_bin npm_dir
   node_bin=$(command -v node) || die "no node binary on this host"
   [[ $("$node_bin" --version) == v20.* ]] || die "$node_bin is $("$node_bin" --version), want Node 20"
-  log "base: docker import + $node_bin ($("$node_bin" --version)) as $BASE_TAG on node $n"
+  npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")") || die "no npm on this host"
+  log "base: docker import + $node_bin ($("$node_bin" --version)) + npm as $BASE_TAG on node $n"
   dk "$n" import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["node"]' \
@@ -40,7 +42,20 @@ import_base() {
   local ctx=$RUN_DIR/base-context
   rm -rf "$ctx"; mkdir -p "$ctx"
   cp "$(readlink -f "$node_bin")" "$ctx/node"
-  printf 'FROM relayer-swarm/debian:%s\nCOPY node /usr/local/bin/node\n' "$DEBIAN_SUITE" >"$ctx/Dockerfile"
+  cp -a "$npm_dir" "$ctx/npm"
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM relayer-swarm/debian:$DEBIAN_SUITE
+COPY node /usr/local/bin/node
+COPY npm /usr/local/lib/node_modules/npm
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx
+DOCKERFILE
+  # A host whose TLS goes through an intercepting proxy trusts its CA through NODE_EXTRA_CA_CERTS; the
+  # base image trusts what the host trusts (only npm inside a build, RELAY_SWARM_FROM_SOURCE=1, uses it).
+  if [[ -n ${NODE_EXTRA_CA_CERTS:-} && -r $NODE_EXTRA_CA_CERTS ]]; then
+    cp "$NODE_EXTRA_CA_CERTS" "$ctx/extra-ca.crt"
+    printf 'COPY extra-ca.crt /usr/local/share/relayer-swarm/extra-ca.crt\nENV NODE_EXTRA_CA_CERTS=/usr/local/share/relayer-swarm/extra-ca.crt\n' >>"$ctx/Dockerfile"
+  fi
   dk "$n" build -q -t "$BASE_TAG" "$ctx" >/dev/null
   rm -rf "$ctx"
   # The binary is the host's: check that its shared libraries are in the image.

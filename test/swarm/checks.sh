@@ -7,11 +7,18 @@ JOB_DIR=$WORKSPACE/job                       # path on node a (and in the sender
 host_job_dir() { echo "$(node_dir a)$JOB_DIR"; }
 inbox() { echo "$(node_dir "$1")/srv/relay-inbox"; }   # node $1's /srv/relay-inbox, seen from the host
 
-# `relay "$@"` as a Jenkins container runs it: uid 1000, the socket folder and the workspace mounted.
-jenkins_relay() {
-  timeout 180 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" run --rm --network none --no-healthcheck \
+# A Jenkins-like container on node a: uid 1000, the socket's folder and the workspace mounted (the
+# workspace read-only here, as it is in the sender), `relay` on its PATH. Kept running for the whole test,
+# so a step is a `docker exec` (no container start between a kill and the send that must follow it).
+JENKINS=rlys-jenkins
+start_jenkins() {
+  install -d -o "$RELAY_UID" -g "$RELAY_GID" "$(host_job_dir)" "$(host_job_dir)/site/img"
+  dk a run -d --name "$JENKINS" --network none --no-healthcheck --entrypoint sleep \
     --user "$RELAY_UID:$RELAY_GID" -v /run/relay:/run/relay -v "$WORKSPACE:$WORKSPACE:ro" -w "$JOB_DIR" \
-    -e RELAY_SOCKET=$SOCKET "$IMAGE" relay "$@"
+    -e RELAY_SOCKET=$SOCKET "$IMAGE" infinity >/dev/null
+}
+jenkins_relay() {
+  timeout 180 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" exec "$JENKINS" relay "$@"
 }
 
 # relay_as <uid:gid> <extra docker run args...> -- <relay args...>: another local user of node a.
@@ -32,8 +39,8 @@ check_socket_access() {
   check "a user outside it (1001:1001) is refused with exit 3" test "$rc" -eq 3
 }
 
-# The sender agent's `relay status --json`, asked inside its own container (as its user).
-status_json() { timeout 20 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" exec "$(task_container a sender)" relay status --json; }
+# The sender agent's `relay status --json`, as the Jenkins user asks it.
+status_json() { timeout 20 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" exec "$JENKINS" relay status --json; }
 # receiver_state <name> [<status json>]: connected | stale | disconnected
 receiver_state() {
   local s=${2:-$(status_json)}
@@ -65,7 +72,6 @@ same_tree_on_all() {   # same_tree_on_all <source dir> <relative dir>
 }
 
 check_send_all() {
-  install -d -o "$RELAY_UID" -g "$RELAY_GID" "$(host_job_dir)" "$(host_job_dir)/site/img"
   make_file app.bin 24
   make_file site/index.html 1; make_file site/img/logo.png 2
   local out
@@ -97,10 +103,11 @@ check_receiver_restart() {
   make_file late.bin 32
   log "killing the receiver's container on rlys-b ($old)"
   dk b kill "$old" >/dev/null
-  check "sender marks rlys-b stale or disconnected" wait_until 30 "rlys-b not connected" not_connected
-  seen=$(receiver_state "$(host_name b)"); log "rlys-b is $seen"
+  # Swarm restarts it after its restart delay (5 s): the send starts now, the checks follow.
   jenkins_relay send late.bin --to all --as builds/late.bin --timeout 120s >"$send_log" 2>&1 &
   send_pid=$!
+  check "sender marks rlys-b stale or disconnected" wait_until 30 "rlys-b not connected" not_connected
+  seen=$(receiver_state "$(host_name b)"); log "rlys-b is $seen"
   check "a send started while rlys-b is down waits for it" wait_until 30 "transfer to rlys-b in flight while it is down" send_waits_for_b
   check "Swarm restarts the receiver on rlys-b (a new container, healthy)" \
     wait_until 90 "new healthy receiver on rlys-b" eval 'new=$(task_container b receiver); [[ -n $new && $new != "$old" ]] && healthy_task b receiver'

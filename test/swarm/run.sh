@@ -4,6 +4,7 @@
 #   1. Debian packages (docker.io, debootstrap, iptables, ...), only those missing     install.sh
 #   2. a base image without a registry: debootstrap + docker import + the host's node  base-image.sh
 #   3. the app installed and compiled on the host, then the project's Dockerfile      stage-app.sh
+#      (RELAY_SWARM_FROM_SOURCE=1: also the Dockerfile's npm-ci-inside path, compared) build-from-source.sh
 #   4. two nodes: namespaces, veth pair, a dockerd in each                            engines.sh, node-init.sh
 #   5. swarm, image on both nodes, secret, label, host folders, stack deploy, health   deploy.sh
 #   6. relay send --to all as a Jenkins-like user; kill a receiver, send meanwhile     checks.sh
@@ -12,7 +13,7 @@
 set -Eeuo pipefail
 T0=$(date +%s)
 here=$(cd "$(dirname "$0")" && pwd)
-for part in lib install base-image stage-app engines deploy checks teardown; do
+for part in lib install base-image stage-app build-from-source engines deploy checks teardown; do
   # shellcheck source=/dev/null
   source "$here/$part.sh"
 done
@@ -44,10 +45,12 @@ iptables_before=$(docker_iptables)
 start_engines
 swarm_up
 images_up
+if [[ ${RELAY_SWARM_FROM_SOURCE:-0} == 1 ]]; then check_build_from_source; fi
 prepare_nodes
 deploy_stack
 check "both receivers and the sender healthy" wait_healthy
 ((FAILED == 0)) || exit 1   # nothing below can pass without a healthy stack
+start_jenkins
 check_send_all
 check_socket_access
 check_receiver_restart

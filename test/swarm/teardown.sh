@@ -38,6 +38,7 @@ teardown() {
   set +e
   trap - EXIT INT TERM ERR
   log "teardown"
+  stop_proxy
   for n in "${NODES[@]}"; do
     if engine_up "$n"; then
       if [[ $n == a ]]; then timeout 30 dk a stack rm "$STACK" >/dev/null 2>&1; fi
