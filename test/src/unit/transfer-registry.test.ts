@@ -3,7 +3,7 @@
  * signal (what a Session is to the registry).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { OfferCommitLock, PartialStore, TransferRegistry, type Owner, type RegistryLimits } from '@relayer/agent-receiver';
@@ -152,6 +152,28 @@ describe('TransferRegistry: one transfer per name, held by a live owner', () => 
     // Published by this registry: its hash was known without reading the file back at all.
     expect(cap.lines.filter((l) => l.includes('final file hashed'))).to.have.length(0);
     expect(await partialEntries(dir)).to.deep.equal([]);
+  });
+
+  it('hashes the final file again once it changed (size, mtime or inode), so a stale hash never confirms other bytes', async () => {
+    const cap = captureLogger('debug');
+    const { reg, dir } = await registry({}, { log: cap.logger });
+    const a = owner('a');
+    const before = randomBytes(20_000);
+    const after = randomBytes(20_000);
+    await writeFile(path.join(dir, 'c.bin'), before);
+    const ask = async (bytes: Buffer): Promise<boolean> => {
+      const o = await reg.offer(a, { name: 'c.bin', size: bytes.length, mtimeMs: 1 });
+      const reply = await reg.identical(a, { lease: o.lease, sha256: sha(bytes) });
+      if (!reply.identical) await reg.abort(a, o.lease);
+      return reply.identical;
+    };
+    expect(await ask(after)).to.equal(false);
+    expect(await ask(after)).to.equal(false);
+    // Same size, new bytes, a new mtime: the cached hash no longer applies.
+    await writeFile(path.join(dir, 'c.bin'), after);
+    await utimes(path.join(dir, 'c.bin'), new Date(), new Date(Date.now() + 5000));
+    expect(await ask(after)).to.equal(true);
+    expect(cap.lines.filter((l) => l.includes('final file hashed'))).to.have.length(2);
   });
 
   it('refuses every offer once closing', async () => {
