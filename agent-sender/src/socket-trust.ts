@@ -149,23 +149,30 @@ export class SocketTrustError extends RelayError {
 }
 
 /**
- * Checks, before `relay` connects, that the socket is one the agent made: a socket (not a symlink),
- * owned by a trusted user, in a folder owned by a trusted user that others cannot write to.
+ * Checks, before `relay` connects, that the socket is one the agent made: a socket (not a symlink), owned
+ * by a trusted user, in a folder that others cannot write to. Trusted: root, the caller, the named agent
+ * user, and the folder's owner when nobody else could have made that folder (its parent is not writable
+ * by everyone, unlike /tmp): e.g. /run/relay made by root for the agent's uid, used by a Jenkins uid that
+ * is only in the socket's group.
  */
 export async function checkSocketTrust(socketPath: string, owners: readonly number[]): Promise<void> {
-  const hint = owners.length > 2 || owners[1] === 0 ? '' : ' (if the agent runs as another user, set RELAY_AGENT_USER to that user)';
+  const hint = ' (if the agent runs as another user, set RELAY_AGENT_USER to that user)';
   const dir = path.dirname(socketPath);
+  const trusted = new Set(owners);
   const d = await lstat(dir).catch(() => undefined);
   if (d) {
     if (d.isSymbolicLink()) throw new SocketTrustError(`not trusting ${socketPath}: its folder is a symlink`);
-    if (!owners.includes(d.uid)) throw new SocketTrustError(`not trusting ${socketPath}: its folder ${dir} belongs to uid ${d.uid}, not to root, you or the agent's user${hint}`);
     if ((d.mode & 0o002) && !(d.mode & 0o1000)) throw new SocketTrustError(`not trusting ${socketPath}: its folder ${dir} is writable by everyone (mode ${octal(d.mode)})`);
+    const parent = await lstat(path.dirname(dir)).catch(() => undefined);
+    const madeByAnOwner = !(d.mode & 0o002) && parent !== undefined && !(parent.mode & 0o002);
+    if (madeByAnOwner) trusted.add(d.uid);
+    if (!trusted.has(d.uid)) throw new SocketTrustError(`not trusting ${socketPath}: its folder ${dir} belongs to uid ${d.uid}, not to root, you or the agent's user${hint}`);
   }
   const s = await lstat(socketPath).catch((err: NodeJS.ErrnoException) => err);
   if (s instanceof Error) return; // ENOENT / EACCES: connecting reports it with the right words
   if (s.isSymbolicLink()) throw new SocketTrustError(`not trusting ${socketPath}: it is a symlink (point --socket at the real socket)`);
   if (!s.isSocket()) throw new SocketTrustError(`not trusting ${socketPath}: it is not a socket`);
-  if (!owners.includes(s.uid)) throw new SocketTrustError(`not trusting ${socketPath}: it belongs to uid ${s.uid}, not to root, you or the agent's user${hint}; another user may be impersonating the agent`);
+  if (!trusted.has(s.uid)) throw new SocketTrustError(`not trusting ${socketPath}: it belongs to uid ${s.uid}, not to root, you, the agent's user or the folder's owner${hint}; another user may be impersonating the agent`);
 }
 
 /** What `relay` says when connecting is refused with EACCES: who may use the socket and how to get access. */

@@ -43,4 +43,27 @@ describe('socket trust: where the control socket lives and when it is trusted', 
     expect(trustedOwners('65534')).to.include(65534);
     expect(trustedOwners('root')).to.include(0);
   });
+
+  it('trusts the owner of a folder nobody else could have made (its parent is not writable by everyone), not one made in /tmp', async () => {
+    const { default: net } = await import('node:net');
+    const { chown } = await import('node:fs/promises');
+    const check = async (parentMode: number): Promise<unknown> => {
+      const parent = await tmpDir('relay-parent-');
+      await chmod(parent, parentMode);
+      const folder = path.join(parent, 'run');
+      await mkdir(folder, { mode: 0o770 });
+      const sock = path.join(folder, 'relay-sender.sock');
+      const srv = net.createServer();
+      await new Promise<void>((resolve) => srv.listen(sock, resolve));
+      try {
+        await chown(folder, 65534, 65534);
+        await chown(sock, 65534, 65534);
+        return await checkSocketTrust(sock, [0, 4242]).then(() => 'trusted', (e: Error) => e.message);
+      } finally {
+        await new Promise((resolve) => srv.close(resolve));
+      }
+    };
+    expect(await check(0o755)).to.equal('trusted');
+    expect(await check(0o1777)).to.contain('belongs to uid 65534');
+  });
 });
