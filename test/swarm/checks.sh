@@ -41,7 +41,7 @@ check_socket_access() {
 
 # The sender agent's `relay status --json`, as the Jenkins user asks it.
 status_json() { timeout 20 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" exec "$JENKINS" relay status --json; }
-# receiver_state <name> [<status json>]: connected | stale | disconnected
+# receiver_state <name> [<status json>]: connected | stale | disconnected | absent (not a known receiver)
 receiver_state() {
   local s=${2:-$(status_json)}
   node -e 'const s=JSON.parse(process.argv[1]); const r=s.receivers.find(x=>x.name===process.argv[2]); console.log(r?r.state:"absent")' "$s" "$1"
@@ -72,6 +72,7 @@ same_tree_on_all() {   # same_tree_on_all <source dir> <relative dir>
 }
 
 check_send_all() {
+  check "the sender knows rlys-a and rlys-b by node name, both connected" wait_until 60 "both receivers connected" both_connected
   make_file app.bin 24
   make_file site/index.html 1; make_file site/img/logo.png 2
   local out
@@ -86,7 +87,13 @@ check_send_all() {
   check "site/ tree byte-identical on both nodes" same_tree_on_all "$(host_job_dir)/site" www/site
 }
 
-not_connected() { [[ $(receiver_state "$(host_name b)") != connected ]]; }
+both_connected() {
+  local s
+  s=$(status_json) || return 1
+  [[ $(receiver_state "$(host_name a)" "$s") == connected && $(receiver_state "$(host_name b)" "$s") == connected ]]
+}
+
+not_connected() { [[ $(receiver_state "$(host_name b)") =~ ^(stale|disconnected)$ ]]; }
 is_connected() { [[ $(receiver_state "$(host_name b)") == connected ]]; }
 # A transfer to rlys-b is in flight while rlys-b is not connected: the send really started meanwhile.
 send_waits_for_b() {
