@@ -125,3 +125,14 @@ check_receiver_restart() {
   check "that send completes (exit 0)" test "$rc" -eq 0
   check "late.bin byte-identical on both nodes" same_on_all "$(host_job_dir)/late.bin" builds/late.bin
 }
+
+# The image as `docker run` gives it, no options but a token: a receiver, as uid 1000, writing to its own
+# /data, healthy by the image's own HEALTHCHECK.
+plain_healthy() { [[ $(dk b inspect -f '{{.State.Health.Status}}' rlys-plain) == healthy ]]; }
+check_image_defaults() {
+  dk b run -d --name rlys-plain --network none -e RELAY_TOKEN=plain-image-check-token "$IMAGE" >/dev/null
+  check "the image run as it is: healthy by its own HEALTHCHECK" wait_until 40 "rlys-plain healthy" plain_healthy
+  check "...as uid:gid $RELAY_UID:$RELAY_GID, with its partials in /data" \
+    eval '[[ $(dk b exec rlys-plain sh -c "id -u; id -g; stat -c %u /data/.relay-partial" | tr "\n" " ") == "$RELAY_UID $RELAY_GID $RELAY_UID " ]]'
+  dk b rm -f rlys-plain >/dev/null
+}
