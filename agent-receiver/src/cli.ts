@@ -14,6 +14,7 @@ const program = new Command('relay-receiver')
   .addOption(new Option('--max-file-size <size>', 'largest file accepted').env('RELAY_MAX_FILE_SIZE').default('100G'))
   .addOption(new Option('--min-free <size>', 'refuse offers that would leave less free disk').env('RELAY_MIN_FREE').default('1G'))
   .addOption(new Option('--partial-ttl <duration>', 'remove partial transfers untouched this long').env('RELAY_PARTIAL_TTL').default('24h'))
+  .addOption(new Option('--display-dir <path>', 'the --dir folder as the node\'s host sees it, shown in confirmations (e.g. /srv/relay-inbox)').env('RELAY_DISPLAY_DIR'))
   .addOption(new Option('--node <name>', 'node name in heartbeats and /healthz (default: host name)').env('RELAY_NODE'))
   .addOption(new Option('--summary-every <duration>', 'status summary log interval (0 = off)').env('RELAY_SUMMARY_EVERY').default('60s'))
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info'))
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
       minFree: parseSize(opts.minFree!),
       partialTtlMs: parseDuration(opts.partialTtl!),
       node: opts.node,
+      displayDir: opts.displayDir,
       summaryEveryMs: parseDuration(opts.summaryEvery!),
       logger: createLogger({ name: 'relay-receiver', level: opts.logLevel }),
     });

@@ -12,13 +12,17 @@ import {
   type ChunkAck, type ChunkFrame, type ClientToServerEvents, type CommitFrame, type HandshakeAuth, type Logger,
   type OfferAccepted, type OfferFrame, type ReceivedFrame, type ReceiverStatus, type ServerToClientEvents,
 } from '@relayer/common';
+import { withDisplay } from './display.js';
 import { IncomingTransfer } from './incoming-transfer.js';
+import { ReceiverMetrics } from './metrics.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
 import { PartialStore, partialKey } from './partial-store.js';
 import { Session, type ReceiverSocket } from './session.js';
 
 export class Receiver {
   readonly options: ReceiverOptions;
+  /** Fed by each Session with the outcome of every request; served at GET /metrics. */
+  readonly metrics: ReceiverMetrics;
   private readonly log: Logger;
   private readonly store: PartialStore;
   private readonly http: HttpServer;
@@ -40,6 +44,9 @@ export class Receiver {
     this.options = resolveReceiverOptions(options);
     this.log = this.options.logger;
     this.store = new PartialStore(this.options.dir);
+    this.metrics = new ReceiverMetrics({
+      activeTransfers: () => this.activeTransfers, senders: () => this.sessions.size, freeBytes: () => this.freeBytes(),
+    });
     this.http = createServer((req, res) => void this.onHttp(req, res));
     this.io = new Server(this.http, {
       transports: ['websocket'],
@@ -230,7 +237,8 @@ export class Receiver {
     return this.withOfferLock(name, async () => {
       const transfer = this.owned(session, frame.transfer);
       try {
-        const received = await transfer.commit(frame.sha256);
+        const { node, dir, displayDir } = this.options;
+        const received = withDisplay(await transfer.commit(frame.sha256), { node, dir, displayDir });
         transfer.log.info({ size: received.size, sha256: received.sha256, path: received.path, unchanged: received.unchanged }, 'file received');
         return received;
       } finally {
@@ -293,6 +301,7 @@ export class Receiver {
       res.writeHead(free === null ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       return;
     }
+    if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) return this.metrics.serve(res);
     res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
   }
 }

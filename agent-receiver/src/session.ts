@@ -76,10 +76,14 @@ export class Session {
       // A handler that throws synchronously (a malformed frame) must become an error reply, not an
       // exception thrown out of Socket.IO's dispatch, which would crash the process.
       (async () => handler(frame))().then(
-        (result) => reply({ ok: true, ...result }),
+        (result) => {
+          this.receiver.metrics.observe(event, frame, { ok: true, result });
+          reply({ ok: true, ...result });
+        },
         (err: unknown) => {
           const error = toWireError(err);
           if (error.code === ErrorCode.IO) this.log.error({ err, event }, 'request failed');
+          this.receiver.metrics.observe(event, frame, { ok: false, code: error.code });
           reply({ ok: false, error });
         },
       );
