@@ -81,7 +81,6 @@ export class ReceiverMetrics {
         this.set(await gauges.freeBytes().catch(() => Number.NaN));
       },
     });
-    collectDefaultMetrics({ register: this.registry });
   }
 
   /** Called once per request, with its outcome, before the reply goes out. */
@@ -127,11 +126,26 @@ export class ReceiverMetrics {
   }
 }
 
-/** Writes a registry as Prometheus text (shared with the sender agent's listener). */
-export async function serveRegistry(registry: Registry, res: ServerResponse): Promise<void> {
+let processRegistry: Registry | undefined;
+
+/**
+ * The standard process_* / nodejs_* metrics describe the process, not one agent, so there is one registry
+ * of them per process (each collectDefaultMetrics call starts an event-loop monitor that is never stopped).
+ */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/** Writes an agent's registry, with the process metrics, as Prometheus text. */
+async function serveRegistry(registry: Registry, res: ServerResponse): Promise<void> {
   try {
-    const body = await registry.metrics();
-    res.writeHead(200, { 'content-type': registry.contentType }).end(body);
+    const merged = Registry.merge([registry, processMetrics()]);
+    const body = await merged.metrics();
+    res.writeHead(200, { 'content-type': merged.contentType }).end(body);
   } catch (err) {
     res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`);
   }

@@ -44,7 +44,7 @@ export class SenderAgent {
     const { discover, resolver, discoverEveryMs: everyMs, discoverProbeTimeoutMs: probeTimeoutMs, http } = this.options;
     const host = { links: this.links, createLink: (name: string, url: string) => this.createLink(name, url) };
     this.discoveries = discover.map((entry) => new Discovery({ entry, resolver, everyMs, probeTimeoutMs, host, logger: this.log }));
-    this.http = http && new AgentHttpServer(http, () => this.health(), this.metrics.registry, this.log);
+    this.http = http && new AgentHttpServer(http, () => this.health(), this.metrics, this.log);
   }
 
   private createLink(name: string, url: string): Link {

@@ -4,7 +4,6 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
 import type { Logger } from '@relayer/common';
 import type { HttpListen } from './agent-options.js';
 
@@ -20,7 +19,7 @@ export interface AgentHealth {
 export class AgentHttpServer {
   private readonly server: Server;
 
-  constructor(private readonly listen: HttpListen, private readonly health: () => AgentHealth, private readonly registry: Registry, private readonly log: Logger) {
+  constructor(private readonly listen: HttpListen, private readonly health: () => AgentHealth, private readonly metrics: { text(): Promise<{ contentType: string; body: string }> }, private readonly log: Logger) {
     this.server = createServer((req, res) => void this.onRequest(req, res));
   }
 
@@ -53,8 +52,8 @@ export class AgentHttpServer {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.health()));
     } else if (req.method === 'GET' && route === '/metrics') {
       try {
-        const body = await this.registry.metrics();
-        res.writeHead(200, { 'content-type': this.registry.contentType }).end(body);
+        const { contentType, body } = await this.metrics.text();
+        res.writeHead(200, { 'content-type': contentType }).end(body);
       } catch (err) {
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`);
       }

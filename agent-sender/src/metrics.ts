@@ -15,6 +15,20 @@ export interface SenderGauges {
   activeTransfers(): number;
 }
 
+let processRegistry: Registry | undefined;
+
+/**
+ * The standard process_* / nodejs_* metrics describe the process, not one agent, so there is one registry
+ * of them per process (each collectDefaultMetrics call starts an event-loop monitor that is never stopped).
+ */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
 export const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
 export class SenderMetrics {
@@ -70,7 +84,12 @@ export class SenderMetrics {
         for (const l of gauges.links()) if (l.connected && l.rttMs !== null) this.set({ receiver: l.name }, l.rttMs / 1000);
       },
     });
-    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Prometheus text: this agent's metrics and the process's. */
+  async text(): Promise<{ contentType: string; body: string }> {
+    const merged = Registry.merge([this.registry, processMetrics()]);
+    return { contentType: merged.contentType, body: await merged.metrics() };
   }
 
   /**

@@ -41,8 +41,10 @@ describe('receiver GET /metrics (Prometheus text)', function () {
     expect(sample(again, 'relay_receiver_transfers_total', { outcome: 'unchanged', code: 'none' })).to.equal(1);
     expect(sample(again, 'relay_receiver_transfers_total', { outcome: 'published', code: 'none' })).to.equal(1);
 
-    // Each receiver has its own registry, even in one process.
-    expect(count(await scrape(other.url), 'relay_receiver_bytes_received_total')).to.equal(0);
+    // Each receiver has its own registry, even in one process; the process metrics are in both.
+    const otherText = await scrape(other.url);
+    expect(count(otherText, 'relay_receiver_bytes_received_total')).to.equal(0);
+    for (const text of [again, otherText]) expect(sample(text, 'process_cpu_user_seconds_total')).to.be.greaterThan(0);
     // Nothing that names a file, a path or the token.
     for (const secret of [TOKEN, 'metered.bin', r.dir]) expect(again).to.not.contain(secret);
   });
@@ -120,6 +122,7 @@ describe('sender agent --http: /healthz and /metrics', function () {
     expect(sample(text, 'relay_sender_receiver_up', { receiver: 'a' })).to.equal(1);
     expect(sample(text, 'relay_sender_active_transfers')).to.equal(0);
     expect(sample(text, 'relay_sender_heartbeat_rtt_seconds', { receiver: 'a' })).to.be.at.least(0);
+    expect(sample(text, 'process_resident_memory_bytes')).to.be.greaterThan(0);
     for (const secret of [TOKEN, 'metered.bin', src]) expect(text).to.not.contain(secret);
 
     // An unchanged re-send confirms without sending bytes: the counter must not move.
