@@ -5,7 +5,7 @@ import { ErrorCode } from '@relayer/common';
 import { fetchStatus, SenderAgent, sendViaAgent, type JobEvent, type Resolver } from '@relayer/agent-sender';
 import { startAgent } from '../support/agent.js';
 import {
-  BIN, closeAll, MiB, randomFile, runBin, sha256File, startReceiver, testLogger, tmpDir, TOKEN, track, waitFor, type TestReceiver,
+  BIN, captureLogger, closeAll, MiB, randomFile, runBin, sha256File, startReceiver, testLogger, tmpDir, TOKEN, track, waitFor, type TestReceiver,
 } from '../support/util.js';
 
 /**
@@ -38,11 +38,11 @@ describe('receiver discovery (--discover name:port)', function () {
     return [...answer];
   };
 
-  async function startDiscoveringAgent(): Promise<SenderAgent> {
+  async function startDiscoveringAgent(logger = testLogger('agent')): Promise<SenderAgent> {
     const agent = new SenderAgent({
       socketPath: path.join(await tmpDir('relay-agent-'), 'agent.sock'),
       discover: [{ host: 'tasks.receiver', port }], discoverEveryMs: 100, resolver,
-      heartbeatMs: 100, allowRoots: [src], token: TOKEN, logger: testLogger('agent'),
+      heartbeatMs: 100, allowRoots: [src], token: TOKEN, logger,
     });
     await agent.start();
     track(() => agent.close());
@@ -134,14 +134,28 @@ describe('receiver discovery (--discover name:port)', function () {
   it('keeps two addresses that report the same node name as two receivers, and says so', async () => {
     const twin = await receiverAt(5, 'node2');
     answer = ['127.0.0.2', '127.0.0.5'];
-    const agent = await startDiscoveringAgent();
+    const log = captureLogger('info');
+    const agent = await startDiscoveringAgent(log.logger);
     expect(await names(agent)).to.deep.equal(['node2', 'node2@127.0.0.5']);
+    expect(log.text()).to.contain('two addresses report the same node name; this one is node2@127.0.0.5');
     const f = await randomFile(src, 100_000, 'twin.bin');
     const res = await runBin(BIN.relay, ['send', f.path, '--to', 'all'], { env: { RELAY_SOCKET: agent.options.socketPath } });
     expect(res.code, res.stdout + res.stderr).to.equal(0);
     expect(res.stdout).to.contain('on node2@127.0.0.5 → node2:');
     expect(await sha256File(path.join(twin.dir, 'twin.bin'))).to.equal(f.sha256);
     expect(await sha256File(path.join(receivers.get('127.0.0.2')!.dir, 'twin.bin'))).to.equal(f.sha256);
+  });
+
+  it('renames a receiver whose address now answers with another node name (its heartbeats say so)', async () => {
+    answer = ['127.0.0.2', '127.0.0.3'];
+    const agent = await startDiscoveringAgent();
+    const removed = waitFor(agent.discoveries[0]!, 'removed', (name: string) => name === 'node3');
+    const added = waitFor(agent.discoveries[0]!, 'added', (name: string, address: string) => name === 'node9' && address === '127.0.0.3');
+    // Another receiver takes over the address (a task rescheduled, its address reused).
+    await receivers.get('127.0.0.3')!.close();
+    await receiverAt(3, 'node9');
+    await Promise.all([removed, added]);
+    expect(await names(agent)).to.deep.equal(['node2', 'node9']);
   });
 
   it('shows an address that does not answer yet in status, and adds it once its receiver is up', async () => {
