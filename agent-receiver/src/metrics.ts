@@ -7,7 +7,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ChunkFrame, ErrorCode, ReceivedFrame } from '@relayer/common';
+import type { ChunkAck, ChunkFrame, ErrorCode, IdenticalReply, OfferAccepted, ReceivedFrame } from '@relayer/common';
 
 export interface ReceiverGauges {
   activeTransfers(): number;
@@ -26,20 +26,15 @@ function isFinalRefusal(request: string, code: ErrorCode): boolean {
   return request !== 'heartbeat';
 }
 
-/** Per lease: when its offer was accepted, and how far its chunks have been counted. */
-interface LeaseTrack {
-  startedAt: number;
-  countedTo: number;
-}
-
-/** Leases tracked at most; the oldest are forgotten first (abandoned transfers never commit). */
+/** Leases whose start time is kept at most; the oldest are forgotten first (abandoned transfers never commit). */
 const MAX_LEASES = 10_000;
 
 export const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
 export class ReceiverMetrics {
   readonly registry = new Registry();
-  private readonly leases = new Map<string, LeaseTrack>();
+  /** When each lease's offer was accepted, for the duration histogram. */
+  private readonly leases = new Map<string, number>();
   private readonly bytes: Counter;
   private readonly transfers: Counter<'outcome' | 'code'>;
   private readonly errors: Counter<'request' | 'code'>;
@@ -49,7 +44,7 @@ export class ReceiverMetrics {
     const registers = [this.registry];
     this.bytes = new Counter({
       name: 'relay_receiver_bytes_received_total', registers,
-      help: 'File bytes taken from chunks (verified by crc32 and written); a duplicate chunk is counted once.',
+      help: 'File bytes taken from chunks (verified by crc32 and written); a chunk not taken (a gap or a duplicate) counts none.',
     });
     this.transfers = new Counter({
       name: 'relay_receiver_transfers_total', registers, labelNames: ['outcome', 'code'],
@@ -57,7 +52,7 @@ export class ReceiverMetrics {
     });
     this.errors = new Counter({
       name: 'relay_receiver_request_errors_total', registers, labelNames: ['request', 'code'],
-      help: 'Error replies to senders, by request (offer, chunk, commit, heartbeat) and error code, including retried ones.',
+      help: 'Error replies to senders, by request (offer, chunk, identical, commit, heartbeat) and error code, including retried ones.',
     });
     this.duration = new Histogram({
       name: 'relay_receiver_transfer_duration_seconds', registers, buckets: DURATION_BUCKETS,
@@ -89,35 +84,30 @@ export class ReceiverMetrics {
       this.errors.inc({ request, code: outcome.code });
       if (isFinalRefusal(request, outcome.code)) {
         this.transfers.inc({ outcome: 'refused', code: outcome.code });
-        const lease = (frame as { transfer?: unknown } | null)?.transfer;
+        const lease = (frame as { lease?: unknown } | null)?.lease;
         if (typeof lease === 'string') this.leases.delete(lease);
       }
       return;
     }
-    if (request === 'offer') this.track((outcome.result as { transfer: string }).transfer);
-    else if (request === 'chunk') this.countChunk(frame as ChunkFrame, (outcome.result as { offset: number }).offset);
-    else if (request === 'commit') this.published(outcome.result as ReceivedFrame);
+    if (request === 'offer') this.started((outcome.result as OfferAccepted).lease);
+    else if (request === 'chunk' && (outcome.result as ChunkAck).taken) this.bytes.inc((frame as ChunkFrame).data.length);
+    else if (request === 'commit') this.ended(outcome.result as ReceivedFrame);
+    else if (request === 'identical') {
+      const { received } = outcome.result as IdenticalReply;
+      if (received) this.ended(received);
+    }
   }
 
-  private track(lease: string): void {
+  private started(lease: string): void {
     if (this.leases.size >= MAX_LEASES) this.leases.delete(this.leases.keys().next().value!);
-    this.leases.set(lease, { startedAt: performance.now(), countedTo: 0 });
+    this.leases.set(lease, performance.now());
   }
 
-  private countChunk(frame: ChunkFrame, acked: number): void {
-    const end = frame.offset + frame.data.length;
-    if (acked < end) return; // not taken: behind a gap
-    const t = this.leases.get(frame.transfer);
-    const from = Math.max(frame.offset, t?.countedTo ?? 0);
-    if (end > from) this.bytes.inc(end - from);
-    if (t) t.countedTo = Math.max(t.countedTo, end);
-  }
-
-  private published(received: ReceivedFrame): void {
+  private ended(received: ReceivedFrame): void {
     this.transfers.inc({ outcome: received.unchanged ? 'unchanged' : 'published', code: 'none' });
-    const t = this.leases.get(received.transfer);
-    this.leases.delete(received.transfer);
-    if (t) this.duration.observe((performance.now() - t.startedAt) / 1000);
+    const startedAt = this.leases.get(received.lease);
+    this.leases.delete(received.lease);
+    if (startedAt !== undefined) this.duration.observe((performance.now() - startedAt) / 1000);
   }
 
   /** Answers GET /metrics. */

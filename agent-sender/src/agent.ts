@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { createError, ErrorCode, formatBytes, VERSION, type Logger } from '@relayer/common';
 import { resolveSenderAgentOptions, type SenderAgentOptions } from './agent-options.js';
-import type { ControlMessage, ControlRequest, SendRequest, StatusReply } from './control-protocol.js';
+import { checkSendRequest, type ControlMessage, type ControlRequest, type SendRequest, type StatusReply } from './control-protocol.js';
 import { ControlServer } from './control-server.js';
 import { Discovery } from './discovery.js';
 import { AgentHttpServer, type AgentHealth } from './http-server.js';
@@ -137,6 +137,7 @@ export class SenderAgent {
   private async send(req: SendRequest, reply: (m: ControlMessage) => void, signal: AbortSignal): Promise<void> {
     const log = this.log.child({ job: ++this.jobSeq });
     const allowRoots = this.options.allowRoots;
+    checkSendRequest(req);
     const transfer = checkTransferOptions(req.transfer);
     const links = this.resolveTargets(req.to);
     // Check what the user named before walking it: a directory outside every root is not even listed.
