@@ -1,7 +1,7 @@
 /** The receiver's options and their defaults, merged in one place. Only the CLI reads argv and env. */
 import os from 'node:os';
 import path from 'node:path';
-import { createLogger, DEFAULT_PORT, definedOnly, type Logger } from '@relayer/common';
+import { createError, createLogger, DEFAULT_PORT, definedOnly, ErrorCode, type Logger } from '@relayer/common';
 
 export interface ReceiverOptions {
   /** Address to listen on. Default 0.0.0.0. */
@@ -18,8 +18,13 @@ export interface ReceiverOptions {
   minFree: number;
   /** Partials untouched this long are removed. Default 24h. */
   partialTtlMs: number;
-  /** Name reported in heartbeats and /healthz. Default the host name. */
+  /** Name reported in heartbeats, /healthz and every confirmation. Default the host name. */
   node: string;
+  /**
+   * The folder `dir` is on the node's host, for display only: confirmations then show the host path
+   * (e.g. /srv/relay-inbox/app.bin) instead of the container's (/data/app.bin). Default none: show `dir`.
+   */
+  displayDir?: string;
   /** Socket.IO ping interval / timeout: how fast a dead sender is noticed. Default 10s / 10s. */
   pingIntervalMs: number;
   pingTimeoutMs: number;
@@ -58,6 +63,9 @@ export function resolveReceiverOptions(given: Partial<ReceiverOptions> & { token
     node: os.hostname(),
     ...definedOnly(given),
   } as Omit<ReceiverOptions, 'logger'> & { logger?: Logger };
+  if (merged.displayDir !== undefined && !path.posix.isAbsolute(merged.displayDir)) {
+    throw createError(ErrorCode.USAGE, `display dir must be an absolute path, got ${JSON.stringify(merged.displayDir)}`);
+  }
   return {
     ...merged,
     dir: path.resolve(merged.dir),

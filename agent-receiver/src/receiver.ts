@@ -1,5 +1,5 @@
 /**
- * The receiver agent: an http server carrying Socket.IO (websocket only, msgpack frames) and /healthz.
+ * The receiver agent: an http server carrying Socket.IO (websocket only, msgpack frames), /healthz and /metrics.
  * It authenticates senders and checks their protocol version, gives each connection a Session, and runs
  * its lifecycle: RUNNING → CLOSING → CLOSED. Who sends which file is the TransferRegistry's business.
  */
@@ -11,6 +11,8 @@ import {
   createParser, ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, PROTOCOL_VERSION, tokensEqual, VERSION,
   type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceiverStatus, type ServerToClientEvents,
 } from '@relayer/common';
+import { withDisplay } from './display.js';
+import { ReceiverMetrics } from './metrics.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
 import { PartialStore } from './partial-store.js';
 import { Session, type ReceiverSocket } from './session.js';
@@ -34,6 +36,8 @@ export interface ReceiverStats {
 
 export class Receiver {
   readonly options: ReceiverOptions;
+  /** Fed by each Session with the outcome of every request; served at GET /metrics. */
+  readonly metrics: ReceiverMetrics;
   state: ReceiverState = ReceiverState.NEW;
   private readonly log: Logger;
   private readonly store: PartialStore;
@@ -53,6 +57,9 @@ export class Receiver {
     this.store = new PartialStore(this.options.dir);
     this.registry = new TransferRegistry({
       root: this.options.dir, store: this.store, limits: this.options, log: this.log, freeBytes: () => this.freeBytes(),
+    });
+    this.metrics = new ReceiverMetrics({
+      activeTransfers: () => this.activeTransfers, senders: () => this.sessions.size, freeBytes: () => this.freeBytes(),
     });
     this.http = this.createServer();
     this.io = this.attachSocketIo(this.http);
@@ -97,6 +104,8 @@ export class Receiver {
         maxBufferedBytes: this.options.maxBufferedBytesPerConnection,
         onBuffered: (bytes) => (this.peakBufferedBytes = Math.max(this.peakBufferedBytes, bytes)),
         onClosed: (s) => this.sessions.delete(s),
+        observe: (request, frame, outcome) => this.metrics.observe(request, frame, outcome),
+        describe: (received) => withDisplay(received, this.options),
       }, socket, this.log));
     });
     return io;
@@ -221,6 +230,7 @@ export class Receiver {
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       return;
     }
+    if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) return this.metrics.serve(res);
     res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
   }
 }

@@ -79,6 +79,8 @@ export class Link extends EventEmitter<LinkEvents> {
   private seq = 0;
   private answeredSeq = 0;
   private everConnected = false;
+  /** Why the link was closed, when it was closed for a reason a job should report (e.g. its receiver left DNS). */
+  private closedError: RelayError | undefined;
 
   constructor(options: LinkOptions) {
     super();
@@ -118,10 +120,12 @@ export class Link extends EventEmitter<LinkEvents> {
     return this;
   }
 
-  close(): void {
+  /** Closes for good; jobs waiting on or using this link fail with `reason` (default CANCELLED). */
+  close(reason?: RelayError): void {
+    this.closedError ??= reason;
     clearInterval(this.beatTimer);
     clearTimeout(this.authRetryTimer);
-    this.setState(LinkState.CLOSED, { reason: 'closed' });
+    this.setState(LinkState.CLOSED, { reason: reason?.message ?? 'closed' });
     this.socket.disconnect();
   }
 
@@ -145,6 +149,7 @@ export class Link extends EventEmitter<LinkEvents> {
    */
   ready(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.connected) return Promise.resolve();
+    if (this.state === LinkState.CLOSED) return Promise.reject(this.closedError ?? createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
     if (this.lastError?.code === ErrorCode.AUTH || this.lastError?.code === ErrorCode.PROTOCOL) return Promise.reject(this.lastError);
     return new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
@@ -157,7 +162,7 @@ export class Link extends EventEmitter<LinkEvents> {
       };
       const onState = (state: LinkState): void => {
         if (state === LinkState.CONNECTED) done();
-        else if (state === LinkState.CLOSED) done(createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
+        else if (state === LinkState.CLOSED) done(this.closedError ?? createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
       };
       const onAbort = (): void => done(createError(ErrorCode.CANCELLED, 'cancelled'));
       const timer = setTimeout(() => {
