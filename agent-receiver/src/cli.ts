@@ -39,6 +39,7 @@ const program = new Command('relay-receiver')
   .addOption(new Option('--max-file-size <size>', 'largest file accepted').env('RELAY_MAX_FILE_SIZE').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.maxFileSize, '100G'))
   .addOption(new Option('--min-free <size>', 'refuse offers that would leave less free disk').env('RELAY_MIN_FREE').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.minFree, '1G'))
   .addOption(new Option('--partial-ttl <duration>', 'remove partial transfers untouched this long').env('RELAY_PARTIAL_TTL').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.partialTtlMs, '24h'))
+  .addOption(new Option('--display-dir <path>', 'the --dir folder as the node\'s host sees it, shown in confirmations (e.g. /srv/relay-inbox)').env('RELAY_DISPLAY_DIR'))
   .addOption(new Option('--node <name>', 'node name in heartbeats and /healthz (default: host name)').env('RELAY_NODE'))
   .addOption(new Option('--summary-every <duration>', 'status summary log interval (0 = off)').env('RELAY_SUMMARY_EVERY').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.summaryEveryMs, '60s'))
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info'))
@@ -62,6 +63,7 @@ interface ReceiverFlags extends AdmissionFlags {
   minFree: number;
   partialTtl: number;
   node?: string;
+  displayDir?: string;
   summaryEvery: number;
   logLevel: string;
   maxTransfersPerConnection: number;
@@ -90,6 +92,7 @@ async function main(): Promise<void> {
       minFree: opts.minFree,
       partialTtlMs: opts.partialTtl,
       node: opts.node,
+      displayDir: opts.displayDir,
       summaryEveryMs: opts.summaryEvery,
       maxTransfersPerConnection: opts.maxTransfersPerConnection,
       maxBufferedBytesPerConnection: opts.maxBuffered,

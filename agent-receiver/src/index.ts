@@ -2,6 +2,7 @@ export { Receiver } from './receiver.js';
 export { RECEIVER_DEFAULTS, resolveReceiverOptions, type ReceiverOptions } from './options.js';
 export { PartialStore, partialKey, type OpenedPartial } from './partial-store.js';
 export { IncomingTransfer, TransferState } from './incoming-transfer.js';
+export { ReceiverMetrics } from './metrics.js';
 export { TransferRegistry, type RegistryLimits } from './transfer-registry.js';
 export { OfferCommitLock } from './offer-commit-lock.js';
 export { FinalHashCache } from './final-hash-cache.js';

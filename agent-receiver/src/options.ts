@@ -1,7 +1,7 @@
 /** The receiver's options and their defaults, merged in one place. Only the CLI reads argv and env. */
 import os from 'node:os';
 import path from 'node:path';
-import { createLogger, DEFAULT_PORT, definedOnly, type Logger } from '@relayer/common';
+import { createError, createLogger, DEFAULT_PORT, definedOnly, ErrorCode, type Logger } from '@relayer/common';
 import { ADMISSION_DEFAULTS, type AdmissionOptions } from './admission.js';
 import type { TlsServerOptions } from './tls-server.js';
 
@@ -24,8 +24,13 @@ export interface ReceiverOptions {
   minFree: number;
   /** Partials untouched this long are removed. Default 24h. */
   partialTtlMs: number;
-  /** Name reported in heartbeats and /healthz. Default the host name. */
+  /** Name reported in heartbeats, /healthz and every confirmation. Default the host name. */
   node: string;
+  /**
+   * The folder `dir` is on the node's host, for display only: confirmations then show the host path
+   * (e.g. /srv/relay-inbox/app.bin) instead of the container's (/data/app.bin). Default none: show `dir`.
+   */
+  displayDir?: string;
   /** Socket.IO ping interval / timeout: how fast a dead sender is noticed. Default 10s / 10s. */
   pingIntervalMs: number;
   pingTimeoutMs: number;
@@ -64,6 +69,9 @@ export function resolveReceiverOptions(given: Omit<Partial<ReceiverOptions>, 'ad
     node: os.hostname(),
     ...definedOnly(given),
   } as Omit<ReceiverOptions, 'logger'> & { logger?: Logger };
+  if (merged.displayDir !== undefined && !path.posix.isAbsolute(merged.displayDir)) {
+    throw createError(ErrorCode.USAGE, `display dir must be an absolute path, got ${JSON.stringify(merged.displayDir)}`);
+  }
   return {
     ...merged,
     dir: path.resolve(merged.dir),

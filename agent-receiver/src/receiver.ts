@@ -1,5 +1,5 @@
 /**
- * The receiver agent: an http server carrying Socket.IO (websocket only, msgpack frames) and /healthz.
+ * The receiver agent: an http server carrying Socket.IO (websocket only, msgpack frames), /healthz and /metrics.
  * It authenticates senders and checks their protocol version, gives each connection a Session, and runs
  * its lifecycle: RUNNING → CLOSING → CLOSED. Who sends which file is the TransferRegistry's business.
  */
@@ -12,6 +12,8 @@ import {
   type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceiverStatus, type ServerToClientEvents,
 } from '@relayer/common';
 import { Admission, type AdmissionOptions } from './admission.js';
+import { withDisplay } from './display.js';
+import { ReceiverMetrics } from './metrics.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
 import { PartialStore } from './partial-store.js';
 import { Session, type ReceiverSocket } from './session.js';
@@ -36,6 +38,8 @@ export interface ReceiverStats {
 
 export class Receiver {
   readonly options: ReceiverOptions;
+  /** Fed by each Session with the outcome of every request; served at GET /metrics. */
+  readonly metrics: ReceiverMetrics;
   state: ReceiverState = ReceiverState.NEW;
   private readonly log: Logger;
   private readonly store: PartialStore;
@@ -59,6 +63,9 @@ export class Receiver {
       root: this.options.dir, store: this.store, limits: this.options, log: this.log, freeBytes: () => this.freeBytes(),
     });
     this.admission = new Admission([this.options.token].flat(), this.options.admission, this.log);
+    this.metrics = new ReceiverMetrics({
+      activeTransfers: () => this.activeTransfers, senders: () => this.sessions.size, freeBytes: () => this.freeBytes(),
+    });
     this.http = this.createServer();
     this.io = this.attachSocketIo(this.http);
   }
@@ -100,6 +107,8 @@ export class Receiver {
         maxBufferedBytes: this.options.maxBufferedBytesPerConnection,
         onBuffered: (bytes) => (this.peakBufferedBytes = Math.max(this.peakBufferedBytes, bytes)),
         onClosed: (s) => this.sessions.delete(s),
+        observe: (request, frame, outcome) => this.metrics.observe(request, frame, outcome),
+        describe: (received) => withDisplay(received, this.options),
       }, socket, this.log));
     });
     return io;
@@ -225,6 +234,7 @@ export class Receiver {
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       return;
     }
+    if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) return this.metrics.serve(res);
     res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
   }
 }

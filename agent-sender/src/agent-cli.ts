@@ -2,7 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { createLogger, loadToken, parseDuration, RelayError, runUntilSignal, VERSION } from '@relayer/common';
 import { SenderAgent } from './agent.js';
-import { parseReceivers, SENDER_AGENT_DEFAULTS } from './agent-options.js';
+import { parseDiscover, parseListen, parseReceivers, SENDER_AGENT_DEFAULTS } from './agent-options.js';
 import { defaultSocketPath } from './control-protocol.js';
 import { readCaFile } from './tls-client.js';
 
@@ -14,6 +14,9 @@ const program = new Command('relay-sender')
   .addOption(new Option('--socket <path>', 'local control socket').env('RELAY_SOCKET').default(defaultSocketPath()))
   .addOption(new Option('--socket-group <group>', 'group allowed to use the socket (folder 0750, socket 0660)').env('RELAY_SOCKET_GROUP'))
   .addOption(new Option('--receiver <name=url>', 'a receiver to keep connected (repeatable; env RELAY_RECEIVERS="a=url,b=url")').argParser(collect))
+  .addOption(new Option('--discover <name:port>', 'a DNS name whose every address is a receiver, e.g. tasks.receiver:7420 (repeatable; env RELAY_DISCOVER="a:7420,b:7420")').argParser(collect))
+  .addOption(new Option('--discover-every <duration>', 'how often discovered names are resolved again').env('RELAY_DISCOVER_EVERY').default(`${SENDER_AGENT_DEFAULTS.discoverEveryMs / 1000}s`))
+  .addOption(new Option('--http <host:port>', 'serve /healthz and /metrics here, e.g. 127.0.0.1:7421 (default: off)').env('RELAY_HTTP'))
   .addOption(new Option('--allow-root <dir>', 'a folder whose files may be sent (repeatable; env RELAY_ALLOW_ROOTS="/a:/b")').argParser(collect))
   .addOption(new Option('--heartbeat <duration>', 'heartbeat interval').env('RELAY_HEARTBEAT').default(`${SENDER_AGENT_DEFAULTS.heartbeatMs / 1000}s`))
   .addOption(new Option('--concurrency <n>', 'transfers at once').env('RELAY_CONCURRENCY').default(String(SENDER_AGENT_DEFAULTS.concurrency)))
@@ -33,6 +36,7 @@ try {
 let agent: SenderAgent;
 try {
   const receivers = parseReceivers((opts.receiver as string[] | undefined) ?? (process.env.RELAY_RECEIVERS ? [process.env.RELAY_RECEIVERS] : []));
+  const discover = parseDiscover((opts.discover as string[] | undefined) ?? (process.env.RELAY_DISCOVER ? [process.env.RELAY_DISCOVER] : []));
   const allowRoots = (opts.allowRoot as string[] | undefined) ?? (process.env.RELAY_ALLOW_ROOTS?.split(':').filter(Boolean) ?? []);
   const concurrency = Number(opts.concurrency);
   if (!Number.isInteger(concurrency)) throw new RelayError('USAGE', `--concurrency: not an integer: ${String(opts.concurrency)}`);
@@ -40,6 +44,9 @@ try {
     socketPath: opts.socket as string,
     socketGroup: opts.socketGroup as string | undefined,
     receivers,
+    discover,
+    discoverEveryMs: parseDuration(opts.discoverEvery as string),
+    http: opts.http ? parseListen(opts.http as string) : undefined,
     allowRoots,
     heartbeatMs: parseDuration(opts.heartbeat as string),
     concurrency,

@@ -1,6 +1,7 @@
 /** `relay`: the command a Jenkins step runs. Only this file reads argv and env for it. */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createLogger, ErrorCode, isReceiverUrl, loadToken, parseDuration, parseSize, RelayError, VERSION } from '@relayer/common';
+import { dropOutputOnClosedPipe } from './closed-pipe.js';
 import { sendDirect } from './direct.js';
 import { makeCertsCommand } from './certs-cli.js';
 import { readCaFile } from './tls-client.js';
@@ -76,6 +77,8 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
     process.off('SIGTERM', onSignal);
   }
 }
+
+dropOutputOnClosedPipe(process.stdout, process.stderr);
 
 const program = new Command('relay')
   .description('Relayer: send files to receiver agents and confirm they arrived byte-identical.')

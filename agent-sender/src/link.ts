@@ -82,6 +82,8 @@ export class Link extends EventEmitter<LinkEvents> {
   private seq = 0;
   private answeredSeq = 0;
   private everConnected = false;
+  /** Why the link was closed, when it was closed for a reason a job should report (e.g. its receiver left DNS). */
+  private closedError: RelayError | undefined;
 
   constructor(options: LinkOptions) {
     super();
@@ -123,10 +125,12 @@ export class Link extends EventEmitter<LinkEvents> {
     return this;
   }
 
-  close(): void {
+  /** Closes for good; jobs waiting on or using this link fail with `reason` (default CANCELLED). */
+  close(reason?: RelayError): void {
+    this.closedError ??= reason;
     clearInterval(this.beatTimer);
     clearTimeout(this.authRetryTimer);
-    this.setState(LinkState.CLOSED, { reason: 'closed' });
+    this.setState(LinkState.CLOSED, { reason: reason?.message ?? 'closed' });
     this.socket.disconnect();
   }
 
@@ -150,6 +154,7 @@ export class Link extends EventEmitter<LinkEvents> {
    */
   ready(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.connected) return Promise.resolve();
+    if (this.state === LinkState.CLOSED) return Promise.reject(this.closedError ?? createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
     const code = this.lastError?.code;
     if (code === ErrorCode.AUTH || code === ErrorCode.PROTOCOL || code === ErrorCode.TLS) return Promise.reject(this.lastError);
     return new Promise<void>((resolve, reject) => {
@@ -163,7 +168,7 @@ export class Link extends EventEmitter<LinkEvents> {
       };
       const onState = (state: LinkState): void => {
         if (state === LinkState.CONNECTED) done();
-        else if (state === LinkState.CLOSED) done(createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
+        else if (state === LinkState.CLOSED) done(this.closedError ?? createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
       };
       const onAbort = (): void => done(createError(ErrorCode.CANCELLED, 'cancelled'));
       const timer = setTimeout(() => {
