@@ -8,3 +8,5 @@ export { OfferCommitLock } from './offer-commit-lock.js';
 export { FinalHashCache } from './final-hash-cache.js';
 export type { Owner } from './owner.js';
 export { ReceiverState, type ReceiverStats } from './receiver.js';
+export { Admission, ADMISSION_DEFAULTS, authDelayMs, type AdmissionOptions } from './admission.js';
+export { createListener, readTlsServerFiles, type TlsServerOptions } from './tls-server.js';

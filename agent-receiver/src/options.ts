@@ -2,6 +2,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { createError, createLogger, DEFAULT_PORT, definedOnly, ErrorCode, type Logger } from '@relayer/common';
+import { ADMISSION_DEFAULTS, type AdmissionOptions } from './admission.js';
+import type { TlsServerOptions } from './tls-server.js';
 
 export interface ReceiverOptions {
   /** Address to listen on. Default 0.0.0.0. */
@@ -10,8 +12,12 @@ export interface ReceiverOptions {
   port: number;
   /** Folder files are published into. Default ./relay-inbox. */
   dir: string;
-  /** Shared secret senders must present. Required. */
-  token: string;
+  /** Shared secret senders must present; several are all accepted (rotation). Required. */
+  token: string | readonly string[];
+  /** Serve https/wss with this certificate and key. Default none: plain http/ws. */
+  tls?: TlsServerOptions;
+  /** Connection caps, handshake deadline, failed-login backoff and block (see admission.ts). */
+  admission: AdmissionOptions;
   /** Largest file accepted. Default 100 GiB. */
   maxFileSize: number;
   /** Refuse an offer that would leave less free space than this. Default 1 GiB. */
@@ -57,7 +63,7 @@ export const RECEIVER_DEFAULTS = {
   lockTimeoutMs: 30_000,
 } as const;
 
-export function resolveReceiverOptions(given: Partial<ReceiverOptions> & { token: string }): ReceiverOptions {
+export function resolveReceiverOptions(given: Omit<Partial<ReceiverOptions>, 'admission'> & { token: string | readonly string[]; admission?: Partial<AdmissionOptions> }): ReceiverOptions {
   const merged = {
     ...RECEIVER_DEFAULTS,
     node: os.hostname(),
@@ -69,6 +75,7 @@ export function resolveReceiverOptions(given: Partial<ReceiverOptions> & { token
   return {
     ...merged,
     dir: path.resolve(merged.dir),
+    admission: { ...ADMISSION_DEFAULTS, ...definedOnly(given.admission ?? {}) },
     logger: merged.logger ?? createLogger({ name: 'relay-receiver' }),
   };
 }

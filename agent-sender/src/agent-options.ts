@@ -27,8 +27,10 @@ export interface HttpListen {
 }
 
 export interface SenderAgentOptions {
-  /** The local control socket. Default relay-sender.sock in the OS temp folder (the CLI also reads RELAY_SOCKET). */
+  /** The local control socket. Default a private folder (see socket-trust.ts; the CLI also reads RELAY_SOCKET). */
   socketPath: string;
+  /** Group (name or gid) that may use the socket: folder 0750 and socket 0660 in that group. Default none. */
+  socketGroup?: string;
   /** Receivers to keep connections to. */
   receivers: ReceiverEntry[];
   /** Names to discover receivers behind (every address is one receiver, named by the node it reports). Default none. */
@@ -50,6 +52,8 @@ export interface SenderAgentOptions {
   /** Interval of the one-line status summary at info. Default 60s; 0 disables it. */
   summaryEveryMs: number;
   token: string;
+  /** PEM CA certificate(s) trusted for https:// receivers (--ca). Default: the system's CAs only. */
+  ca?: string | Buffer;
   logger: Logger;
 }
 

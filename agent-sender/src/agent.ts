@@ -16,7 +16,7 @@ import { Link } from './link.js';
 import { SenderMetrics } from './metrics.js';
 import type { OutgoingTransfer } from './outgoing-transfer.js';
 import { checkTransferOptions } from './transfer-options.js';
-import { checkAllowed, expandSources, openAllowed } from './sources.js';
+import { AllowRoots, checkAllowed, expandSources, openAllowed } from './sources.js';
 
 export class SenderAgent {
   readonly options: SenderAgentOptions;
@@ -34,12 +34,14 @@ export class SenderAgent {
   readonly discoveries: Discovery[];
   private readonly http: AgentHttpServer | undefined;
   private readonly startedAt = Date.now();
+  /** Fixed at start: a root swapped for a symlink later does not widen access. */
+  private allowRoots: AllowRoots | undefined;
 
   constructor(options: Partial<SenderAgentOptions> & { token: string }) {
     this.options = resolveSenderAgentOptions(options);
     this.log = this.options.logger;
     this.limit = pLimit(this.options.concurrency);
-    this.control = new ControlServer(this.options.socketPath, (req, reply, signal) => this.handle(req, reply, signal), this.log);
+    this.control = new ControlServer(this.options.socketPath, (req, reply, signal) => this.handle(req, reply, signal), this.log, { group: this.options.socketGroup });
     this.metrics = new SenderMetrics({ links: () => this.links.values(), activeTransfers: () => this.transfers.size });
     const { discover, resolver, discoverEveryMs: everyMs, discoverProbeTimeoutMs: probeTimeoutMs, http } = this.options;
     const host = { links: this.links, createLink: (name: string, url: string) => this.createLink(name, url) };
@@ -48,8 +50,8 @@ export class SenderAgent {
   }
 
   private createLink(name: string, url: string): Link {
-    const { token, heartbeatMs } = this.options;
-    return new Link({ name, url, token, heartbeatMs, logger: this.log, retryAuth: true }).start();
+    const { token, heartbeatMs, ca } = this.options;
+    return new Link({ name, url, token, heartbeatMs, logger: this.log, retryAuth: true, ca }).start();
   }
 
   /** The --http listener's address (port 0 in tests picks a free one). */
@@ -67,6 +69,7 @@ export class SenderAgent {
 
   async start(): Promise<void> {
     const { receivers, summaryEveryMs, socketPath, allowRoots, discover, discoverProbeTimeoutMs } = this.options;
+    this.allowRoots = await AllowRoots.resolve(allowRoots);
     await this.control.start();
     await this.http?.start();
     for (const r of receivers) this.links.set(r.name, this.createLink(r.name, r.url));
@@ -136,7 +139,7 @@ export class SenderAgent {
 
   private async send(req: SendRequest, reply: (m: ControlMessage) => void, signal: AbortSignal): Promise<void> {
     const log = this.log.child({ job: ++this.jobSeq });
-    const allowRoots = this.options.allowRoots;
+    const allowRoots = this.allowRoots!;
     checkSendRequest(req);
     const transfer = checkTransferOptions(req.transfer);
     const links = this.resolveTargets(req.to);
