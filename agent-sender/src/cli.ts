@@ -13,6 +13,7 @@ interface SendFlags {
   as?: string;
   chunkSize?: string;
   window?: string;
+  filesInFlight?: string;
   bwlimit?: string;
   timeout: string;
   json?: boolean;
@@ -34,6 +35,7 @@ function transferOptions(f: SendFlags): Partial<TransferOptions> {
   return checkTransferOptions({
     chunkSize: f.chunkSize === undefined ? undefined : parseSize(f.chunkSize),
     window: positiveInt('--window', f.window),
+    filesInFlight: positiveInt('--files-in-flight', f.filesInFlight),
     bwlimit: f.bwlimit === undefined ? undefined : parseSize(f.bwlimit),
     timeoutMs: parseDuration(f.timeout),
   });
@@ -81,8 +83,9 @@ program.command('send')
   .option('--as <name>', 'name on the receiver (relative path), for a single path')
   .addOption(new Option('--chunk-size <size>', `bytes per chunk (default ${TRANSFER_DEFAULTS.chunkSize / 1024 / 1024}M)`))
   .addOption(new Option('--window <n>', `chunks in flight (default ${TRANSFER_DEFAULTS.window})`))
+  .addOption(new Option('--files-in-flight <n>', `files of this send in flight to each receiver at once (default ${TRANSFER_DEFAULTS.filesInFlight})`))
   .addOption(new Option('--bwlimit <rate>', 'bytes per second per transfer, e.g. 40M'))
-  .addOption(new Option('--concurrency <n>', '--direct: transfers at once (default 4)'))
+  .addOption(new Option('--concurrency <n>', '--direct: transfers of files over 1 MiB at once (default 4)'))
   .addOption(new Option('--timeout <duration>', 'give up after this long without progress, e.g. a receiver that stays down').default('10m'))
   .option('--json', 'print JSON lines instead of text')
   .option('--quiet', 'print only failures and the summary')

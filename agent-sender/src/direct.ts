@@ -13,7 +13,7 @@ export interface DirectSendOptions {
   urls: string[];
   token: string;
   transfer: Partial<TransferOptions>;
-  /** Transfers at once. Default 4. */
+  /** Transfers of files over 1 MiB at once. Default 4. */
   concurrency?: number;
   logger: Logger;
   signal?: AbortSignal;
