@@ -141,27 +141,31 @@ async function main(): Promise<void> {
     let seq = 0;
     const name = (): string => `n${++seq}`;
     /** Times fn; the receiving daemons' cost windows span exactly the run. */
-    const timed = async (receivers: Daemon[], fn: () => Promise<{ sender?: Cost; extra?: Record<string, number> }>, senderDaemon?: Daemon): Promise<Sample> => {
+    const timed = async (receivers: Daemon[], fn: () => Promise<{ sender?: Cost; receiver?: Cost; extra?: Record<string, number> }>, senderDaemon?: Daemon): Promise<Sample> => {
       const ends = receivers.map((d) => d.window());
       const endSender = senderDaemon?.window();
       const t0 = performance.now();
       const r = await fn();
       const ms = performance.now() - t0;
       const rc = ends.map((e) => e());
-      const receiverCost = rc.length ? { cpuSec: rc.reduce((n, c) => n + c.cpuSec, 0), peakRssMB: Math.max(...rc.map((c) => c.peakRssMB)) } : undefined;
+      const receiverCost = rc.length ? { cpuSec: rc.reduce((n, c) => n + c.cpuSec, 0), peakRssMB: Math.max(...rc.map((c) => c.peakRssMB)) } : r.receiver;
       let sender = r.sender;
+      let extra = r.extra;
       if (endSender) {
-        const a = endSender();
-        // The agent does the work; the `relay` client only renders events (its CPU is added, its RSS is not the agent's).
-        sender = { cpuSec: a.cpuSec + (r.sender?.cpuSec ?? 0), peakRssMB: a.peakRssMB };
+        // The agent does the work; the `relay` client only renders its events: its CPU (mostly Node's
+        // start-up) is kept apart as clientCpuSec.
+        sender = endSender();
+        extra = { ...extra, clientCpuSec: r.sender?.cpuSec ?? NaN };
       }
-      return { ms, sender, receiver: receiverCost, extra: r.extra };
+      return { ms, sender, receiver: receiverCost, extra };
     };
+    const pipeSender = await startDaemon('pipe sender', [path.join(DIST, 'pipe-send.js')], { stream: 'stdout', isReady: (l) => l.ready === true, commands: true });
+    daemons.push(pipeSender);
     const pipe = (server: Daemon) => () => timed([server], async () => {
-      const r = await runNode([path.join(DIST, 'pipe-send.js'), payload, String(server.ready.port)], {}, rusage);
-      if (r.code !== 0) throw new Error(`pipe send failed: ${r.stderr}`);
-      return { sender: r };
-    });
+      const r = await pipeSender.command({ file: payload, port: server.ready.port });
+      if (r.sent !== SIZE) throw new Error(`pipe send failed: ${JSON.stringify(r)}`);
+      return {};
+    }, pipeSender);
     const direct = (target: Daemon, extra: string[] = []) => () => timed([target], async () => ({ sender: (await relay(['--direct', '--to', url(target), '--as', name(), ...extra, payload])).cost }));
     const viaAgent = (targets: string[], src = payload, extra: string[] = []) => () => timed(targets.map((t) => recv[t]!), async () => ({ sender: (await relay(['--to', targets.join(','), '--as', name(), ...extra, src])).cost }), agent);
 
@@ -204,7 +208,7 @@ async function main(): Promise<void> {
     add('small', { key: 'diskProbe', label: `disk probe: ${SMALL} × 4 KiB write+fsync+rename, 16 parallel (baseline)`, ...small }, () => timed([], async () => {
       const r = await runNode([path.join(DIST, 'disk-probe.js'), path.join(dirs.probe, name()), String(SMALL), String(SMALL_SIZE), '16'], {}, rusage);
       if (r.code !== 0) throw new Error(`disk probe failed: ${r.stderr}`);
-      return {};
+      return { receiver: r };
     }));
     add('small', { key: 'smallAgent', label: `relay via agent: ${SMALL} × 4 KiB, disk`, ...small, baseline: 'diskProbe' }, viaAgent(['disk'], smallDir));
     // 4 files at once per receiver is how jobs ran before --files-in-flight (the agent's shared limit of 4).

@@ -35,7 +35,19 @@ export function waitExit(child: ChildProcess): Promise<number | null> {
 
 /** A long-lived child: CPU and peak RSS read from /proc, the peak reset between runs. */
 export class Daemon {
-  constructor(readonly name: string, readonly child: ChildProcess, readonly ready: Record<string, unknown>) {}
+  private lines: AsyncIterator<string> | undefined;
+
+  constructor(readonly name: string, readonly child: ChildProcess, readonly ready: Record<string, unknown>, lines?: AsyncIterator<string>) {
+    this.lines = lines;
+  }
+
+  /** For a child that takes JSON commands on stdin: sends one, resolves with its next JSON line. */
+  async command(cmd: object): Promise<Record<string, unknown>> {
+    this.child.stdin!.write(`${JSON.stringify(cmd)}\n`);
+    const next = await this.lines!.next();
+    if (next.done) throw new Error(`${this.name} exited`);
+    return JSON.parse(next.value) as Record<string, unknown>;
+  }
 
   get pid(): number {
     return this.child.pid!;
@@ -69,6 +81,7 @@ export class Daemon {
   }
 
   async stop(): Promise<void> {
+    this.child.stdin?.end();
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
     await waitExit(this.child);
   }
@@ -80,8 +93,12 @@ export class Daemon {
  */
 export function startDaemon(name: string, args: string[], opts: {
   env?: NodeJS.ProcessEnv; stream?: 'stdout' | 'stderr'; isReady: (line: Record<string, unknown>) => boolean; nodeArgs?: string[];
+  /** Takes commands on stdin and answers on `stream` (see Daemon.command). */
+  commands?: boolean;
 }): Promise<Daemon> {
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...args], {
+    env: { ...process.env, ...opts.env }, stdio: [opts.commands ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+  });
   children.add(child);
   child.once('exit', () => children.delete(child));
   const stream = opts.stream ?? 'stderr';
@@ -90,7 +107,19 @@ export function startDaemon(name: string, args: string[], opts: {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start within 20s`)), 20_000);
     child.once('exit', (code) => reject(new Error(`${name} exited with ${String(code)} before it was ready`)));
-    createInterface({ input: child[stream]! }).on('line', (line) => {
+    const rl = createInterface({ input: child[stream]! });
+    if (opts.commands) {
+      // Answers are read in order through one iterator; the first line must be the ready line.
+      const lines = rl[Symbol.asyncIterator]();
+      void lines.next().then((first) => {
+        clearTimeout(timer);
+        const entry = first.done ? {} : JSON.parse(first.value) as Record<string, unknown>;
+        if (opts.isReady(entry)) resolve(new Daemon(name, child, entry, lines));
+        else reject(new Error(`${name}: unexpected first line`));
+      }, reject);
+      return;
+    }
+    rl.on('line', (line) => {
       let entry: Record<string, unknown>;
       try {
         entry = JSON.parse(line) as Record<string, unknown>;
