@@ -155,7 +155,7 @@ async function main(): Promise<void> {
         // The agent does the work; the `relay` client only renders its events: its CPU (mostly Node's
         // start-up) is kept apart as clientCpuSec.
         sender = endSender();
-        extra = { ...extra, clientCpuSec: r.sender?.cpuSec ?? NaN };
+        if (r.sender) extra = { ...extra, clientCpuSec: r.sender.cpuSec };
       }
       return { ms, sender, receiver: receiverCost, extra };
     };

@@ -29,6 +29,8 @@ export interface MethodResult {
   unit: Unit;
   runs: number;
   medianMs: number;
+  /** Every run's time, in round order (the spread shows how noisy the machine was). */
+  runsMs: number[];
   rate: number;
   ratio: number | null;
   /** CPU-seconds per GiB; for a files/s method, CPU-seconds per 1000 files. */
@@ -79,6 +81,7 @@ export function summarize(specs: MethodSpec[], samples: Map<string, Sample[]>): 
       unit: spec.unit,
       runs: ss.length,
       medianMs: median(ss.map((s) => s.ms)),
+      runsMs: ss.map((s) => Math.round(s.ms)),
       rate: rates.get(spec.key)!,
       ratio: base !== undefined && Number.isFinite(base) ? rates.get(spec.key)! / base : null,
       senderCpuSecPerGiB: cpuPer(ss, 'sender', spec),
@@ -95,13 +98,13 @@ const f = (x: number | null | undefined, digits = 2): string => (x === null || x
 /** A markdown table (it reads as plain text too). */
 export function table(results: MethodResult[], specs: MethodSpec[]): string {
   const lines = [
-    '| method | median | rate | vs baseline | CPU-s/GiB (per 1000 files) sender | receiver | peak RSS sender MB | peak RSS receiver MB |',
+    '| method | median (runs) | rate | vs baseline | CPU-s/GiB (per 1000 files) sender | receiver | peak RSS sender MB | peak RSS receiver MB |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
     const spec = specs.find((s) => s.key === r.key)!;
     const baseLabel = spec.baseline ? specs.find((s) => s.key === spec.baseline)?.label ?? spec.baseline : '';
-    lines.push(`| ${r.label} | ${f(r.medianMs / 1000)} s | ${f(r.rate, 0)} ${r.unit} | ${r.ratio === null ? '' : `${f(r.ratio)}× ${baseLabel.split(' (')[0]}`} | ${f(r.senderCpuSecPerGiB)} | ${f(r.receiverCpuSecPerGiB)} | ${f(r.senderPeakRssMB, 0)} | ${f(r.receiverPeakRssMB, 0)} |`);
+    lines.push(`| ${r.label} | ${f(r.medianMs / 1000)} s (${r.runsMs.map((ms) => (ms / 1000).toFixed(1)).join(' ')}) | ${f(r.rate, 0)} ${r.unit} | ${r.ratio === null ? '' : `${f(r.ratio)}× ${baseLabel.split(' (')[0]}`} | ${f(r.senderCpuSecPerGiB)} | ${f(r.receiverCpuSecPerGiB)} | ${f(r.senderPeakRssMB, 0)} | ${f(r.receiverPeakRssMB, 0)} |`);
   }
   return lines.join('\n');
 }
