@@ -23,6 +23,14 @@ export interface ReceiverOptions {
   /** Socket.IO ping interval / timeout: how fast a dead sender is noticed. Default 10s / 10s. */
   pingIntervalMs: number;
   pingTimeoutMs: number;
+  /** Transfers one connection may hold open at once; more offers get LIMIT. Default 64. */
+  maxTransfersPerConnection: number;
+  /** Chunk bytes one connection may make the receiver hold; beyond it, reading from it stops. Default 64 MiB. */
+  maxBufferedBytesPerConnection: number;
+  /** A held transfer with no request for this long is released (partial kept, space freed). Default 5 min. */
+  transferIdleMs: number;
+  /** Longest wait for another offer or commit of the same name. Default 30s. */
+  lockTimeoutMs: number;
   /** Interval of the one-line status summary at info. Default 60s; 0 disables it. */
   summaryEveryMs: number;
   logger: Logger;
@@ -38,6 +46,10 @@ export const RECEIVER_DEFAULTS = {
   pingIntervalMs: 10_000,
   pingTimeoutMs: 10_000,
   summaryEveryMs: 60_000,
+  maxTransfersPerConnection: 64,
+  maxBufferedBytesPerConnection: 64 * 1024 * 1024,
+  transferIdleMs: 5 * 60_000,
+  lockTimeoutMs: 30_000,
 } as const;
 
 export function resolveReceiverOptions(given: Partial<ReceiverOptions> & { token: string }): ReceiverOptions {

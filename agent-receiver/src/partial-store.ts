@@ -47,8 +47,14 @@ export class PartialStore {
     this.dir = path.join(root, PARTIAL_DIR);
   }
 
+  /** Creates the partial folder; also called when it vanished while the receiver runs. */
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** True when the partial folder exists as a folder (what /healthz reports). */
+  async usable(): Promise<boolean> {
+    return stat(this.dir).then((st) => st.isDirectory(), () => false);
   }
 
   dataPath(key: string): string {
@@ -99,7 +105,14 @@ export class PartialStore {
     await this.discard(key);
     const fresh: PartialMeta = { name, size: id.size, mtimeMs: id.mtimeMs, createdAt: Date.now() };
     // The meta is written first: a .part without its .json is an orphan that the sweep removes.
-    await writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 });
+    try {
+      await writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 });
+    } catch (err) {
+      // The folder was removed under a running receiver: make it again (once) rather than fail every send.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await this.init();
+      await writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 });
+    }
     const fh = await open(data, 'w+', 0o600);
     return { key, fh, offset: 0, hash: createHash('sha256'), resumed: false };
   }

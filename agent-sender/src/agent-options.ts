@@ -9,7 +9,7 @@ export interface ReceiverEntry {
 }
 
 export interface SenderAgentOptions {
-  /** The local control socket. Default env RELAY_SOCKET, else relay-sender.sock in the OS temp folder. */
+  /** The local control socket. Default relay-sender.sock in the OS temp folder (the CLI also reads RELAY_SOCKET). */
   socketPath: string;
   /** Receivers to keep connections to. */
   receivers: ReceiverEntry[];

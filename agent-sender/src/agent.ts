@@ -5,7 +5,7 @@
 import pLimit, { type LimitFunction } from 'p-limit';
 import { createError, ErrorCode, formatBytes, type Logger } from '@relayer/common';
 import { resolveSenderAgentOptions, type SenderAgentOptions } from './agent-options.js';
-import type { ControlMessage, ControlRequest, SendRequest, StatusReply } from './control-protocol.js';
+import { checkSendRequest, type ControlMessage, type ControlRequest, type SendRequest, type StatusReply } from './control-protocol.js';
 import { ControlServer } from './control-server.js';
 import { runJob } from './job.js';
 import { Link } from './link.js';
@@ -93,6 +93,7 @@ export class SenderAgent {
   private async send(req: SendRequest, reply: (m: ControlMessage) => void, signal: AbortSignal): Promise<void> {
     const log = this.log.child({ job: ++this.jobSeq });
     const allowRoots = this.options.allowRoots;
+    checkSendRequest(req);
     const transfer = checkTransferOptions(req.transfer);
     const links = this.resolveTargets(req.to);
     // Check what the user named before walking it: a directory outside every root is not even listed.

@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import type { ErrorCode } from '@relayer/common';
+import { createError, ErrorCode } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import type { LinkSnapshot } from './link.js';
 import type { TransferOptions } from './transfer-options.js';
@@ -47,8 +47,9 @@ export interface ErrorReply {
 
 export type ControlMessage = JobEvent | StatusReply | ErrorReply;
 
+/** The control socket when none is given (the CLIs take RELAY_SOCKET through their --socket option). */
 export function defaultSocketPath(): string {
-  return process.env.RELAY_SOCKET || path.join(os.tmpdir(), 'relay-sender.sock');
+  return path.join(os.tmpdir(), 'relay-sender.sock');
 }
 
 export function isControlRequest(v: unknown): v is ControlRequest {
@@ -59,4 +60,10 @@ export function isControlRequest(v: unknown): v is ControlRequest {
     && Array.isArray(r.to) && r.to.every((t) => typeof t === 'string')
     && (r.as === undefined || typeof r.as === 'string')
     && typeof r.transfer === 'object' && r.transfer !== null;
+}
+
+/** What the shape check cannot say: a send names at least one path and one receiver. Throws USAGE. */
+export function checkSendRequest(req: SendRequest): void {
+  if (req.paths.length === 0) throw createError(ErrorCode.USAGE, 'no file to send');
+  if (req.to.length === 0) throw createError(ErrorCode.USAGE, 'no receiver to send to (--to name, or all)');
 }

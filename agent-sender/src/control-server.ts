@@ -6,7 +6,7 @@ import { chmod, unlink } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { createError, ErrorCode, type Logger } from '@relayer/common';
+import { createError, ErrorCode, toRelayError, type Logger } from '@relayer/common';
 import { isControlRequest, type ControlMessage, type ControlRequest } from './control-protocol.js';
 
 export type RequestHandler = (req: ControlRequest, reply: (m: ControlMessage) => void, signal: AbortSignal) => Promise<void>;
@@ -72,8 +72,8 @@ export class ControlServer {
       this.handler(req, reply, controller.signal).then(
         () => ws.close(),
         (err: unknown) => {
-          const e = err as { code?: string; message?: string };
-          reply({ type: 'error', code: (e.code as ErrorCode) ?? ErrorCode.IO, message: e.message ?? String(err) });
+          const e = toRelayError(err);
+          reply({ type: 'error', code: e.code, message: e.message });
           ws.close();
         },
       );

@@ -1,5 +1,5 @@
 /** Options of a send (per transfer, and the job's files in flight): defaults, and the bounds a client may set. */
-import { createError, DEFAULT_CHUNK_SIZE, DEFAULT_WINDOW, ErrorCode, MAX_CHUNK_SIZE } from '@relayer/common';
+import { createError, DEFAULT_CHUNK_SIZE, DEFAULT_WINDOW, ErrorCode, MAX_CHUNK_SIZE, MAX_WINDOW } from '@relayer/common';
 
 export interface TransferOptions {
   /** Bytes per chunk. Default 1 MiB, at most 16 MiB. */
@@ -31,7 +31,7 @@ export const TRANSFER_DEFAULTS: TransferOptions = {
 /** Bounds of the options a `relay` client may choose; anything else in a request is refused. */
 const CLIENT_OPTION_BOUNDS: Record<'chunkSize' | 'window' | 'bwlimit' | 'timeoutMs' | 'filesInFlight', [number, number]> = {
   chunkSize: [1, MAX_CHUNK_SIZE],
-  window: [1, 256],
+  window: [1, MAX_WINDOW],
   bwlimit: [0, Number.MAX_SAFE_INTEGER],
   timeoutMs: [1000, 7 * 86_400_000],
   filesInFlight: [1, 64],

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import {
-  createError, ErrorCode, fromWireError, isErrorCode, isRelayError, loadToken, RelayError, toWireError, tokensEqual,
+  createError, ErrorCode, fromWireError, isErrorCode, isRelayError, loadToken, RelayError, toRelayError, toWireError, tokensEqual,
 } from '@relayer/common';
 import { closeAll, expectThrowsCode, tmpDir } from '../support/util.js';
 
@@ -62,6 +62,23 @@ describe('errors: stable codes on the wire', () => {
     expect(toWireError(Object.assign(new Error('quota'), { code: 'EDQUOT' })).code).to.equal('DISK_FULL');
     expect(toWireError(new Error('boom'))).to.deep.equal({ code: 'IO', message: 'boom' });
     expect(toWireError('weird').code).to.equal('IO');
+  });
+
+  it('a system error sent to a peer names its errno code and syscall, never the path', () => {
+    const err = Object.assign(new Error("EMFILE: too many open files, open '/srv/inbox/.relay-partial/abc.part'"), {
+      code: 'EMFILE', syscall: 'open', path: '/srv/inbox/.relay-partial/abc.part',
+    });
+    const wire = toWireError(err);
+    expect(wire).to.deep.equal({ code: 'IO', message: 'open failed: EMFILE' });
+    expect(toRelayError(Object.assign(new Error('x /home/u/f'), { code: 'ENOENT', syscall: 'stat' }), ErrorCode.SOURCE))
+      .to.include({ code: 'SOURCE', message: 'stat failed: ENOENT' });
+  });
+
+  it('an unknown or malformed error from the wire becomes PROTOCOL', () => {
+    expect(fromWireError({ code: 'ENOENT', message: 'raw' }).code).to.equal('PROTOCOL');
+    expect(fromWireError({ code: 'NOT_A_CODE', message: 'x' }).message).to.contain('NOT_A_CODE');
+    expect(fromWireError(null).code).to.equal('PROTOCOL');
+    expect(fromWireError({ code: 'CHECKSUM' }).code).to.equal('PROTOCOL');
   });
 
   it('rebuilds a RelayError from a wire error', () => {
