@@ -1,6 +1,6 @@
 export { Receiver } from './receiver.js';
 export { RECEIVER_DEFAULTS, resolveReceiverOptions, type ReceiverOptions } from './options.js';
-export { PartialStore, partialKey } from './partial-store.js';
+export { PartialStore, partialKey, type OpenedPartial } from './partial-store.js';
 export { IncomingTransfer, TransferState } from './incoming-transfer.js';
 export { TransferRegistry, type RegistryLimits } from './transfer-registry.js';
 export { OfferCommitLock } from './offer-commit-lock.js';

@@ -71,8 +71,7 @@ export class TransferRegistry {
     }
     const unlock = await this.lock.acquire(frame.name, { timeoutMs: limits.lockTimeoutMs, signal: owner.signal });
     try {
-      this.checkOpen();
-      checkAlive(owner);
+      this.checkLive(owner);
       const identity = { size: frame.size, mtimeMs: frame.mtimeMs };
       let transfer = this.byName.get(frame.name);
       const sameSource = transfer?.identity.size === identity.size && transfer?.identity.mtimeMs === identity.mtimeMs;
@@ -95,10 +94,15 @@ export class TransferRegistry {
       if (!transfer && frame.fresh) await store.discard(partialKey(frame.name));
       const held = transfer ? transfer.written : await store.peek(frame.name, identity);
       await this.checkSpace(frame, frame.size - held, transfer);
-      checkAlive(owner);
+      this.checkLive(owner);
       if (!transfer) {
         const partial = await store.open(frame.name, identity);
         transfer = new IncomingTransfer({ name: frame.name, identity, partial, store, log: owner.log });
+        if (this.closing) {
+          // close() already cleared the maps: this one must not be attached after them, nor keep its file open.
+          await transfer.abandon();
+          this.checkOpen();
+        }
         this.byName.set(frame.name, transfer);
       }
       const previous = transfer.owner;
@@ -110,7 +114,7 @@ export class TransferRegistry {
       let offset: number;
       try {
         offset = await transfer.attach(owner);
-        checkAlive(owner);
+        this.checkLive(owner);
       } catch (err) {
         if (transfer.owner === owner) await this.releaseOne(transfer, 'offer failed: partial kept');
         throw err;
@@ -212,11 +216,18 @@ export class TransferRegistry {
   /** No offer is taken from now on; every transfer is released (partials kept). */
   async close(): Promise<void> {
     this.closing = true;
+    for (const t of this.byName.values()) t.reserved = 0;
     await Promise.all([...this.byName.values()].map((t) => t.abandon()));
     this.byName.clear();
     this.byLease.clear();
     this.owned.clear();
     this.reservedBytes = 0;
+  }
+
+  /** After every await of an offer: the receiver still takes offers and the owner is still connected. */
+  private checkLive(owner: Owner): void {
+    this.checkOpen();
+    checkAlive(owner);
   }
 
   private checkOpen(): void {

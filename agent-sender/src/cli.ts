@@ -1,5 +1,5 @@
 /** `relay`: the command a Jenkins step runs. Only this file reads argv and env for it. */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createLogger, ErrorCode, isReceiverUrl, loadToken, parseDuration, parseSize, RelayError, VERSION } from '@relayer/common';
 import { sendDirect } from './direct.js';
 import { ExitCode } from './exit-codes.js';
@@ -11,34 +11,38 @@ interface SendFlags {
   to: string;
   direct?: boolean;
   as?: string;
-  chunkSize?: string;
-  window?: string;
-  filesInFlight?: string;
-  bwlimit?: string;
-  timeout: string;
+  chunkSize?: number;
+  window?: number;
+  filesInFlight?: number;
+  bwlimit?: number;
+  timeout: number;
   json?: boolean;
   quiet?: boolean;
   socket: string;
   tokenFile?: string;
-  concurrency?: string;
+  concurrency?: number;
   logLevel: string;
 }
 
-function positiveInt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new RelayError(ErrorCode.USAGE, `${name}: not a positive integer: ${v}`);
+/** A commander argument parser from one of ours: a bad value is a usage error (exit 2) naming flag and value. */
+function arg<T>(parse: (text: string) => T): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (err) {
+      throw new InvalidArgumentError(`USAGE: ${(err as Error).message}`);
+    }
+  };
+}
+
+function positiveInt(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw new RelayError(ErrorCode.USAGE, `not a positive integer: ${text}`);
   return n;
 }
 
 function transferOptions(f: SendFlags): Partial<TransferOptions> {
-  return checkTransferOptions({
-    chunkSize: f.chunkSize === undefined ? undefined : parseSize(f.chunkSize),
-    window: positiveInt('--window', f.window),
-    filesInFlight: positiveInt('--files-in-flight', f.filesInFlight),
-    bwlimit: f.bwlimit === undefined ? undefined : parseSize(f.bwlimit),
-    timeoutMs: parseDuration(f.timeout),
-  });
+  return checkTransferOptions({ chunkSize: f.chunkSize, window: f.window, filesInFlight: f.filesInFlight, bwlimit: f.bwlimit, timeoutMs: f.timeout });
 }
 
 async function send(paths: string[], f: SendFlags): Promise<number> {
@@ -56,7 +60,7 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
       const logger = createLogger({ name: 'relay', level: f.logLevel });
       const ok = await sendDirect({
         paths, as: f.as, urls: targets, token, transfer: transferOptions(f),
-        concurrency: positiveInt('--concurrency', f.concurrency), logger, signal: controller.signal,
+        concurrency: f.concurrency, logger, signal: controller.signal,
       }, render);
       return ok ? ExitCode.OK : ExitCode.FAILED;
     }
@@ -81,12 +85,12 @@ program.command('send')
   .requiredOption('--to <targets>', 'comma-separated receiver names known to the agent, "all", or URLs with --direct')
   .option('--direct', 'send from this process straight to receiver URLs, without the sender agent')
   .option('--as <name>', 'name on the receiver (relative path), for a single path')
-  .addOption(new Option('--chunk-size <size>', `bytes per chunk (default ${TRANSFER_DEFAULTS.chunkSize / 1024 / 1024}M)`))
-  .addOption(new Option('--window <n>', `chunks in flight (default ${TRANSFER_DEFAULTS.window})`))
-  .addOption(new Option('--files-in-flight <n>', `files of this send in flight to each receiver at once (default ${TRANSFER_DEFAULTS.filesInFlight})`))
-  .addOption(new Option('--bwlimit <rate>', 'bytes per second per transfer, e.g. 40M'))
-  .addOption(new Option('--concurrency <n>', '--direct: transfers of files over 1 MiB at once (default 4)'))
-  .addOption(new Option('--timeout <duration>', 'give up after this long without progress, e.g. a receiver that stays down').default('10m'))
+  .addOption(new Option('--chunk-size <size>', `bytes per chunk (default ${TRANSFER_DEFAULTS.chunkSize / 1024 / 1024}M)`).argParser(arg(parseSize)))
+  .addOption(new Option('--window <n>', `chunks in flight (default ${TRANSFER_DEFAULTS.window})`).argParser(arg(positiveInt)))
+  .addOption(new Option('--files-in-flight <n>', `files of this send in flight to each receiver at once (default ${TRANSFER_DEFAULTS.filesInFlight})`).argParser(arg(positiveInt)))
+  .addOption(new Option('--bwlimit <rate>', 'bytes per second per transfer, e.g. 40M').argParser(arg(parseSize)))
+  .addOption(new Option('--concurrency <n>', '--direct: transfers of files over 1 MiB at once (default 4)').argParser(arg(positiveInt)))
+  .addOption(new Option('--timeout <duration>', 'give up after this long without progress, e.g. a receiver that stays down').argParser(arg(parseDuration)).default(TRANSFER_DEFAULTS.timeoutMs, '10m'))
   .option('--json', 'print JSON lines instead of text')
   .option('--quiet', 'print only failures and the summary')
   .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath()))

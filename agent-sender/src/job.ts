@@ -13,7 +13,7 @@
 import { getMaxListeners, setMaxListeners } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { createError, ErrorCode, RelayError, type Logger } from '@relayer/common';
+import { ErrorCode, toRelayError, type Logger } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import type { Link } from './link.js';
 import { OutgoingTransfer } from './outgoing-transfer.js';
@@ -84,7 +84,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
       });
     } catch (err) {
       failed++;
-      const e = err instanceof RelayError ? err : createError(ErrorCode.IO, String((err as Error)?.message ?? err));
+      const e = toRelayError(err);
       emit({ type: 'failed', ...base, code: e.code, message: e.message });
     } finally {
       if (transfer) ctx.track?.(transfer, false);

@@ -9,7 +9,7 @@ import os from 'node:os';
 import { io, type Socket } from 'socket.io-client';
 import {
   createError, definedOnly, ErrorCode, fromWireError, isReceiverStatus, msgpackParser, PROTOCOL_VERSION, RelayError,
-  Requests, VERSION,
+  Requests, toRelayError, VERSION,
   type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceivedFrame, type ReceiverStatus,
   type Reply, type ReplyOf, type RequestName, type RequestOf, type ServerToClientEvents,
 } from '@relayer/common';
@@ -234,7 +234,7 @@ export class Link extends EventEmitter<LinkEvents> {
     try {
       status = await this.hello();
     } catch (err) {
-      const e = err instanceof RelayError ? err : createError(ErrorCode.PROTOCOL, String(err));
+      const e = toRelayError(err, ErrorCode.PROTOCOL);
       if (e.code === ErrorCode.PROTOCOL) return this.refuse(e);
       // No answer: drop the transport, Socket.IO reconnects with its backoff.
       this.lastError = e;

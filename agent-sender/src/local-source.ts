@@ -4,7 +4,7 @@
  * bytes of two versions are never committed as one.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { createError, ErrorCode, RelayError } from '@relayer/common';
+import { createError, ErrorCode, toRelayError } from '@relayer/common';
 
 export interface LocalIdentity {
   size: number;
@@ -23,7 +23,7 @@ export class LocalSource {
     try {
       fh = await open(file);
     } catch (err) {
-      throw err instanceof RelayError ? err : createError(ErrorCode.SOURCE, `cannot read ${file}: ${(err as Error).message}`);
+      throw toRelayError(err, ErrorCode.SOURCE);
     }
     try {
       const st = await fh.stat();

@@ -71,6 +71,13 @@ async function main(): Promise<void> {
   const rusage = path.join(work, 'rusage');
   await mkdir(rusage);
   const profArgs = argv.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(argv.profile)}`] : [];
+  // Ctrl-C (or SIGTERM) stops every child and removes the temp folders, as the normal end does.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    killAll();
+    void Promise.all([rm(work, { recursive: true, force: true }), shmRoot && rm(shmRoot, { recursive: true, force: true })])
+      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   const daemons: Daemon[] = [];
   try {
     if (isTmpfs(work)) say(`note: ${work} is on tmpfs; the "disk" figures are not disk figures`);

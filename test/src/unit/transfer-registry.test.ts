@@ -3,10 +3,10 @@
  * signal (what a Session is to the registry).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { OfferCommitLock, PartialStore, TransferRegistry, type Owner, type RegistryLimits } from '@relayer/agent-receiver';
+import { OfferCommitLock, PartialStore, TransferRegistry, type OpenedPartial, type Owner, type RegistryLimits } from '@relayer/agent-receiver';
 import { ErrorCode } from '@relayer/common';
 import { captureLogger, chunkOf, closeAll, expectRejectsCode, partialEntries, testLogger, tmpDir } from '../support/util.js';
 
@@ -154,6 +154,28 @@ describe('TransferRegistry: one transfer per name, held by a live owner', () => 
     expect(await partialEntries(dir)).to.deep.equal([]);
   });
 
+  it('hashes the final file again once it changed (size, mtime or inode), so a stale hash never confirms other bytes', async () => {
+    const cap = captureLogger('debug');
+    const { reg, dir } = await registry({}, { log: cap.logger });
+    const a = owner('a');
+    const before = randomBytes(20_000);
+    const after = randomBytes(20_000);
+    await writeFile(path.join(dir, 'c.bin'), before);
+    const ask = async (bytes: Buffer): Promise<boolean> => {
+      const o = await reg.offer(a, { name: 'c.bin', size: bytes.length, mtimeMs: 1 });
+      const reply = await reg.identical(a, { lease: o.lease, sha256: sha(bytes) });
+      if (!reply.identical) await reg.abort(a, o.lease);
+      return reply.identical;
+    };
+    expect(await ask(after)).to.equal(false);
+    expect(await ask(after)).to.equal(false);
+    // Same size, new bytes, a new mtime: the cached hash no longer applies.
+    await writeFile(path.join(dir, 'c.bin'), after);
+    await utimes(path.join(dir, 'c.bin'), new Date(), new Date(Date.now() + 5000));
+    expect(await ask(after)).to.equal(true);
+    expect(cap.lines.filter((l) => l.includes('final file hashed'))).to.have.length(2);
+  });
+
   it('refuses every offer once closing', async () => {
     const { reg } = await registry();
     const a = owner('a');
@@ -161,6 +183,69 @@ describe('TransferRegistry: one transfer per name, held by a live owner', () => 
     await reg.close();
     expect(reg.active).to.equal(0);
     await expectRejectsCode(reg.offer(a, { name: 'y.bin', size: 10, mtimeMs: 1 }), ErrorCode.DISCONNECTED);
+  });
+});
+
+/** A store whose open() waits at a gate the test opens: a step of an offer the test can stop in. */
+class GatedStore extends PartialStore {
+  reached!: Promise<void>;
+  private arrive!: () => void;
+  private gate: Promise<void>;
+  release!: () => void;
+  opened: OpenedPartial[] = [];
+
+  constructor(root: string) {
+    super(root);
+    this.reached = new Promise((resolve) => (this.arrive = resolve));
+    this.gate = new Promise((resolve) => (this.release = resolve));
+  }
+
+  override async open(name: string, id: { size: number; mtimeMs: number }): Promise<OpenedPartial> {
+    this.arrive();
+    await this.gate;
+    const p = await super.open(name, id);
+    this.opened.push(p);
+    return p;
+  }
+}
+
+async function gatedRegistry(): Promise<{ reg: TransferRegistry; store: GatedStore }> {
+  const dir = await tmpDir('relay-registry-');
+  const store = new GatedStore(dir);
+  await store.init();
+  return { reg: new TransferRegistry({ root: dir, store, limits: LIMITS, log: testLogger('registry'), freeBytes: async () => 1e12 }), store };
+}
+
+/** True once the descriptor is closed (a closed FileHandle reports fd -1). */
+const closedFd = (p: OpenedPartial): boolean => p.fh.fd === -1;
+
+describe('TransferRegistry: an offer in progress when its owner or the receiver goes away', () => {
+  afterEach(closeAll);
+
+  it('an owner that disconnects while its offer opens the partial holds nothing afterwards, and the file is closed', async () => {
+    const { reg, store } = await gatedRegistry();
+    const a = owner('a');
+    const offer = reg.offer(a, { name: 'g.bin', size: 10, mtimeMs: 1 });
+    await store.reached;
+    a.close();
+    await reg.release(a);
+    store.release();
+    await expectRejectsCode(offer, ErrorCode.DISCONNECTED);
+    expect(reg.active).to.equal(0);
+    expect(reg.reserved).to.equal(0);
+    expect(closedFd(store.opened[0]!)).to.equal(true);
+  });
+
+  it('an offer still opening its partial when the registry closes is refused, not attached after the maps were cleared', async () => {
+    const { reg, store } = await gatedRegistry();
+    const a = owner('a');
+    const offer = reg.offer(a, { name: 'g.bin', size: 10, mtimeMs: 1 });
+    await store.reached;
+    await reg.close();
+    store.release();
+    await expectRejectsCode(offer, ErrorCode.DISCONNECTED);
+    expect(reg.active).to.equal(0);
+    expect(closedFd(store.opened[0]!)).to.equal(true);
   });
 });
 
