@@ -11,9 +11,9 @@ import {
   createParser, ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, PROTOCOL_VERSION, VERSION,
   type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceiverStatus, type ServerToClientEvents,
 } from '@relayer/common';
-import { Admission, type AdmissionOptions } from './admission.js';
 import { withDisplay } from './display.js';
 import { ReceiverMetrics } from './metrics.js';
+import { Admission, type AdmissionOptions } from './admission.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
 import { PartialStore } from './partial-store.js';
 import { Session, type ReceiverSocket } from './session.js';
@@ -62,10 +62,10 @@ export class Receiver {
     this.registry = new TransferRegistry({
       root: this.options.dir, store: this.store, limits: this.options, log: this.log, freeBytes: () => this.freeBytes(),
     });
-    this.admission = new Admission([this.options.token].flat(), this.options.admission, this.log);
     this.metrics = new ReceiverMetrics({
       activeTransfers: () => this.activeTransfers, senders: () => this.sessions.size, freeBytes: () => this.freeBytes(),
     });
+    this.admission = new Admission([this.options.token].flat(), this.options.admission, this.log);
     this.http = this.createServer();
     this.io = this.attachSocketIo(this.http);
   }

@@ -47,7 +47,7 @@ export interface SenderAgentOptions {
   allowRoots: string[];
   /** Heartbeat interval. Default 5s. A receiver is stale after 3 unanswered beats. */
   heartbeatMs: number;
-  /** Transfers at once, over all jobs. Default 4. */
+  /** Transfers of files over 1 MiB at once, over all jobs (smaller files: see job.ts). Default 4. */
   concurrency: number;
   /** Interval of the one-line status summary at info. Default 60s; 0 disables it. */
   summaryEveryMs: number;

@@ -29,13 +29,13 @@ export class SenderAgent {
   private readonly closing = new AbortController();
   private summaryTimer: NodeJS.Timeout | undefined;
   private jobSeq = 0;
-  /** Fixed at start: a root swapped for a symlink later does not widen access. */
-  private allowRoots: AllowRoots | undefined;
   readonly metrics: SenderMetrics;
   /** One per --discover name. */
   readonly discoveries: Discovery[];
   private readonly http: AgentHttpServer | undefined;
   private readonly startedAt = Date.now();
+  /** Fixed at start: a root swapped for a symlink later does not widen access. */
+  private allowRoots: AllowRoots | undefined;
 
   constructor(options: Partial<SenderAgentOptions> & { token: string }) {
     this.options = resolveSenderAgentOptions(options);

@@ -16,6 +16,7 @@ interface SendFlags {
   as?: string;
   chunkSize?: number;
   window?: number;
+  filesInFlight?: number;
   bwlimit?: number;
   timeout: number;
   json?: boolean;
@@ -45,7 +46,7 @@ function positiveInt(text: string): number {
 }
 
 function transferOptions(f: SendFlags): Partial<TransferOptions> {
-  return checkTransferOptions({ chunkSize: f.chunkSize, window: f.window, bwlimit: f.bwlimit, timeoutMs: f.timeout });
+  return checkTransferOptions({ chunkSize: f.chunkSize, window: f.window, filesInFlight: f.filesInFlight, bwlimit: f.bwlimit, timeoutMs: f.timeout });
 }
 
 async function send(paths: string[], f: SendFlags): Promise<number> {
@@ -94,8 +95,9 @@ program.command('send')
   .option('--as <name>', 'name on the receiver (relative path), for a single path')
   .addOption(new Option('--chunk-size <size>', `bytes per chunk (default ${TRANSFER_DEFAULTS.chunkSize / 1024 / 1024}M)`).argParser(arg(parseSize)))
   .addOption(new Option('--window <n>', `chunks in flight (default ${TRANSFER_DEFAULTS.window})`).argParser(arg(positiveInt)))
+  .addOption(new Option('--files-in-flight <n>', `files of this send in flight to each receiver at once (default ${TRANSFER_DEFAULTS.filesInFlight})`).argParser(arg(positiveInt)))
   .addOption(new Option('--bwlimit <rate>', 'bytes per second per transfer, e.g. 40M').argParser(arg(parseSize)))
-  .addOption(new Option('--concurrency <n>', '--direct: transfers at once (default 4)').argParser(arg(positiveInt)))
+  .addOption(new Option('--concurrency <n>', '--direct: transfers of files over 1 MiB at once (default 4)').argParser(arg(positiveInt)))
   .addOption(new Option('--timeout <duration>', 'give up after this long without progress, e.g. a receiver that stays down').argParser(arg(parseDuration)).default(TRANSFER_DEFAULTS.timeoutMs, '10m'))
   .option('--json', 'print JSON lines instead of text')
   .option('--quiet', 'print only failures and the summary')

@@ -15,7 +15,7 @@ export interface DirectSendOptions {
   /** PEM CA certificate(s) trusted for https:// receivers. */
   ca?: string | Buffer;
   transfer: Partial<TransferOptions>;
-  /** Transfers at once. Default 4. */
+  /** Transfers of files over 1 MiB at once. Default 4. */
   concurrency?: number;
   logger: Logger;
   signal?: AbortSignal;
