@@ -81,6 +81,8 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
       emit({
         type: 'received', target: link.name, name: c.name, size: c.size, sha256: c.sha256, path: c.path,
         unchanged: c.unchanged, bytesSent: c.bytesSent, resumedFrom: c.resumedFrom, elapsedMs: c.elapsedMs,
+        ...(typeof c.node === 'string' ? { node: c.node } : {}),
+        ...(typeof c.displayPath === 'string' ? { displayPath: c.displayPath } : {}),
       });
     } catch (err) {
       failed++;

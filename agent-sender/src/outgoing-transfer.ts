@@ -8,7 +8,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   createError, definedOnly, ErrorCode, MAX_CHUNK_SIZE, MAX_WINDOW, RelayError, toRelayError,
   type Logger, type OfferAccepted, type ReceivedFrame,
@@ -122,18 +121,11 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     this.size = source.size;
     const retry = new RetryPolicy({ timeoutMs: this.opts.timeoutMs });
     try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const received = await this.attempt(source, retry);
-          this.setState(OutgoingState.CONFIRMED);
-          return { ...received, receiver: this.link.name, bytesSent: this.bytesSent, resumedFrom: this.resumedFrom ?? 0, elapsedMs: Date.now() - started };
-        } catch (err) {
-          const decision = retry.decide(err, this.signal);
-          if (!decision.retry) throw err;
-          this.log.warn({ err, code: (err as RelayError).code, attempt, acked: this.acked, retryInMs: decision.delayMs }, 'attempt failed');
-          await sleep(decision.delayMs, undefined, { signal: this.signal }).catch(() => undefined);
-        }
-      }
+      const received = await retry.run(() => this.attempt(source, retry), this.signal, ({ error, attemptNumber }) => {
+        this.log.warn({ err: error, code: (error as RelayError).code, attempt: attemptNumber, acked: this.acked }, 'attempt failed');
+      });
+      this.setState(OutgoingState.CONFIRMED);
+      return { ...received, receiver: this.link.name, bytesSent: this.bytesSent, resumedFrom: this.resumedFrom ?? 0, elapsedMs: Date.now() - started };
     } catch (err) {
       throw this.fail(err);
     } finally {

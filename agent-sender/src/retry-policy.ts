@@ -1,8 +1,10 @@
 /**
  * The one place that decides whether a failed attempt of a transfer is retried, and after how long.
- * Retryable codes only; never past --timeout without progress; backoff grows with every attempt that made
- * no progress (acked bytes, not a resume offset) and starts over after one that did.
+ * p-retry runs the loop; this policy gives it the rules: retryable codes only; never past --timeout
+ * without progress; an attempt that made progress (acked bytes, not a resume offset) is retried at once
+ * and does not count, one that made none counts and backs off (exponential, jittered).
  */
+import pRetry, { type Options as PRetryOptions, type RetryContext } from 'p-retry';
 import { RelayError } from '@relayer/common';
 
 export interface RetryOptions {
@@ -10,29 +12,27 @@ export interface RetryOptions {
   timeoutMs: number;
   minDelayMs?: number;
   maxDelayMs?: number;
-  /** Attempts in a row without progress before giving up even within the timeout. Default 30. */
+  /** Attempts without progress before giving up even within the timeout. Default 30. */
   maxAttemptsWithoutProgress?: number;
 }
 
-export type RetryDecision = { retry: false } | { retry: true; delayMs: number };
-
 export class RetryPolicy {
   private lastProgressAt = Date.now();
-  private failuresWithoutProgress = 0;
+  private progressSinceFailure = false;
   private readonly min: number;
   private readonly max: number;
   private readonly maxAttempts: number;
 
-  constructor(private readonly opts: RetryOptions, private readonly random: () => number = Math.random) {
+  constructor(private readonly opts: RetryOptions) {
     this.min = opts.minDelayMs ?? 200;
     this.max = opts.maxDelayMs ?? 5000;
     this.maxAttempts = opts.maxAttemptsWithoutProgress ?? 30;
   }
 
-  /** Bytes were acknowledged: the timeout and the backoff start over. */
+  /** Bytes were acknowledged: the timeout starts over and the failing attempt will not count. */
   progressed(): void {
     this.lastProgressAt = Date.now();
-    this.failuresWithoutProgress = 0;
+    this.progressSinceFailure = true;
   }
 
   /** Time left before the timeout without progress runs out. */
@@ -40,13 +40,32 @@ export class RetryPolicy {
     return Math.max(0, this.opts.timeoutMs - (Date.now() - this.lastProgressAt));
   }
 
-  decide(err: unknown, signal?: AbortSignal): RetryDecision {
-    if (signal?.aborted) return { retry: false };
-    if (!(err instanceof RelayError) || !err.retryable) return { retry: false };
-    const remaining = this.remainingMs();
-    if (remaining <= 0 || this.failuresWithoutProgress >= this.maxAttempts) return { retry: false };
-    const base = Math.min(this.max, this.min * 2 ** this.failuresWithoutProgress++);
-    // Jitter: senders that failed together do not come back together.
-    return { retry: true, delayMs: Math.min(remaining, Math.round(base * (0.5 + this.random() / 2))) };
+  /** Whether this error may be retried at all (the attempt budget is p-retry's). */
+  retryable(err: unknown, signal?: AbortSignal): boolean {
+    return !signal?.aborted && err instanceof RelayError && err.retryable && this.remainingMs() > 0;
+  }
+
+  /** Runs `attempt` until it succeeds or the policy says stop; the last error is thrown as it is. */
+  run<T>(attempt: (n: number) => Promise<T>, signal: AbortSignal | undefined,
+    onFailedAttempt: (ctx: RetryContext) => void = () => undefined): Promise<T> {
+    const options: PRetryOptions = {
+      retries: this.maxAttempts,
+      minTimeout: this.min,
+      maxTimeout: this.max,
+      factor: 2,
+      // Jitter: senders that failed together do not come back together.
+      randomize: true,
+      signal,
+      onFailedAttempt: (ctx) => {
+        if (this.retryable(ctx.error, signal)) onFailedAttempt(ctx);
+      },
+      shouldConsumeRetry: () => {
+        const progressed = this.progressSinceFailure;
+        this.progressSinceFailure = false;
+        return !progressed;
+      },
+      shouldRetry: ({ error }) => this.retryable(error, signal),
+    };
+    return pRetry(attempt, options);
   }
 }

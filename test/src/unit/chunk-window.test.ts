@@ -112,29 +112,57 @@ describe('ChunkWindow: chunks in flight, explicit rewinds, through a fake channe
   });
 });
 
-describe('RetryPolicy: the one retry decision', () => {
-  it('retries retryable codes with a growing delay, and starts over after progress', () => {
-    const policy = new RetryPolicy({ timeoutMs: 60_000, minDelayMs: 100, maxDelayMs: 1000 }, () => 1);
-    const delays = [1, 2, 3, 4, 5].map(() => policy.decide(createError(ErrorCode.DISCONNECTED, 'x')));
-    expect(delays.map((d) => (d.retry ? d.delayMs : -1))).to.deep.equal([100, 200, 400, 800, 1000]);
-    policy.progressed();
-    expect(policy.decide(createError(ErrorCode.UNKNOWN_TRANSFER, 'x'))).to.deep.equal({ retry: true, delayMs: 100 });
+describe('RetryPolicy: the one retry decision, run by p-retry', () => {
+  const quick = { minDelayMs: 1, maxDelayMs: 2 };
+  /** An operation that fails with the given errors in turn, then succeeds; `onCall` runs before each. */
+  function failing(errors: unknown[], onCall: (n: number) => void = () => undefined): { calls: () => number; op: () => Promise<string> } {
+    let n = 0;
+    return {
+      calls: () => n,
+      op: async () => {
+        onCall(++n);
+        if (n <= errors.length) throw errors[n - 1];
+        return 'done';
+      },
+    };
+  }
+
+  it('retries retryable codes until the attempt succeeds', async () => {
+    const policy = new RetryPolicy({ timeoutMs: 60_000, ...quick });
+    const f = failing([createError(ErrorCode.DISCONNECTED, 'x'), createError(ErrorCode.TIMEOUT, 'y'), createError(ErrorCode.UNKNOWN_TRANSFER, 'z')]);
+    expect(await policy.run(f.op, undefined)).to.equal('done');
+    expect(f.calls()).to.equal(4);
   });
 
-  it('never retries a final code, a non-RelayError, a cancelled run, or past the timeout', () => {
-    const policy = new RetryPolicy({ timeoutMs: 60_000 });
-    for (const code of [ErrorCode.SUPERSEDED, ErrorCode.CHECKSUM, ErrorCode.BAD_NAME, ErrorCode.SOURCE_CHANGED, ErrorCode.PROTOCOL]) {
-      expect(policy.decide(new RelayError(code, 'x')).retry, code).to.equal(false);
+  it('never retries a final code or a non-RelayError: the error comes back as it was', async () => {
+    for (const err of [ErrorCode.SUPERSEDED, ErrorCode.CHECKSUM, ErrorCode.BAD_NAME, ErrorCode.SOURCE_CHANGED, ErrorCode.PROTOCOL]
+      .map((code) => new RelayError(code, 'x')).concat([new Error('boom') as RelayError])) {
+      const f = failing([err]);
+      const got = await new RetryPolicy({ timeoutMs: 60_000, ...quick }).run(f.op, undefined).catch((e: unknown) => e);
+      expect(got, String(err)).to.equal(err);
+      expect(f.calls()).to.equal(1);
     }
-    expect(policy.decide(new Error('boom')).retry).to.equal(false);
-    const aborted = AbortSignal.abort();
-    expect(policy.decide(createError(ErrorCode.DISCONNECTED, 'x'), aborted).retry).to.equal(false);
-    expect(new RetryPolicy({ timeoutMs: 0 }).decide(createError(ErrorCode.DISCONNECTED, 'x')).retry).to.equal(false);
   });
 
-  it('stops after the maximum attempts without progress', () => {
-    const policy = new RetryPolicy({ timeoutMs: 60_000, maxAttemptsWithoutProgress: 3 });
-    const retried = [1, 2, 3, 4].map(() => policy.decide(createError(ErrorCode.TIMEOUT, 'x')).retry);
-    expect(retried).to.deep.equal([true, true, true, false]);
+  it('does not retry past the timeout without progress, nor a cancelled run', async () => {
+    const f = failing([createError(ErrorCode.DISCONNECTED, 'x')]);
+    await expectRejectsCode(new RetryPolicy({ timeoutMs: 0, ...quick }).run(f.op, undefined), ErrorCode.DISCONNECTED);
+    expect(f.calls()).to.equal(1);
+    const controller = new AbortController();
+    const g = failing([createError(ErrorCode.DISCONNECTED, 'x'), createError(ErrorCode.DISCONNECTED, 'x')], (n) => { if (n === 1) controller.abort(); });
+    const got = await new RetryPolicy({ timeoutMs: 60_000, ...quick }).run(g.op, controller.signal).catch((e: unknown) => e);
+    expect(got).to.be.an('error');
+    expect(g.calls()).to.equal(1);
+  });
+
+  it('stops after the maximum attempts without progress, but attempts that made progress do not count', async () => {
+    const errors = Array.from({ length: 6 }, () => createError(ErrorCode.TIMEOUT, 'x'));
+    const stalled = failing(errors);
+    await expectRejectsCode(new RetryPolicy({ timeoutMs: 60_000, maxAttemptsWithoutProgress: 3, ...quick }).run(stalled.op, undefined), ErrorCode.TIMEOUT);
+    expect(stalled.calls()).to.equal(4);
+    const policy = new RetryPolicy({ timeoutMs: 60_000, maxAttemptsWithoutProgress: 3, ...quick });
+    const progressing = failing(errors, () => policy.progressed());
+    expect(await policy.run(progressing.op, undefined)).to.equal('done');
+    expect(progressing.calls()).to.equal(7);
   });
 });
