@@ -18,7 +18,7 @@ start_jenkins() {
     -e RELAY_SOCKET=$SOCKET "$IMAGE" infinity >/dev/null
 }
 jenkins_relay() {
-  timeout 180 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" exec "$JENKINS" relay "$@"
+  dkt 180 a exec "$JENKINS" relay "$@"
 }
 
 # relay_as <uid:gid> <extra docker run args...> -- <relay args...>: another local user of node a.
@@ -26,7 +26,7 @@ relay_as() {
   local user=$1; shift
   local extra=()
   while [[ $1 != -- ]]; do extra+=("$1"); shift; done; shift
-  timeout 60 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" run --rm --network none --no-healthcheck \
+  dkt 60 a run --rm --network none --no-healthcheck \
     --user "$user" "${extra[@]}" -v /run/relay:/run/relay -e RELAY_SOCKET=$SOCKET "$IMAGE" relay "$@"
 }
 
@@ -40,7 +40,7 @@ check_socket_access() {
 }
 
 # The sender agent's `relay status --json`, as the Jenkins user asks it.
-status_json() { timeout 20 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" exec "$JENKINS" relay status --json; }
+status_json() { dkt 20 a exec "$JENKINS" relay status --json; }
 # receiver_state <name> [<status json>]: connected | stale | disconnected | absent (not a known receiver)
 receiver_state() {
   local s=${2:-$(status_json)}

@@ -47,8 +47,8 @@ deploy_stack() {
     *) die "RELAY_SWARM_RECEIVERS: discover or list, not $mode" ;;
   esac
   env -u RELAY_DISCOVER -u RELAY_RECEIVERS "${set[@]}" \
-    RELAY_WORKSPACE=$WORKSPACE RELAY_UID=$RELAY_UID RELAY_GID=$RELAY_GID \
-    "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" stack deploy --resolve-image never \
+    RELAY_WORKSPACE="$WORKSPACE" RELAY_UID="$RELAY_UID" RELAY_GID="$RELAY_GID" \
+    timeout 60 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" stack deploy --resolve-image never \
       -c "$REPO_DIR/swarm-stack.yml" "$STACK" >/dev/null
   log "stack: deployed $STACK (receivers: $mode)"
 }
