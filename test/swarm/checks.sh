@@ -37,6 +37,16 @@ check_socket_access() {
   local rc=0
   relay_as "1001:1001" -- status >&2 || rc=$?
   check "a user outside it (1001:1001) is refused with exit 3" test "$rc" -eq 3
+  # Finding 2 of the first deployment: a socket folder left to root made the sender crash-loop with a stack
+  # trace. It must stop with one line that names the folder.
+  on_node a install -d -o 0 -g 0 -m 0755 /run/relay-root-owned
+  local err
+  err=$(dkt 60 a run --rm --network none --no-healthcheck -v /run/relay-root-owned:/run/relay \
+          -e RELAY_TOKEN=socket-folder-check-token -e RELAY_SOCKET=$SOCKET \
+          -e "RELAY_RECEIVERS=x=http://127.0.0.1:9" -e RELAY_LOG_LEVEL=error "$IMAGE" relay-sender 2>&1 >/dev/null) && rc=0 || rc=$?
+  printf '%s\n' "$err" >&2
+  check "a sender whose socket folder is root's exits non-zero with one line naming the folder" \
+    eval '((rc != 0)) && [[ $(grep -c . <<<"$err") == 1 && $err == *"/run/relay"* ]]'
 }
 
 # The sender agent's `relay status --json`, as the Jenkins user asks it.
