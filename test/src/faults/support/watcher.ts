@@ -1,0 +1,125 @@
+/**
+ * Watches a receiver's folder for the whole of a scenario and checks the promise users depend on: a
+ * final name only ever holds one whole, verified version. fs.watch (recursive) reports names as they
+ * appear; a poll walks the folder as well (fs.watch can drop events); every new or changed file under a
+ * final name is hashed through one open descriptor and must equal one of the source versions in play.
+ * A file whose size or mtime moves while it is being hashed was written in place under its final name,
+ * which is a violation too.
+ */
+import { createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import { delay, listFiles, MiB } from './harness.js';
+
+const PARTIAL_DIR = '.relay-partial';
+
+export class FinalNameWatcher {
+  /** sha256 values a final name may hold. */
+  readonly allowed = new Set<string>();
+  readonly violations: string[] = [];
+  /** Distinct (file, version) states hashed and found whole. */
+  checked = 0;
+  polls = 0;
+  private readonly seen = new Map<string, string>();
+  private readonly pending = new Set<string>();
+  private fsw: FSWatcher | undefined;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  /** `ignore(rel)`: names under the folder that are not the receiver's (a test's filler file). */
+  constructor(readonly root: string, private readonly ignore: (rel: string) => boolean = () => false, private readonly pollMs = 250) {}
+
+  allow(...sha256: string[]): this {
+    for (const h of sha256) this.allowed.add(h);
+    return this;
+  }
+
+  start(): this {
+    this.running = true;
+    try {
+      this.fsw = watch(this.root, { recursive: true }, (_event, name) => {
+        if (!name) return;
+        const rel = name.toString().split(path.sep).join('/');
+        if (rel === PARTIAL_DIR || rel.startsWith(`${PARTIAL_DIR}/`)) return;
+        this.pending.add(rel);
+        this.wake?.();
+      });
+      this.fsw.on('error', () => undefined);
+    } catch { /* the poll alone still covers the folder */ }
+    this.loop = this.run();
+    return this;
+  }
+
+  /** Stops watching after one last full pass (so a scenario's end state is checked too). */
+  async stop(): Promise<void> {
+    this.fsw?.close();
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    await this.pass();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const started = Date.now();
+      await this.pass();
+      this.polls++;
+      // A big tree takes a while to walk: never spend more than about half the time walking it.
+      const wait = Math.max(this.pollMs, (Date.now() - started) * 2);
+      await Promise.race([delay(wait), new Promise<void>((r) => (this.wake = r))]);
+      this.wake = undefined;
+      if (this.pending.size) await this.checkPending();
+    }
+  }
+
+  private async checkPending(): Promise<void> {
+    const names = [...this.pending];
+    this.pending.clear();
+    for (const rel of names) await this.check(rel);
+  }
+
+  private async pass(): Promise<void> {
+    const files = await listFiles(this.root, new Set([PARTIAL_DIR]));
+    for (const rel of files) await this.check(rel);
+    await this.checkPending();
+  }
+
+  private async check(rel: string): Promise<void> {
+    if (this.ignore(rel)) return;
+    const file = path.join(this.root, rel);
+    let fh;
+    try {
+      fh = await open(file, 'r');
+    } catch {
+      return; // gone, or a folder
+    }
+    try {
+      const before = await fh.stat();
+      if (!before.isFile()) return;
+      const sig = `${before.ino}:${before.size}:${before.mtimeMs}:${before.ctimeMs}`;
+      if (this.seen.get(rel) === sig) return;
+      const hash = createHash('sha256');
+      const buf = Buffer.allocUnsafe(4 * MiB);
+      for (let pos = 0; ; ) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        hash.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+      const digest = hash.digest('hex');
+      const after = await fh.stat();
+      if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
+        this.violations.push(`${rel}: written in place under its final name (size ${before.size} -> ${after.size} while hashing)`);
+      } else if (!this.allowed.has(digest)) {
+        this.violations.push(`${rel}: holds ${before.size} bytes with sha256 ${digest}, which is no whole version of any source`);
+      } else {
+        this.checked++;
+      }
+      this.seen.set(rel, sig);
+    } finally {
+      await fh.close();
+    }
+  }
+}
