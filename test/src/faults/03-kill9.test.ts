@@ -1,0 +1,135 @@
+/**
+ * Scenario 3: kill -9 at random points. Three versions of one name are sent in turn, so the final name
+ * holds an older version while a newer one is in flight. 20 times the receiver is killed (and restarted
+ * on the same port: the running `relay send` carries on), 20 times the sender agent is killed (restarted,
+ * and the same `relay send` run again). After every kill the final name is absent or exactly one whole
+ * version; every send ends exit 0 with the right version, resuming what the receiver kept, and
+ * `.relay-partial` is empty once it completed.
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { expectNoTornFile, expectStillServing, partialEntries, PARTIAL_DIR } from './support/checks.js';
+import { Cleanup, delay, figure, MiB, randInt, randomFile, sha256File, StatsSampler, tmpDir, type SourceFile } from './support/harness.js';
+import { describeSend, freePort, socketPathIn, startAgent, startReceiver, startSend, type BinProcess, type ReceiverBin, type SendResult } from './support/processes.js';
+import { FinalNameWatcher } from './support/watcher.js';
+
+const KILLS = Number(process.env.FAULTS_KILLS ?? 20);
+const NAME = 'releases/app.bin';
+/** More than a partial's bookkeeping: the partial holds file bytes. */
+const HELD = 64 * 1024;
+
+/** Bytes held in the partial folder right now. */
+async function partialBytes(inbox: string): Promise<number> {
+  let total = 0;
+  for (const e of await partialEntries(inbox)) total += await stat(path.join(inbox, PARTIAL_DIR, e)).then((s) => s.size, () => 0);
+  return total;
+}
+
+/**
+ * Waits for a random kill point: mostly a random byte position of the transfer (the partial has grown past
+ * it), sometimes a random moment (before the offer, around the commit, after the publish).
+ */
+async function killPoint(inbox: string, v: SourceFile): Promise<string> {
+  if (Math.random() < 0.3) {
+    const ms = randInt(50, 1500);
+    await delay(ms);
+    return `at ${ms} ms`;
+  }
+  const target = Math.floor(v.size * Math.random());
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && (await partialBytes(inbox)) < target) await delay(15);
+  return `at byte ${target}`;
+}
+
+/** The final name is absent or holds exactly one whole version. */
+async function finalState(inbox: string, versions: SourceFile[]): Promise<string> {
+  const file = path.join(inbox, NAME);
+  const digest = await sha256File(file).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? 'absent' : Promise.reject(err)));
+  if (digest === 'absent') return 'absent';
+  const i = versions.findIndex((v) => v.sha256 === digest);
+  expect(i, `${NAME} holds ${digest}: no whole version`).to.be.at.least(0);
+  return `v${i + 1}`;
+}
+
+describe('faults 3: kill -9 of the receiver (20) and of the sender agent (20) with several versions of one name', function () {
+  this.timeout(300_000);
+  const cleanup = new Cleanup();
+  after(() => cleanup.run());
+
+  it('never leaves a torn final file; every re-run resumes and exits 0; .relay-partial empty after each send', async () => {
+    const inbox = await tmpDir(cleanup, 'rlyf-inbox-');
+    const work = await tmpDir(cleanup, 'rlyf-src-');
+    const versions = await Promise.all([12, 16, 20].map((mb, i) => randomFile(path.join(work, `v${i + 1}.bin`), mb * MiB + i * 4099)));
+    const port = await freePort();
+    let receiver: ReceiverBin = await startReceiver(cleanup, { dir: inbox, port });
+    const socket = socketPathIn(work);
+    const agentSpec = { socket, receivers: { pi: `http://127.0.0.1:${port}` }, allowRoots: [work] };
+    let agent: BinProcess = await startAgent(cleanup, agentSpec);
+    const watcher = new FinalNameWatcher(inbox, () => false, 100).allow(...versions.map((v) => v.sha256)).start();
+    cleanup.add('stop watcher', () => watcher.stop());
+    const sampler = new StatsSampler(() => [receiver.pid]).start();
+    cleanup.add('stop sampler', () => sampler.stop());
+    const sendArgs = (v: SourceFile): string[] => [v.path, '--to', 'pi', '--as', NAME, '--bwlimit', '20M', '--timeout', '1m'];
+    const started = Date.now();
+    const tally = { receiverKills: 0, agentKills: 0, resumed: 0, reruns: 0, states: {} as Record<string, number> };
+
+    const finish = async (r: SendResult, v: SourceFile, what: string): Promise<void> => {
+      expect(r.code, `${what}: ${describeSend(r)}`).to.equal(0);
+      expect(await finalState(inbox, versions), what).to.equal(`v${versions.indexOf(v) + 1}`);
+      expect(await partialEntries(inbox), `${what}: .relay-partial after a completed send`).to.deep.equal([]);
+    };
+    const resumedOrUnchanged = (r: SendResult): boolean =>
+      r.received.length === 1 && ((r.received[0]!.resumedFrom as number) > 0 || r.received[0]!.unchanged === true);
+
+    for (let k = 0; k < KILLS; k++) {
+      // The receiver dies at a random point; restarted on the same port, the same send carries on.
+      const v = versions[randInt(0, versions.length - 1)]!;
+      const job = startSend(sendArgs(v), { socket, timeoutMs: 90_000 });
+      await killPoint(inbox, v);
+      await receiver.kill9();
+      tally.receiverKills++;
+      const held = await partialBytes(inbox);
+      const state = await finalState(inbox, versions);
+      tally.states[state] = (tally.states[state] ?? 0) + 1;
+      receiver = await startReceiver(cleanup, { dir: inbox, port });
+      const r = await job.done;
+      await finish(r, v, `receiver kill ${k + 1}`);
+      if (held > HELD) {
+        expect(resumedOrUnchanged(r), `receiver kill ${k + 1}: ${held} partial bytes kept, the send did not resume: ${JSON.stringify(r.received)}`).to.equal(true);
+        tally.resumed++;
+      }
+    }
+
+    for (let k = 0; k < KILLS; k++) {
+      // The agent dies at a random point; restarted, the same `relay send` is run again and resumes.
+      const v = versions[randInt(0, versions.length - 1)]!;
+      const job = startSend(sendArgs(v), { socket, timeoutMs: 90_000 });
+      await killPoint(inbox, v);
+      await agent.kill9();
+      tally.agentKills++;
+      const first = await job.done;
+      const state = await finalState(inbox, versions);
+      tally.states[state] = (tally.states[state] ?? 0) + 1;
+      // What the receiver kept: the partial, once the dead connection's last writes landed.
+      await delay(50);
+      const held = first.code === 0 ? 0 : await partialBytes(inbox);
+      agent = await startAgent(cleanup, agentSpec);
+      const r = await startSend(sendArgs(v), { socket, timeoutMs: 90_000 }).done;
+      tally.reruns++;
+      await finish(r, v, `agent kill ${k + 1} (first run exited ${first.code})`);
+      if (held > HELD) {
+        expect(resumedOrUnchanged(r), `agent kill ${k + 1}: the receiver held ${held} partial bytes, the re-run did not resume: ${JSON.stringify(r.received)}`).to.equal(true);
+        tally.resumed++;
+      }
+    }
+    sampler.stop();
+    await expectStillServing({ url: receiver.url, dir: inbox, agent: { socket, name: 'pi' }, srcDir: work, watcher });
+    await expectNoTornFile(watcher);
+    const secs = (Date.now() - started) / 1000;
+    await figure('3. kill -9', `${tally.receiverKills}/${KILLS} receiver kills and ${tally.agentKills}/${KILLS} agent kills survived with 3 versions of one name: ` +
+      `final name after each kill ${JSON.stringify(tally.states)} (absent or one whole version, never torn), ${tally.resumed} sends resumed from the receiver's partial, ` +
+      `every send exit 0 with the right version and .relay-partial empty, ${watcher.checked} final-name checks clean, ${secs.toFixed(1)} s`,
+    { ...tally, seconds: secs, maxRss: sampler.maxRss });
+  });
+});
