@@ -1,6 +1,6 @@
 /**
  * Watches a receiver's folder for the whole of a scenario and checks the promise users depend on: a
- * final name only ever holds one whole, verified version. fs.watch (recursive) reports names as they
+ * final name only ever holds one whole, verified version. fs.watch (one per folder) reports names as they
  * appear; a poll walks the folder as well (fs.watch can drop events); every new or changed file under a
  * final name is hashed through one open descriptor and must equal one of the source versions in play.
  * A file whose size or mtime moves while it is being hashed was written in place under its final name,
@@ -23,7 +23,9 @@ export class FinalNameWatcher {
   polls = 0;
   private readonly seen = new Map<string, string>();
   private readonly pending = new Set<string>();
-  private fsw: FSWatcher | undefined;
+  /** One fs.watch per folder (not `recursive`: Node 20 implements that by re-walking the whole tree,
+   * .relay-partial included, on every event). */
+  private readonly dirWatchers = new Map<string, FSWatcher>();
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -38,23 +40,28 @@ export class FinalNameWatcher {
 
   start(): this {
     this.running = true;
-    try {
-      this.fsw = watch(this.root, { recursive: true }, (_event, name) => {
-        if (!name) return;
-        const rel = name.toString().split(path.sep).join('/');
-        if (rel === PARTIAL_DIR || rel.startsWith(`${PARTIAL_DIR}/`)) return;
-        this.pending.add(rel);
-        this.wake?.();
-      });
-      this.fsw.on('error', () => undefined);
-    } catch { /* the poll alone still covers the folder */ }
+    this.watchDir('');
     this.loop = this.run();
     return this;
   }
 
+  private watchDir(rel: string): void {
+    if (this.dirWatchers.has(rel) || this.dirWatchers.size >= 5000) return;
+    try {
+      const w = watch(path.join(this.root, rel), (_event, name) => {
+        if (!name || (rel === '' && name.toString() === PARTIAL_DIR)) return;
+        this.pending.add(rel ? `${rel}/${name.toString()}` : name.toString());
+        this.wake?.();
+      });
+      w.on('error', () => undefined);
+      this.dirWatchers.set(rel, w);
+    } catch { /* gone already; the poll still covers it */ }
+  }
+
   /** Stops watching after one last full pass (so a scenario's end state is checked too). */
   async stop(): Promise<void> {
-    this.fsw?.close();
+    for (const w of this.dirWatchers.values()) w.close();
+    this.dirWatchers.clear();
     this.running = false;
     this.wake?.();
     await this.loop;
@@ -82,6 +89,7 @@ export class FinalNameWatcher {
 
   private async pass(): Promise<void> {
     const files = await listFiles(this.root, new Set([PARTIAL_DIR]));
+    if (this.running) for (const rel of files) this.watchDir(path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel));
     for (const rel of files) await this.check(rel);
     await this.checkPending();
   }
