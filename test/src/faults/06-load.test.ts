@@ -64,6 +64,8 @@ describe('faults 6: load through one agent to 3 receivers', function () {
     }
 
     // 2. A 10,000-file tree, to all three.
+    const phase = (what: string): void => void process.stdout.write(`      [6] ${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    phase('mixed sends verified');
     const tree = path.join(work, 'tree');
     const digests = new Map<string, string>();
     const makeOne = async (i: number): Promise<void> => {
@@ -76,11 +78,13 @@ describe('faults 6: load through one agent to 3 receivers', function () {
       for (const w of watchers) w.allow(h);
     };
     for (let i = 0; i < TREE_FILES; i += 200) await Promise.all(Array.from({ length: Math.min(200, TREE_FILES - i) }, (_, j) => makeOne(i + j)));
+    phase('tree made');
     const t1 = Date.now();
     const treeRun = await send([tree, '--to', 'r1', '--as', 'tree', '--timeout', '3m'], { socket, timeoutMs: 360_000 });
     const treeSecs = (Date.now() - t1) / 1000;
     expect(treeRun.code, describeSend(treeRun)).to.equal(0);
     expect(treeRun.received).to.have.length(TREE_FILES);
+    phase('tree sent');
     // The tree goes to one receiver: 10,000 offers, chunks and commits through the same agent and link.
     const treeTo = receivers[0]!;
     const got = await listFiles(path.join(treeTo.spec.dir, 'tree'));
@@ -91,11 +95,14 @@ describe('faults 6: load through one agent to 3 receivers', function () {
     };
     for (let i = 0; i < got.length; i += 200) await Promise.all(got.slice(i, i + 200).map(verify));
     for (const r of receivers) expect(await partialEntries(r.spec.dir)).to.deep.equal([]);
+    phase('tree verified');
     sampler.stop();
     expect(sampler.maxRss, 'receiver RSS').to.be.at.most(RSS_BOUND);
     expect(sampler.maxFds, 'receiver open fds').to.be.at.most(FD_BOUND);
     for (const [i, r] of receivers.entries()) await expectStillServing({ url: r.url, dir: r.spec.dir, agent: { socket, name: names[i]! }, srcDir: work, watcher: watchers[i] });
+    phase('still serving');
     for (const w of watchers) await expectNoTornFile(w);
+    phase('watchers stopped');
     await figure('6. load', `${SENDS} concurrent sends (${confirmations} confirmations, ${mib(bytes)}) through one agent to 3 receivers in ${mixedSecs.toFixed(1)} s, ` +
       `then a ${TREE_FILES}-file tree (${treeRun.received.length} confirmations) in ${treeSecs.toFixed(1)} s: all identical; receiver max RSS ${mib(sampler.maxRss)} ` +
       `(bound ${mib(RSS_BOUND)}), max fds ${sampler.maxFds} (bound ${FD_BOUND})`,

@@ -11,10 +11,13 @@ import { describeSend, freePort, send, socketPathIn, startAgent, startReceiver }
 import { mountLoopExt4, whyNotRoot, writeLimitCgroup } from './support/system.js';
 import { FinalNameWatcher } from './support/watcher.js';
 
-const LIMIT = 16 * MiB;
-const FILE = 128 * MiB;
-/** Above the starting RSS: a few windows of chunks and buffers, far less than the file. */
-const RSS_GROWTH_BOUND = 64 * MiB;
+const LIMIT = 24 * MiB;
+const FILE = 192 * MiB;
+/**
+ * Growth above the starting RSS: a window of chunks plus garbage not yet collected (about 64 MiB was seen
+ * on either side), and at most half the file, so a side that held the file while waiting fails.
+ */
+const RSS_GROWTH_BOUND = FILE / 2;
 
 describe('faults 7: a slow disk (loop device throttled by a cgroup write limit)', function () {
   this.timeout(180_000);

@@ -75,7 +75,8 @@ export class FinalNameWatcher {
       this.polls++;
       // A big tree takes a while to walk: the poll is the backstop of fs.watch, so it may take a fifth of
       // the time at most (the system under test shares the CPU with it).
-      const wait = Math.max(this.pollMs, (Date.now() - started) * 4);
+      const wait = Math.min(Math.max(this.pollMs, (Date.now() - started) * 4), 5000);
+      if (!this.running) break;
       await Promise.race([delay(wait), new Promise<void>((r) => (this.wake = r))]);
       this.wake = undefined;
       if (this.pending.size) await this.checkPending();
