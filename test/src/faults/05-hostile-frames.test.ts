@@ -1,7 +1,8 @@
 /**
  * Scenario 5: 100,000 random and mutated packets against a live receiver, from authenticated and
  * unauthenticated connections, while a real transfer runs beside them. The receiver does not crash, its
- * RSS and open descriptors come back near where they started, and the transfer completes identical.
+ * open descriptors come back to where they started and its RSS to within 96 MiB of it, and the transfer
+ * completes identical.
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -94,7 +95,7 @@ describe('faults 5: 100,000 hostile frames against a live receiver', function ()
   const cleanup = new Cleanup();
   after(() => cleanup.run());
 
-  it('never crashes, returns to its starting RSS and fds, and completes a transfer running beside', async () => {
+  it('never crashes, its fds return to the starting level and its RSS to within 96 MiB of it, and a transfer beside completes', async () => {
     const inbox = await tmpDir(cleanup, 'rlyf-inbox-');
     const work = await tmpDir(cleanup, 'rlyf-src-');
     const r = await startReceiver(cleanup, { dir: inbox, port: await freePort() });
