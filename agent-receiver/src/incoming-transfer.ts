@@ -5,13 +5,14 @@
  * sha256 be computed incrementally as bytes arrive: verifying a commit costs no second read.
  */
 import { randomUUID, type Hash } from 'node:crypto';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import {
-  createError, ErrorCode, isRelayError, resolveInside, toWireError,
-  type ChunkFrame, type ReceivedFrame, type SourceIdentity,
+  createError, ErrorCode, toRelayError,
+  type ChunkAck, type ChunkFrame, type ReceivedFrame, type SourceIdentity,
 } from '@relayer/common';
+import type { Owner } from './owner.js';
 import { hashPrefix, type OpenedPartial, type PartialStore } from './partial-store.js';
 
 export const TransferState = {
@@ -28,7 +29,6 @@ export const PUBLISHED_FILE_MODE = 0o644;
 
 export interface IncomingTransferInit {
   name: string;
-  root: string;
   identity: SourceIdentity;
   partial: OpenedPartial;
   store: PartialStore;
@@ -41,15 +41,16 @@ export class IncomingTransfer {
   readonly key: string;
   /** Current lease: the id the sender's chunks and commit must carry. Changes on every (re)attach. */
   lease: string;
-  /** Who holds the lease (a session id); undefined while abandoned. */
-  owner: string | undefined;
+  /** Who holds the lease; undefined while abandoned. Set only by the registry. */
+  owner: Owner | undefined;
+  /** Free space this transfer has reserved (the registry's running total includes it). */
+  reserved = 0;
   state: TransferState = TransferState.OFFERED;
   /** Bytes accepted (hashed, write queued). */
   private accepted: number;
   /** Bytes written to the file; what acks report. */
   written: number;
   lastActivity = Date.now();
-  private readonly root: string;
   private readonly store: PartialStore;
   private fh: FileHandle | undefined;
   private hash: Hash;
@@ -59,7 +60,6 @@ export class IncomingTransfer {
 
   constructor(init: IncomingTransferInit) {
     this.name = init.name;
-    this.root = init.root;
     this.identity = init.identity;
     this.store = init.store;
     this.key = init.partial.key;
@@ -91,18 +91,19 @@ export class IncomingTransfer {
    * on the previous owner's chunks are refused; then the writes already accepted drain, and the offset
    * reported is exactly what is on disk and in the hash.
    */
-  async attach(owner: string, log: Logger): Promise<number> {
+  async attach(owner: Owner): Promise<number> {
     this.expect('attach', TransferState.OFFERED, TransferState.RECEIVING, TransferState.ABANDONED);
-    this.lease = randomUUID();
-    this.owner = owner;
+    const lease = this.lease = randomUUID();
     this.state = TransferState.RECEIVING;
-    this.log = log.child({ transfer: this.lease, file: this.name });
+    this.log = owner.log.child({ lease, file: this.name });
     let pending: Promise<void>;
     do {
       pending = this.writes;
       await pending;
     } while (pending !== this.writes);
     if (this.writeError) throw this.writeError;
+    // Released (connection closed, idle) or taken over while the writes drained: not ours to reopen.
+    if (this.lease !== lease || this.state !== TransferState.RECEIVING) throw createError(ErrorCode.UNKNOWN_TRANSFER, 'transfer moved on while it was attached');
     if (!this.fh) this.fh = await this.reopen();
     this.accepted = this.written;
     this.touch();
@@ -126,17 +127,23 @@ export class IncomingTransfer {
     return fh;
   }
 
-  private touch(): void {
+  touch(): void {
     this.lastActivity = Date.now();
   }
 
+  /** Receiving under this lease: its requests may act on the transfer. */
+  holds(lease: string): boolean {
+    return this.lease === lease && this.state === TransferState.RECEIVING;
+  }
+
   /**
-   * Takes a chunk. Resolves with the contiguous offset written (less than the chunk's end when the chunk
-   * was not taken: a gap). Throws CHECKSUM for a corrupt chunk (the sender re-sends it), OFFSET for bytes
-   * outside the offered size (the transfer is refused and its partial removed).
+   * Takes a chunk. Resolves with the contiguous offset written and whether this chunk was taken (not when
+   * it is a gap or a duplicate). Throws CHECKSUM for a corrupt chunk (the sender re-sends it), OFFSET for
+   * bytes outside the offered size (the transfer is refused and its partial removed), UNKNOWN_TRANSFER
+   * when the lease is no longer current.
    */
-  async write(frame: ChunkFrame): Promise<number> {
-    this.expect('write a chunk to', TransferState.RECEIVING);
+  async write(frame: ChunkFrame): Promise<ChunkAck> {
+    if (!this.holds(frame.lease)) throw createError(ErrorCode.UNKNOWN_TRANSFER, 'transfer is no longer held by this lease');
     this.touch();
     const end = frame.offset + frame.data.length;
     if (end > this.size) {
@@ -146,7 +153,7 @@ export class IncomingTransfer {
     if (frame.offset !== this.accepted) {
       // A duplicate (already have it) or a gap (a chunk before it was refused): either way, not taken.
       await this.writes;
-      return this.written;
+      return { offset: this.written, taken: false };
     }
     if (crc32(frame.data) !== frame.crc) {
       this.log.warn({ offset: frame.offset, length: frame.data.length }, 'chunk crc32 mismatch: re-requesting it');
@@ -166,38 +173,22 @@ export class IncomingTransfer {
     });
     await this.writes;
     if (this.writeError) {
-      const wire = toWireError(this.writeError);
+      const e = toRelayError(this.writeError);
       await this.refuse();
-      throw createError(wire.code, `writing ${this.name} failed: ${wire.message}`);
+      throw createError(e.code, `writing ${this.name} failed: ${e.message}`);
     }
-    return this.written;
+    return { offset: this.written, taken: true };
   }
 
   /**
-   * Verifies and publishes. When the partial is not complete but the final file already holds exactly
-   * these bytes, confirms without them (unchanged); otherwise answers OFFSET and stays open so the
-   * sender sends the rest.
+   * Verifies and publishes at finalPath (resolved by the caller under the name lock). Answers OFFSET and
+   * stays open when bytes are missing, so the sender sends the rest.
    */
-  async commit(sha256: string): Promise<ReceivedFrame> {
+  async commit(sha256: string, finalPath: string): Promise<ReceivedFrame> {
     this.expect('commit', TransferState.RECEIVING);
     this.touch();
     await this.writes;
-    let finalPath: string;
-    try {
-      finalPath = await resolveInside(this.root, this.name);
-    } catch (err) {
-      // The name became unusable since the offer (a symlink or a folder appeared there): the refusal is
-      // final, so the partial must not linger until the TTL.
-      if (isRelayError(err, ErrorCode.BAD_NAME)) await this.refuse();
-      throw err;
-    }
     if (this.written < this.size) {
-      if ((await existingSha256(finalPath, this.size)) === sha256) {
-        await this.close();
-        await this.store.discard(this.key);
-        this.state = TransferState.PUBLISHED;
-        return this.received(finalPath, sha256, true);
-      }
       throw createError(ErrorCode.OFFSET, `commit at ${this.written} of ${this.size} bytes: send the rest first`);
     }
     this.state = TransferState.VERIFYING;
@@ -220,8 +211,18 @@ export class IncomingTransfer {
     return this.received(finalPath, sha256, false);
   }
 
+  /** The final file already holds exactly these bytes: drop the partial and confirm it unchanged. */
+  async confirmUnchanged(sha256: string, finalPath: string): Promise<ReceivedFrame> {
+    this.expect('confirm', TransferState.RECEIVING);
+    this.state = TransferState.PUBLISHED;
+    await this.writes.catch(() => undefined);
+    await this.close();
+    await this.store.discard(this.key);
+    return this.received(finalPath, sha256, true);
+  }
+
   private received(path: string, sha256: string, unchanged: boolean): ReceivedFrame {
-    return { transfer: this.lease, name: this.name, size: this.size, sha256, path, unchanged };
+    return { lease: this.lease, name: this.name, size: this.size, sha256, path, unchanged };
   }
 
   /** The connection went away or the sender aborted: keep the partial (and the running hash) for a resume. */
@@ -232,7 +233,6 @@ export class IncomingTransfer {
     // A newer offer may have attached while the writes drained: the transfer is no longer ours to drop.
     if (this.lease !== lease) return;
     this.state = TransferState.ABANDONED;
-    this.owner = undefined;
     this.lease = '';
     await this.close();
   }
@@ -246,7 +246,6 @@ export class IncomingTransfer {
     if (this.state === TransferState.REFUSED || this.state === TransferState.PUBLISHED) return;
     this.state = TransferState.REFUSED;
     await this.writes.catch(() => undefined);
-    this.owner = undefined;
     await this.close();
     await this.store.discard(this.key);
   }
@@ -256,11 +255,4 @@ export class IncomingTransfer {
     this.fh = undefined;
     await fh?.close().catch(() => undefined);
   }
-}
-
-/** The sha256 of the file at path when it is a regular file of exactly `size` bytes. */
-async function existingSha256(path: string, size: number): Promise<string | undefined> {
-  const st = await stat(path).catch(() => undefined);
-  if (!st?.isFile() || st.size !== size) return undefined;
-  return (await hashPrefix(path, size)).digest('hex');
 }

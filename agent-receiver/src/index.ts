@@ -1,4 +1,12 @@
 export { Receiver } from './receiver.js';
 export { RECEIVER_DEFAULTS, resolveReceiverOptions, type ReceiverOptions } from './options.js';
-export { PartialStore, partialKey } from './partial-store.js';
+export { PartialStore, partialKey, type OpenedPartial } from './partial-store.js';
 export { IncomingTransfer, TransferState } from './incoming-transfer.js';
+export { ReceiverMetrics } from './metrics.js';
+export { TransferRegistry, type RegistryLimits } from './transfer-registry.js';
+export { OfferCommitLock } from './offer-commit-lock.js';
+export { FinalHashCache } from './final-hash-cache.js';
+export type { Owner } from './owner.js';
+export { ReceiverState, type ReceiverStats } from './receiver.js';
+export { Admission, ADMISSION_DEFAULTS, authDelayMs, type AdmissionOptions } from './admission.js';
+export { createListener, readTlsServerFiles, type TlsServerOptions } from './tls-server.js';

@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PARTIAL_DIR, type SourceIdentity } from '@relayer/common';
+import { guardInbox, isStoreFileName } from './store-guard.js';
 
 export interface PartialMeta extends SourceIdentity {
   name: string;
@@ -47,8 +48,15 @@ export class PartialStore {
     this.dir = path.join(root, PARTIAL_DIR);
   }
 
+  /** Creates the partial folder; also called when it vanished while the receiver runs. */
   async init(): Promise<void> {
+    await guardInbox(path.dirname(this.dir), this.dir);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** True when the partial folder exists as a folder (what /healthz reports). */
+  async usable(): Promise<boolean> {
+    return stat(this.dir).then((st) => st.isDirectory(), () => false);
   }
 
   dataPath(key: string): string {
@@ -99,7 +107,14 @@ export class PartialStore {
     await this.discard(key);
     const fresh: PartialMeta = { name, size: id.size, mtimeMs: id.mtimeMs, createdAt: Date.now() };
     // The meta is written first: a .part without its .json is an orphan that the sweep removes.
-    await writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 });
+    try {
+      await writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 });
+    } catch (err) {
+      // The folder was removed under a running receiver: make it again (once) rather than fail every send.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await this.init();
+      await writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 });
+    }
     const fh = await open(data, 'w+', 0o600);
     return { key, fh, offset: 0, hash: createHash('sha256'), resumed: false };
   }
@@ -137,7 +152,8 @@ export class PartialStore {
     } catch {
       return removed;
     }
-    const keys = new Set(entries.map((e) => e.replace(/\.(part|json)$/, '')));
+    // Only names this store creates: a planted or foreign file is never removed.
+    const keys = new Set(entries.filter(isStoreFileName).map((e) => e.replace(/\.(part|json)$/, '')));
     for (const key of keys) {
       if (active.has(key)) continue;
       const { data, meta } = this.files(key);

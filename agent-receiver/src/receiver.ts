@@ -1,47 +1,82 @@
 /**
- * The receiver agent: an http server carrying Socket.IO (websocket only, msgpack frames) and /healthz.
- * It authenticates senders, keeps one IncomingTransfer per file name (so a re-offer after a reconnect
- * picks the running transfer up where it stopped), and expires old partials.
+ * The receiver agent: an http server carrying Socket.IO (websocket only, msgpack frames), /healthz and /metrics.
+ * It authenticates senders and checks their protocol version, gives each connection a Session, and runs
+ * its lifecycle: RUNNING → CLOSING → CLOSED. Who sends which file is the TransferRegistry's business.
  */
-import { stat, statfs } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { statfs } from 'node:fs/promises';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import {
-  createError, createParser, ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, resolveInside, tokensEqual, VERSION,
-  type ChunkAck, type ChunkFrame, type ClientToServerEvents, type CommitFrame, type HandshakeAuth, type Logger,
-  type OfferAccepted, type OfferFrame, type ReceivedFrame, type ReceiverStatus, type ServerToClientEvents,
+  createParser, ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, PROTOCOL_VERSION, VERSION,
+  type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceiverStatus, type ServerToClientEvents,
 } from '@relayer/common';
-import { IncomingTransfer } from './incoming-transfer.js';
+import { withDisplay } from './display.js';
+import { ReceiverMetrics } from './metrics.js';
+import { Admission, type AdmissionOptions } from './admission.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
-import { PartialStore, partialKey } from './partial-store.js';
+import { PartialStore } from './partial-store.js';
 import { Session, type ReceiverSocket } from './session.js';
+import { createListener } from './tls-server.js';
+import { TransferRegistry } from './transfer-registry.js';
+
+export const ReceiverState = {
+  NEW: 'new',
+  RUNNING: 'running',
+  CLOSING: 'closing',
+  CLOSED: 'closed',
+} as const;
+export type ReceiverState = (typeof ReceiverState)[keyof typeof ReceiverState];
+
+export interface ReceiverStats {
+  senders: number;
+  activeTransfers: number;
+  reservedBytes: number;
+  /** Most chunk bytes one connection held at once since start (bounded by maxBufferedBytesPerConnection + one chunk). */
+  peakBufferedBytes: number;
+}
 
 export class Receiver {
   readonly options: ReceiverOptions;
+  /** Fed by each Session with the outcome of every request; served at GET /metrics. */
+  readonly metrics: ReceiverMetrics;
+  state: ReceiverState = ReceiverState.NEW;
   private readonly log: Logger;
   private readonly store: PartialStore;
+  private readonly registry: TransferRegistry;
   private readonly http: HttpServer;
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
-  /** By file name: at most one transfer per final path. */
-  private readonly transfers = new Map<string, IncomingTransfer>();
-  /** By lease, for the per-chunk lookup; entries whose transfer moved on to another lease are pruned. */
-  private readonly leases = new Map<string, IncomingTransfer>();
-  /** Leases that lost their file to an offer of a different version: their requests get SUPERSEDED. */
-  private readonly superseded = new Set<string>();
-  /** Offers and commits for one name run one after another. */
-  private readonly offerLocks = new Map<string, Promise<unknown>>();
+  /** Connection caps, handshake deadlines and the token check (with backoff and blocking). */
+  private readonly admission: Admission;
   private readonly sessions = new Set<Session>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
   private summaryTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
+  private peakBufferedBytes = 0;
 
-  constructor(options: Partial<ReceiverOptions> & { token: string }) {
+  constructor(options: Omit<Partial<ReceiverOptions>, 'admission'> & { token: string | readonly string[]; admission?: Partial<AdmissionOptions> }) {
     this.options = resolveReceiverOptions(options);
     this.log = this.options.logger;
     this.store = new PartialStore(this.options.dir);
-    this.http = createServer((req, res) => void this.onHttp(req, res));
-    this.io = new Server(this.http, {
+    this.registry = new TransferRegistry({
+      root: this.options.dir, store: this.store, limits: this.options, log: this.log, freeBytes: () => this.freeBytes(),
+    });
+    this.metrics = new ReceiverMetrics({
+      activeTransfers: () => this.activeTransfers, senders: () => this.sessions.size, freeBytes: () => this.freeBytes(),
+    });
+    this.admission = new Admission([this.options.token].flat(), this.options.admission, this.log);
+    this.http = this.createServer();
+    this.io = this.attachSocketIo(this.http);
+  }
+
+  /** The http server Socket.IO and /healthz ride on (one place to swap in https). */
+  private createServer(): HttpServer {
+    return createListener(this.options.tls, (req, res) => void this.onHttp(req, res), this.options.admission.handshakeTimeoutMs, this.log);
+  }
+
+  private attachSocketIo(http: HttpServer): Server<ClientToServerEvents, ServerToClientEvents> {
+    const io = new Server<ClientToServerEvents, ServerToClientEvents>(http, {
       transports: ['websocket'],
       perMessageDeflate: false,
       httpCompression: false,
@@ -51,23 +86,42 @@ export class Receiver {
       pingInterval: this.options.pingIntervalMs,
       pingTimeout: this.options.pingTimeoutMs,
     });
-    this.io.use((socket, next) => {
+    // The token is checked first, by admission; then the protocol version and our state.
+    this.admission.attach(http, io, this.options.tls !== undefined);
+    io.use((socket, next) => {
       const auth = socket.handshake.auth as Partial<HandshakeAuth>;
-      if (tokensEqual(this.options.token, auth?.token)) return next();
-      this.log.warn({ peer: socket.handshake.address, tokenGiven: typeof auth?.token === 'string' }, 'refused connection: bad or missing token');
-      next(Object.assign(new Error('authentication failed: bad or missing token'), { data: { code: ErrorCode.AUTH } }));
+      const theirs = typeof auth.protocol === 'number' ? auth.protocol : 1;
+      if (theirs !== PROTOCOL_VERSION) {
+        const message = `protocol mismatch: the sender speaks protocol v${theirs}, this receiver v${PROTOCOL_VERSION}`;
+        this.log.warn({ peer: socket.handshake.address, protocol: theirs }, 'refused connection: protocol mismatch');
+        return next(Object.assign(new Error(message), { data: { code: ErrorCode.PROTOCOL, message, protocol: PROTOCOL_VERSION } }));
+      }
+      if (this.state !== ReceiverState.RUNNING) return next(new Error('receiver is shutting down'));
+      next();
     });
-    this.io.on('connection', (socket: ReceiverSocket) => {
-      this.sessions.add(new Session(this, socket, this.log));
+    io.on('connection', (socket: ReceiverSocket) => {
+      if (this.state !== ReceiverState.RUNNING) return void socket.disconnect(true);
+      this.sessions.add(new Session({
+        registry: this.registry,
+        status: (seq) => this.status(seq),
+        maxBufferedBytes: this.options.maxBufferedBytesPerConnection,
+        onBuffered: (bytes) => (this.peakBufferedBytes = Math.max(this.peakBufferedBytes, bytes)),
+        onClosed: (s) => this.sessions.delete(s),
+        observe: (request, frame, outcome) => this.metrics.observe(request, frame, outcome),
+        describe: (received) => withDisplay(received, this.options),
+      }, socket, this.log));
     });
+    return io;
   }
 
   async start(): Promise<AddressInfo> {
-    const { dir, host, port, partialTtlMs } = this.options;
+    const { dir, host, port, partialTtlMs, transferIdleMs } = this.options;
     await this.store.init();
     await this.sweep();
     this.sweepTimer = setInterval(() => void this.sweep(), Math.min(Math.max(partialTtlMs / 4, 1000), 3_600_000));
     this.sweepTimer.unref();
+    this.idleTimer = setInterval(() => void this.registry.releaseIdle(), Math.min(Math.max(transferIdleMs / 4, 50), 60_000));
+    this.idleTimer.unref();
     if (this.options.summaryEveryMs > 0) {
       this.summaryTimer = setInterval(() => void this.logSummary(), this.options.summaryEveryMs);
       this.summaryTimer.unref();
@@ -79,8 +133,9 @@ export class Receiver {
         resolve();
       });
     });
+    this.state = ReceiverState.RUNNING;
     const addr = this.address();
-    this.log.info({ host: addr.address, port: addr.port, dir, version: VERSION, node: this.options.node }, 'receiver listening');
+    this.log.info({ host: addr.address, port: addr.port, dir, version: VERSION, protocol: PROTOCOL_VERSION, node: this.options.node, tls: this.options.tls !== undefined }, 'receiver listening');
     return addr;
   }
 
@@ -88,27 +143,39 @@ export class Receiver {
     return this.http.address() as AddressInfo;
   }
 
-  /** ws://host:port for a client on this machine. */
+  /** http(s)://host:port for a client on this machine. */
   get url(): string {
     const { address, port } = this.address();
     const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address.includes(':') ? `[${address}]` : address;
-    return `http://${host}:${port}`;
+    return `${this.options.tls ? 'https' : 'http'}://${host}:${port}`;
   }
 
+  /** Refuses new offers at once, closes every connection, releases every transfer (partials kept). */
   async close(): Promise<void> {
+    if (this.state === ReceiverState.CLOSING || this.state === ReceiverState.CLOSED) return;
+    this.state = ReceiverState.CLOSING;
     clearInterval(this.sweepTimer);
+    clearInterval(this.idleTimer);
     clearInterval(this.summaryTimer);
+    this.admission.close();
+    const closed = this.registry.close();
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
-    await Promise.all([...this.transfers.values()].map((t) => t.abandon()));
-    this.transfers.clear();
-    this.leases.clear();
+    await closed;
+    this.state = ReceiverState.CLOSED;
     this.log.info('receiver closed');
   }
 
   get activeTransfers(): number {
-    let n = 0;
-    for (const t of this.transfers.values()) if (t.owner !== undefined) n++;
-    return n;
+    return this.registry.active;
+  }
+
+  stats(): ReceiverStats {
+    return {
+      senders: this.sessions.size,
+      activeTransfers: this.registry.active,
+      reservedBytes: this.registry.reserved,
+      peakBufferedBytes: this.peakBufferedBytes,
+    };
   }
 
   private async logSummary(): Promise<void> {
@@ -128,147 +195,16 @@ export class Receiver {
       seq,
       node: this.options.node,
       version: VERSION,
+      protocol: PROTOCOL_VERSION,
       freeBytes: await this.freeBytes(),
       activeTransfers: this.activeTransfers,
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
     };
   }
 
-  async offer(session: Session, frame: OfferFrame): Promise<OfferAccepted> {
-    const finalPath = await resolveInside(this.options.dir, frame.name);
-    if (frame.size > this.options.maxFileSize) {
-      throw createError(ErrorCode.TOO_LARGE, `${frame.name} is ${frame.size} bytes, over this receiver's limit of ${this.options.maxFileSize}`);
-    }
-    return this.withOfferLock(frame.name, async () => {
-      const identity = { size: frame.size, mtimeMs: frame.mtimeMs };
-      let transfer = this.transfers.get(frame.name);
-      const sameSource = transfer?.identity.size === identity.size && transfer?.identity.mtimeMs === identity.mtimeMs;
-      if (transfer && (!transfer.resumable || !sameSource || frame.fresh)) {
-        // A different version of the file, a sender whose bytes differ, or a finished transfer: start over,
-        // never splice two versions. Last offer wins; a sender still on the old version is told so.
-        if (transfer.resumable) {
-          transfer.log.info({ fresh: Boolean(frame.fresh) }, 'superseded by a new offer for this name');
-          if (transfer.lease && !sameSource) this.markSuperseded(transfer.lease);
-          await transfer.refuse();
-        }
-        this.transfers.delete(frame.name);
-        transfer = undefined;
-      }
-      if (!transfer && frame.fresh) await this.store.discard(partialKey(frame.name));
-      const held = transfer ? transfer.written : await this.store.peek(frame.name, identity);
-      await this.checkSpace(frame, frame.size - held, transfer);
-      if (!transfer) {
-        const partial = await this.store.open(frame.name, identity);
-        transfer = new IncomingTransfer({ name: frame.name, root: this.options.dir, identity, partial, store: this.store, log: session.log });
-        this.transfers.set(frame.name, transfer);
-      } else if (transfer.owner !== undefined && transfer.owner !== session.id) {
-        transfer.log.info('taken over by a new offer for the same file');
-      }
-      const offset = await transfer.attach(session.id, session.log);
-      this.leases.set(transfer.lease, transfer);
-      const existing = await statSize(finalPath);
-      transfer.log.info({ size: frame.size, offset }, offset > 0 ? 'offer accepted: resuming' : 'offer accepted');
-      return {
-        transfer: transfer.lease,
-        offset,
-        ...(existing === frame.size ? { existingSize: existing } : {}),
-        ...(offset > 0 ? { prefixSha256: transfer.prefixSha256() } : {}),
-      };
-    });
-  }
-
-  private async checkSpace(frame: OfferFrame, needed: number, self: IncomingTransfer | undefined): Promise<void> {
-    let reserved = 0;
-    for (const t of this.transfers.values()) if (t !== self && t.owner !== undefined) reserved += t.size - t.written;
-    const free = await this.freeBytes();
-    if (free - reserved - needed < this.options.minFree) {
-      throw createError(ErrorCode.DISK_FULL, `not enough space for ${frame.name}: needs ${needed} bytes, ${free - reserved} free, must keep ${this.options.minFree}`);
-    }
-  }
-
-  private withOfferLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.offerLocks.get(name) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.offerLocks.set(name, tail);
-    void tail.then(() => {
-      if (this.offerLocks.get(name) === tail) this.offerLocks.delete(name);
-    });
-    return run;
-  }
-
-  private markSuperseded(lease: string): void {
-    this.superseded.add(lease);
-    // Only recent leases matter (their senders are still retrying); keep the set bounded.
-    if (this.superseded.size > 1000) this.superseded.delete(this.superseded.values().next().value!);
-  }
-
-  private byLease(lease: string): IncomingTransfer | undefined {
-    const t = this.leases.get(lease);
-    if (t?.lease === lease) return t;
-    this.leases.delete(lease);
-    return undefined;
-  }
-
-  private owned(session: Session, lease: string): IncomingTransfer {
-    const t = this.byLease(lease);
-    if (t && t.owner === session.id) return t;
-    if (this.superseded.has(lease)) {
-      throw createError(ErrorCode.SUPERSEDED, 'another sender is now sending a different version of this file (last offer wins)');
-    }
-    throw createError(ErrorCode.UNKNOWN_TRANSFER, `transfer ${lease} is not active on this connection: offer again`);
-  }
-
-  async chunk(session: Session, frame: ChunkFrame): Promise<ChunkAck> {
-    return { offset: await this.owned(session, frame.transfer).write(frame) };
-  }
-
-  async commit(session: Session, frame: CommitFrame): Promise<ReceivedFrame> {
-    const { name } = this.owned(session, frame.transfer);
-    // Commits take the same per-name lock as offers: an offer of another version discards the partial and
-    // opens a new one, which must never happen while a commit is verifying and renaming it into place.
-    return this.withOfferLock(name, async () => {
-      const transfer = this.owned(session, frame.transfer);
-      try {
-        const received = await transfer.commit(frame.sha256);
-        transfer.log.info({ size: received.size, sha256: received.sha256, path: received.path, unchanged: received.unchanged }, 'file received');
-        return received;
-      } finally {
-        if (!transfer.resumable) {
-          this.leases.delete(frame.transfer);
-          if (this.transfers.get(transfer.name) === transfer) this.transfers.delete(transfer.name);
-        }
-      }
-    });
-  }
-
-  async abort(session: Session, lease: string): Promise<void> {
-    const transfer = this.byLease(lease);
-    if (!transfer || transfer.owner !== session.id) return;
-    transfer.log.info({ written: transfer.written }, 'aborted by sender: partial kept');
-    await transfer.abandon();
-  }
-
-  async detach(session: Session): Promise<void> {
-    this.sessions.delete(session);
-    for (const t of this.transfers.values()) {
-      if (t.owner === session.id) {
-        t.log.info({ written: t.written, size: t.size }, 'connection lost: partial kept for resume');
-        await t.abandon();
-      }
-    }
-  }
-
   private async sweep(): Promise<void> {
-    const { partialTtlMs } = this.options;
-    const now = Date.now();
-    for (const [name, t] of this.transfers) {
-      if (t.owner === undefined && now - t.lastActivity > partialTtlMs) this.transfers.delete(name);
-    }
-    for (const [lease, t] of this.leases) if (t.lease !== lease || this.transfers.get(t.name) !== t) this.leases.delete(lease);
-    const active = new Set([...this.transfers.values()].map((t) => t.key));
     try {
-      const removed = await this.store.sweep(partialTtlMs, active, now);
+      const removed = await this.registry.sweep(this.options.partialTtlMs);
       if (removed.length) this.log.info({ count: removed.length }, 'expired partials removed');
     } catch (err) {
       this.log.warn({ err }, 'partial sweep failed');
@@ -281,23 +217,24 @@ export class Receiver {
       try {
         free = await this.freeBytes();
       } catch { /* reported as null: the folder is gone */ }
+      // A receiver whose partial folder cannot be made again takes no file: say so, not "ok".
+      const partials = free !== null && (await this.store.usable() || await this.store.init().then(() => true, () => false));
+      const ok = free !== null && partials && this.state === ReceiverState.RUNNING;
       const body = {
-        status: free === null ? 'degraded' : 'ok',
+        status: ok ? 'ok' : 'degraded',
         version: VERSION,
+        protocol: PROTOCOL_VERSION,
         node: this.options.node,
         uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
         freeBytes: free,
+        partialsWritable: partials,
         activeTransfers: this.activeTransfers,
         senders: this.sessions.size,
       };
-      res.writeHead(free === null ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       return;
     }
+    if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) return this.metrics.serve(res);
     res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
   }
-}
-
-async function statSize(p: string): Promise<number | undefined> {
-  const st = await stat(p).catch(() => undefined);
-  return st?.isFile() ? st.size : undefined;
 }

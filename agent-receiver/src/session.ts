@@ -1,70 +1,107 @@
 /**
- * One sender's connection: decodes and validates its frames, routes them to transfers, answers every
- * request with a result or a coded error. A bad frame costs the sender an error reply, never the server.
+ * One sender's connection: validates its frames against the request map, routes them to the transfer
+ * registry, answers every request with a result or a coded error, and bounds the chunk bytes it holds
+ * (reading from the connection stops while they are over the budget). A bad frame costs the sender an
+ * error reply, never the server. The session is the Owner of its transfers; its signal aborts on disconnect.
  */
 import type { Socket } from 'socket.io';
 import type { Logger } from 'pino';
 import {
-  createError, ErrorCode, Events, isAbortFrame, isAckCallback, isChunkFrame, isCommitFrame,
-  isHeartbeatFrame, isOfferFrame, toWireError,
-  type ClientToServerEvents, type HandshakeAuth, type Reply, type ServerToClientEvents,
+  createError, ErrorCode, Events, isAbortFrame, isAckCallback, PROTOCOL_VERSION, REQUEST_NAMES, Requests, toWireError,
+  type ClientToServerEvents, type HandshakeAuth, type ReceivedFrame, type ReceiverStatus, type ReplyOf, type Reply, type RequestName,
+  type RequestOf, type ServerToClientEvents,
 } from '@relayer/common';
-import type { Receiver } from './receiver.js';
+import type { RequestOutcome } from './metrics.js';
+import type { Owner } from './owner.js';
+import type { TransferRegistry } from './transfer-registry.js';
 
 export type ReceiverSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
-
-type Handler = (frame: unknown) => Promise<object>;
 
 /** Missed beats before a sender is logged as stale; the sender uses the same rule for receivers. */
 const STALE_AFTER_BEATS = 3;
 
-export class Session {
+export interface SessionContext {
+  registry: TransferRegistry;
+  status: (seq: number) => Promise<ReceiverStatus>;
+  /** Chunk bytes one connection may hold before its reads stop. */
+  maxBufferedBytes: number;
+  /** Highest number of chunk bytes any connection held, for stats. */
+  onBuffered: (bytes: number) => void;
+  onClosed: (session: Session) => void;
+  /** Sees the outcome of every request, before its reply goes out (the receiver's metrics). */
+  observe: (request: RequestName, frame: unknown, outcome: RequestOutcome) => void;
+  /** What the sender is told about where a received file is (node, host path). */
+  describe: (received: ReceivedFrame) => ReceivedFrame;
+}
+
+type Handlers = { [E in RequestName]: (frame: RequestOf<E>) => Promise<ReplyOf<E>> };
+
+/** The websocket under a Socket.IO connection (websocket transport only), for flow control. */
+interface Pausable {
+  pause?: () => void;
+  resume?: () => void;
+}
+
+export class Session implements Owner {
   readonly id: string;
   readonly log: Logger;
+  private readonly controller = new AbortController();
   private lastBeatAt = 0;
   private stale = false;
   private staleTimer: NodeJS.Timeout | undefined;
   private readonly sender: string;
+  private buffered = 0;
+  private paused = false;
 
-  constructor(private readonly receiver: Receiver, private readonly socket: ReceiverSocket, parentLog: Logger) {
+  constructor(private readonly ctx: SessionContext, private readonly socket: ReceiverSocket, parentLog: Logger) {
     this.id = socket.id;
     const auth = socket.handshake.auth as Partial<HandshakeAuth>;
     const peer = `${socket.handshake.address}`;
     this.sender = typeof auth.sender === 'string' ? auth.sender.slice(0, 100) : peer;
     this.log = parentLog.child({ peer, sender: this.sender });
-    this.log.info({ version: auth.version }, 'sender connected');
+    this.log.info({ version: typeof auth.version === 'string' ? auth.version.slice(0, 64) : undefined, protocol: PROTOCOL_VERSION }, 'sender connected');
 
-    this.route(Events.OFFER, (f) => this.receiver.offer(this, this.valid(f, isOfferFrame, 'offer')));
-    this.route(Events.CHUNK, (f) => this.receiver.chunk(this, this.valid(f, isChunkFrame, 'chunk')));
-    this.route(Events.COMMIT, async (f) => {
-      const received = await this.receiver.commit(this, this.valid(f, isCommitFrame, 'commit'));
-      // The confirmation event goes out before the ack, so a sender that sees the ack has seen it too.
-      this.socket.emit(Events.RECEIVED, received);
-      return received;
-    });
-    this.route(Events.HEARTBEAT, async (f) => {
-      const beat = this.valid(f, isHeartbeatFrame, 'heartbeat');
-      this.onBeat(beat.seq, beat.intervalMs);
-      return this.receiver.status(beat.seq);
-    });
+    const registry = ctx.registry;
+    const handlers: Handlers = {
+      offer: (f) => registry.offer(this, f),
+      chunk: (f) => this.buffering(f.data.length, () => registry.chunk(this, f)),
+      identical: async (f) => {
+        const reply = await registry.identical(this, f);
+        if (reply.received) this.socket.emit(Events.RECEIVED, (reply.received = ctx.describe(reply.received)));
+        return reply;
+      },
+      commit: async (f) => {
+        const received = ctx.describe(await registry.commit(this, f));
+        // The confirmation event goes out before the ack, so a sender that sees the ack has seen it too.
+        this.socket.emit(Events.RECEIVED, received);
+        return received;
+      },
+      heartbeat: async (f) => {
+        this.onBeat(f.seq, f.intervalMs);
+        return ctx.status(f.seq);
+      },
+    };
+    for (const event of REQUEST_NAMES) this.route(event, handlers[event] as (f: unknown) => Promise<object>);
     socket.on(Events.ABORT, (f: unknown) => {
       if (!isAbortFrame(f)) return void this.log.warn('malformed abort frame ignored');
-      void this.receiver.abort(this, f.transfer);
+      void registry.abort(this, f.lease);
     });
     socket.on('error', (err) => this.log.info({ reason: err.message }, 'connection error: closing it'));
     socket.on('disconnect', (reason) => {
       clearTimeout(this.staleTimer);
+      this.controller.abort();
       this.log.info({ reason, lastBeatAgoMs: this.lastBeatAt ? Date.now() - this.lastBeatAt : undefined }, 'sender disconnected');
-      void this.receiver.detach(this);
+      ctx.onClosed(this);
+      void registry.release(this);
     });
   }
 
-  private valid<T>(frame: unknown, check: (f: unknown) => f is T, what: string): T {
-    if (!check(frame)) throw createError(ErrorCode.PROTOCOL, `malformed ${what} frame`);
-    return frame;
+  get signal(): AbortSignal {
+    return this.controller.signal;
   }
 
-  private route(event: string, handler: Handler): void {
+  private route(event: RequestName, handler: (frame: unknown) => Promise<object>): void {
+    const valid = Requests[event].request as (f: unknown) => boolean;
     // Registered untyped on purpose: the peer is untrusted, so argument types are checked, not assumed.
     (this.socket as unknown as Socket).on(event, (frame: unknown, ack: unknown) => {
       if (!isAckCallback(ack)) {
@@ -73,17 +110,48 @@ export class Session {
         return;
       }
       const reply = ack as (r: Reply<object>) => void;
-      // A handler that throws synchronously (a malformed frame) must become an error reply, not an
-      // exception thrown out of Socket.IO's dispatch, which would crash the process.
-      (async () => handler(frame))().then(
-        (result) => reply({ ok: true, ...result }),
+      // A handler that throws synchronously must become an error reply, not an exception thrown out of
+      // Socket.IO's dispatch, which would crash the process.
+      (async () => {
+        if (!valid(frame)) throw createError(ErrorCode.PROTOCOL, `malformed ${event} frame`);
+        return handler(frame);
+      })().then(
+        (result) => {
+          this.ctx.observe(event, frame, { ok: true, result });
+          reply({ ok: true, ...result });
+        },
         (err: unknown) => {
           const error = toWireError(err);
           if (error.code === ErrorCode.IO) this.log.error({ err, event }, 'request failed');
+          this.ctx.observe(event, frame, { ok: false, code: error.code });
           reply({ ok: false, error });
         },
       );
     });
+  }
+
+  /**
+   * Counts a chunk's bytes while it is handled. Over the budget, reading from this connection stops until
+   * writes catch up: what one sender can make the receiver hold is bounded whatever it sends.
+   */
+  private async buffering<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
+    this.buffered += bytes;
+    this.ctx.onBuffered(this.buffered);
+    if (this.buffered >= this.ctx.maxBufferedBytes && !this.paused) this.setPaused(true);
+    try {
+      return await fn();
+    } finally {
+      this.buffered -= bytes;
+      if (this.paused && this.buffered < this.ctx.maxBufferedBytes) this.setPaused(false);
+    }
+  }
+
+  private setPaused(paused: boolean): void {
+    const ws = (this.socket.conn as unknown as { transport?: { socket?: Pausable } }).transport?.socket;
+    if (!ws?.pause || !ws.resume) return;
+    this.paused = paused;
+    if (paused) ws.pause();
+    else ws.resume();
   }
 
   /** Tracks the sender's beats: "stale" after 3 missed, "heartbeats resumed" when they come back. */

@@ -1,7 +1,10 @@
 /** `relay`: the command a Jenkins step runs. Only this file reads argv and env for it. */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createLogger, ErrorCode, isReceiverUrl, loadToken, parseDuration, parseSize, RelayError, VERSION } from '@relayer/common';
+import { dropOutputOnClosedPipe } from './closed-pipe.js';
 import { sendDirect } from './direct.js';
+import { makeCertsCommand } from './certs-cli.js';
+import { readCaFile } from './tls-client.js';
 import { ExitCode } from './exit-codes.js';
 import { createRenderer, pickMode } from './render.js';
 import { checkTransferOptions, TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
@@ -11,32 +14,39 @@ interface SendFlags {
   to: string;
   direct?: boolean;
   as?: string;
-  chunkSize?: string;
-  window?: string;
-  bwlimit?: string;
-  timeout: string;
+  chunkSize?: number;
+  window?: number;
+  filesInFlight?: number;
+  bwlimit?: number;
+  timeout: number;
   json?: boolean;
   quiet?: boolean;
   socket: string;
   tokenFile?: string;
-  concurrency?: string;
+  ca?: string;
+  concurrency?: number;
   logLevel: string;
 }
 
-function positiveInt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new RelayError(ErrorCode.USAGE, `${name}: not a positive integer: ${v}`);
+/** A commander argument parser from one of ours: a bad value is a usage error (exit 2) naming flag and value. */
+function arg<T>(parse: (text: string) => T): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (err) {
+      throw new InvalidArgumentError(`USAGE: ${(err as Error).message}`);
+    }
+  };
+}
+
+function positiveInt(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw new RelayError(ErrorCode.USAGE, `not a positive integer: ${text}`);
   return n;
 }
 
 function transferOptions(f: SendFlags): Partial<TransferOptions> {
-  return checkTransferOptions({
-    chunkSize: f.chunkSize === undefined ? undefined : parseSize(f.chunkSize),
-    window: positiveInt('--window', f.window),
-    bwlimit: f.bwlimit === undefined ? undefined : parseSize(f.bwlimit),
-    timeoutMs: parseDuration(f.timeout),
-  });
+  return checkTransferOptions({ chunkSize: f.chunkSize, window: f.window, filesInFlight: f.filesInFlight, bwlimit: f.bwlimit, timeoutMs: f.timeout });
 }
 
 async function send(paths: string[], f: SendFlags): Promise<number> {
@@ -53,12 +63,14 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
       const token = loadToken(f.tokenFile, process.env.RELAY_TOKEN);
       const logger = createLogger({ name: 'relay', level: f.logLevel });
       const ok = await sendDirect({
-        paths, as: f.as, urls: targets, token, transfer: transferOptions(f),
-        concurrency: positiveInt('--concurrency', f.concurrency), logger, signal: controller.signal,
+        paths, as: f.as, urls: targets, token, ca: readCaFile(f.ca), transfer: transferOptions(f),
+        concurrency: f.concurrency, logger, signal: controller.signal,
       }, render);
       return ok ? ExitCode.OK : ExitCode.FAILED;
     }
-    const ok = await sendViaAgent({ socketPath: f.socket, paths, as: f.as, to: targets, transfer: transferOptions(f), signal: controller.signal }, render);
+    const ok = await sendViaAgent({
+      socketPath: f.socket, paths, as: f.as, to: targets, transfer: transferOptions(f), signal: controller.signal, agentUser: process.env.RELAY_AGENT_USER,
+    }, render);
     return ok ? ExitCode.OK : ExitCode.FAILED;
   } finally {
     render.end();
@@ -66,6 +78,8 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
     process.off('SIGTERM', onSignal);
   }
 }
+
+dropOutputOnClosedPipe(process.stdout, process.stderr);
 
 const program = new Command('relay')
   .description('Relayer: send files to receiver agents and confirm they arrived byte-identical.')
@@ -79,15 +93,17 @@ program.command('send')
   .requiredOption('--to <targets>', 'comma-separated receiver names known to the agent, "all", or URLs with --direct')
   .option('--direct', 'send from this process straight to receiver URLs, without the sender agent')
   .option('--as <name>', 'name on the receiver (relative path), for a single path')
-  .addOption(new Option('--chunk-size <size>', `bytes per chunk (default ${TRANSFER_DEFAULTS.chunkSize / 1024 / 1024}M)`))
-  .addOption(new Option('--window <n>', `chunks in flight (default ${TRANSFER_DEFAULTS.window})`))
-  .addOption(new Option('--bwlimit <rate>', 'bytes per second per transfer, e.g. 40M'))
-  .addOption(new Option('--concurrency <n>', '--direct: transfers at once (default 4)'))
-  .addOption(new Option('--timeout <duration>', 'give up after this long without progress, e.g. a receiver that stays down').default('10m'))
+  .addOption(new Option('--chunk-size <size>', `bytes per chunk (default ${TRANSFER_DEFAULTS.chunkSize / 1024 / 1024}M)`).argParser(arg(parseSize)))
+  .addOption(new Option('--window <n>', `chunks in flight (default ${TRANSFER_DEFAULTS.window})`).argParser(arg(positiveInt)))
+  .addOption(new Option('--files-in-flight <n>', `files of this send in flight to each receiver at once (default ${TRANSFER_DEFAULTS.filesInFlight})`).argParser(arg(positiveInt)))
+  .addOption(new Option('--bwlimit <rate>', 'bytes per second per transfer, e.g. 40M').argParser(arg(parseSize)))
+  .addOption(new Option('--concurrency <n>', '--direct: transfers of files over 1 MiB at once (default 4)').argParser(arg(positiveInt)))
+  .addOption(new Option('--timeout <duration>', 'give up after this long without progress, e.g. a receiver that stays down').argParser(arg(parseDuration)).default(TRANSFER_DEFAULTS.timeoutMs, '10m'))
   .option('--json', 'print JSON lines instead of text')
   .option('--quiet', 'print only failures and the summary')
   .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath()))
   .addOption(new Option('--token-file <path>', '--direct: file holding the shared token (else env RELAY_TOKEN)').env('RELAY_TOKEN_FILE'))
+  .addOption(new Option('--ca <file>', '--direct: PEM CA certificate to trust for https:// receivers').env('RELAY_CA'))
   .addOption(new Option('--log-level <level>', 'log level for --direct diagnostics on stderr').env('RELAY_LOG_LEVEL').default('warn'))
   .action(async (paths: string[], flags: SendFlags) => {
     process.exitCode = await send(paths, flags);
@@ -98,8 +114,10 @@ program.command('status')
   .option('--json', 'print exactly one JSON object')
   .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath()))
   .action(async (flags: { json?: boolean; socket: string }) => {
-    process.exitCode = await statusViaAgent(flags.socket, Boolean(flags.json));
+    process.exitCode = await statusViaAgent(flags.socket, Boolean(flags.json), process.env.RELAY_AGENT_USER);
   });
+
+program.addCommand(makeCertsCommand());
 
 try {
   await program.parseAsync();

@@ -2,9 +2,7 @@
  * The local control protocol between `relay` and the sender agent: JSON messages over a websocket on a
  * Unix socket. A send request is answered by the job's event stream; closing the socket cancels the job.
  */
-import os from 'node:os';
-import path from 'node:path';
-import type { ErrorCode } from '@relayer/common';
+import { createError, ErrorCode } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import type { LinkSnapshot } from './link.js';
 import type { TransferOptions } from './transfer-options.js';
@@ -47,9 +45,8 @@ export interface ErrorReply {
 
 export type ControlMessage = JobEvent | StatusReply | ErrorReply;
 
-export function defaultSocketPath(): string {
-  return process.env.RELAY_SOCKET || path.join(os.tmpdir(), 'relay-sender.sock');
-}
+/** The control socket when none is given: a private folder (the CLIs take RELAY_SOCKET through their --socket option). */
+export { defaultSocketPath } from './socket-trust.js';
 
 export function isControlRequest(v: unknown): v is ControlRequest {
   if (typeof v !== 'object' || v === null) return false;
@@ -59,4 +56,10 @@ export function isControlRequest(v: unknown): v is ControlRequest {
     && Array.isArray(r.to) && r.to.every((t) => typeof t === 'string')
     && (r.as === undefined || typeof r.as === 'string')
     && typeof r.transfer === 'object' && r.transfer !== null;
+}
+
+/** What the shape check cannot say: a send names at least one path and one receiver. Throws USAGE. */
+export function checkSendRequest(req: SendRequest): void {
+  if (req.paths.length === 0) throw createError(ErrorCode.USAGE, 'no file to send');
+  if (req.to.length === 0) throw createError(ErrorCode.USAGE, 'no receiver to send to (--to name, or all)');
 }

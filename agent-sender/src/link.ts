@@ -8,10 +8,12 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { io, type Socket } from 'socket.io-client';
 import {
-  createError, definedOnly, ErrorCode, fromWireError, msgpackParser, RelayError, VERSION,
+  createError, definedOnly, ErrorCode, fromWireError, isReceiverStatus, msgpackParser, PROTOCOL_VERSION, RelayError,
+  Requests, toRelayError, VERSION,
   type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceivedFrame, type ReceiverStatus,
-  type Reply, type ServerToClientEvents,
+  type Reply, type ReplyOf, type RequestName, type RequestOf, type ServerToClientEvents,
 } from '@relayer/common';
+import { plainHangupHint, tlsFailure } from './tls-client.js';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -40,6 +42,8 @@ export interface LinkOptions {
   retryAuth?: boolean;
   /** Sender identity shown in the receiver's logs. */
   sender?: string;
+  /** PEM CA certificate(s) to trust for https:// receivers (besides the system's). Host names are always verified. */
+  ca?: string | Buffer;
 }
 
 export interface LinkSnapshot {
@@ -58,7 +62,7 @@ export interface LinkSnapshot {
 export interface LinkEvents {
   state: [state: LinkState, previous: LinkState, detail: { reason?: string; rttMs?: number }];
   received: [frame: ReceivedFrame];
-  /** The receiver refused the token (the link stays disconnected; an agent's link retries later). */
+  /** The receiver refused the token or speaks another protocol version (an agent's link retries later). */
   refused: [error: RelayError];
 }
 
@@ -72,24 +76,35 @@ export class Link extends EventEmitter<LinkEvents> {
   lastError: RelayError | null = null;
   private readonly socket: ClientSocket;
   private readonly log: Logger;
-  private readonly opts: Required<Omit<LinkOptions, 'logger' | 'token'>>;
+  private readonly opts: Required<Omit<LinkOptions, 'logger' | 'token' | 'ca'>>;
   private beatTimer: NodeJS.Timeout | undefined;
   private authRetryTimer: NodeJS.Timeout | undefined;
   private seq = 0;
   private answeredSeq = 0;
   private everConnected = false;
+  /** Why the link was closed, when it was closed for a reason a job should report (e.g. its receiver left DNS). */
+  private closedError: RelayError | undefined;
 
   constructor(options: LinkOptions) {
     super();
     this.opts = {
       staleAfter: 3, reconnectDelayMs: 250, reconnectDelayMaxMs: 5000, retryAuth: false,
       sender: `${os.hostname()}/${process.pid}`, ...definedOnly(options),
-    } as Required<Omit<LinkOptions, 'logger' | 'token'>>;
+    } as Required<Omit<LinkOptions, 'logger' | 'token' | 'ca'>>;
     this.name = options.name;
     this.url = options.url;
     this.log = options.logger.child({ receiver: options.name });
-    const auth: HandshakeAuth = { token: options.token, sender: this.opts.sender, version: VERSION };
-    this.socket = io(options.url, {
+    const auth: HandshakeAuth = { token: options.token, protocol: PROTOCOL_VERSION, sender: this.opts.sender, version: VERSION };
+    this.socket = io(options.url, this.clientOptions(auth, options.ca));
+    this.socket.on('connect', () => void this.onConnect());
+    this.socket.on('disconnect', (reason) => this.onDisconnect(reason));
+    this.socket.on('connect_error', (err) => this.onConnectError(err as Error & { data?: { code?: string } }));
+    this.socket.on('received', (frame) => this.emit('received', frame));
+  }
+
+  /** The socket.io-client options: one place for transport, reconnection and (later) TLS settings. */
+  private clientOptions(auth: HandshakeAuth, ca: LinkOptions['ca']): Parameters<typeof io>[1] {
+    return {
       transports: ['websocket'],
       parser: msgpackParser,
       auth,
@@ -100,11 +115,9 @@ export class Link extends EventEmitter<LinkEvents> {
       reconnectionDelayMax: this.opts.reconnectDelayMaxMs,
       randomizationFactor: 0.3,
       timeout: 10_000,
-    } as Parameters<typeof io>[1]);
-    this.socket.on('connect', () => this.onConnect());
-    this.socket.on('disconnect', (reason) => this.onDisconnect(reason));
-    this.socket.on('connect_error', (err) => this.onConnectError(err as Error & { data?: { code?: string } }));
-    this.socket.on('received', (frame) => this.emit('received', frame));
+      rejectUnauthorized: true,
+      ...(ca ? { ca } : {}),
+    } as Parameters<typeof io>[1];
   }
 
   start(): this {
@@ -112,10 +125,12 @@ export class Link extends EventEmitter<LinkEvents> {
     return this;
   }
 
-  close(): void {
+  /** Closes for good; jobs waiting on or using this link fail with `reason` (default CANCELLED). */
+  close(reason?: RelayError): void {
+    this.closedError ??= reason;
     clearInterval(this.beatTimer);
     clearTimeout(this.authRetryTimer);
-    this.setState(LinkState.CLOSED, { reason: 'closed' });
+    this.setState(LinkState.CLOSED, { reason: reason?.message ?? 'closed' });
     this.socket.disconnect();
   }
 
@@ -139,7 +154,9 @@ export class Link extends EventEmitter<LinkEvents> {
    */
   ready(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.connected) return Promise.resolve();
-    if (this.lastError?.code === ErrorCode.AUTH) return Promise.reject(this.lastError);
+    if (this.state === LinkState.CLOSED) return Promise.reject(this.closedError ?? createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
+    const code = this.lastError?.code;
+    if (code === ErrorCode.AUTH || code === ErrorCode.PROTOCOL || code === ErrorCode.TLS) return Promise.reject(this.lastError);
     return new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(timer);
@@ -151,7 +168,7 @@ export class Link extends EventEmitter<LinkEvents> {
       };
       const onState = (state: LinkState): void => {
         if (state === LinkState.CONNECTED) done();
-        else if (state === LinkState.CLOSED) done(createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
+        else if (state === LinkState.CLOSED) done(this.closedError ?? createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
       };
       const onAbort = (): void => done(createError(ErrorCode.CANCELLED, 'cancelled'));
       const timer = setTimeout(() => {
@@ -164,12 +181,11 @@ export class Link extends EventEmitter<LinkEvents> {
     });
   }
 
-  /** Sends a request and waits for its reply; a coded error reply becomes a thrown RelayError. */
-  async request<E extends 'offer' | 'chunk' | 'commit' | 'heartbeat'>(
-    event: E,
-    frame: Parameters<ClientToServerEvents[E]>[0],
-    timeoutMs: number,
-  ): Promise<Extract<Parameters<Parameters<ClientToServerEvents[E]>[1]>[0], { ok: true }>> {
+  /**
+   * Sends a request and waits for its reply, validated like the receiver validates requests: a coded error
+   * reply becomes a thrown RelayError (an unknown code becomes PROTOCOL), a malformed reply PROTOCOL.
+   */
+  async request<E extends RequestName>(event: E, frame: RequestOf<E>, timeoutMs: number): Promise<ReplyOf<E>> {
     if (!this.socket.connected) throw createError(ErrorCode.DISCONNECTED, `not connected to ${this.name}`);
     let reply: Reply<object>;
     try {
@@ -182,11 +198,15 @@ export class Link extends EventEmitter<LinkEvents> {
       throw createError(ErrorCode.PROTOCOL, `malformed ${event} reply from ${this.name}`);
     }
     if (!reply.ok) throw fromWireError(reply.error);
-    return reply as never;
+    const { ok: _ok, ...body } = reply;
+    if (!(Requests[event].reply as (v: unknown) => boolean)(body)) {
+      throw createError(ErrorCode.PROTOCOL, `malformed ${event} reply from ${this.name}`);
+    }
+    return body as ReplyOf<E>;
   }
 
   /** Best effort, no reply expected. */
-  notify(event: 'abort', frame: { transfer: string }): void {
+  notify(event: 'abort', frame: { lease: string }): void {
     if (this.socket.connected) this.socket.emit(event, frame);
   }
 
@@ -216,7 +236,25 @@ export class Link extends EventEmitter<LinkEvents> {
     this.emit('state', state, previous, detail);
   }
 
-  private onConnect(): void {
+  /**
+   * A new connection is "connected" only once the receiver answered a first beat naming its protocol
+   * version: a receiver of another version is refused here, with both versions in the message.
+   */
+  private async onConnect(): Promise<void> {
+    let status: ReceiverStatus;
+    try {
+      status = await this.hello();
+    } catch (err) {
+      const e = toRelayError(err, ErrorCode.PROTOCOL);
+      if (e.code === ErrorCode.PROTOCOL) return this.refuse(e);
+      // No answer: drop the transport, Socket.IO reconnects with its backoff.
+      this.lastError = e;
+      this.log.debug({ err: e }, 'handshake beat failed');
+      this.socket.io.engine?.close();
+      return;
+    }
+    if (!this.socket.connected) return;
+    this.status = status;
     this.lastError = null;
     this.answeredSeq = this.seq;
     this.setState(LinkState.CONNECTED);
@@ -228,6 +266,40 @@ export class Link extends EventEmitter<LinkEvents> {
     }
   }
 
+  private async hello(): Promise<ReceiverStatus> {
+    const sentAt = Date.now();
+    let reply: Reply<object>;
+    try {
+      // It announces the beat interval too, so the receiver watches for missed beats from the first one.
+      const interval = this.opts.heartbeatMs > 0 ? { intervalMs: this.opts.heartbeatMs } : {};
+      reply = await (this.socket.timeout(10_000) as unknown as Socket).emitWithAck('heartbeat', { seq: 0, sentAt, ...interval });
+    } catch (err) {
+      throw createError(ErrorCode.TIMEOUT, `no answer from ${this.name} to the first heartbeat`, err);
+    }
+    if (!reply || typeof reply !== 'object' || reply.ok !== true) throw createError(ErrorCode.PROTOCOL, `receiver ${this.name} refused the first heartbeat`);
+    const { ok: _ok, ...body } = reply;
+    const theirs = (body as { protocol?: unknown }).protocol;
+    if (theirs !== PROTOCOL_VERSION || !isReceiverStatus(body)) {
+      const version = typeof theirs === 'number' ? theirs : 1;
+      throw createError(ErrorCode.PROTOCOL, `protocol mismatch: receiver ${this.name} speaks protocol v${version}, this sender v${PROTOCOL_VERSION}`);
+    }
+    this.rttMs = Date.now() - sentAt;
+    return body;
+  }
+
+  /** A refusal no reconnect fixes by itself: wrong token or another protocol version. */
+  private refuse(error: RelayError): void {
+    this.lastError = error;
+    this.log.warn({ url: this.url, err: error }, 'receiver refused this sender');
+    this.socket.disconnect();
+    if (this.opts.retryAuth && this.state !== LinkState.CLOSED) {
+      clearTimeout(this.authRetryTimer);
+      this.authRetryTimer = setTimeout(() => this.socket.connect(), this.opts.reconnectDelayMaxMs * 6);
+      this.authRetryTimer.unref();
+    }
+    this.emit('refused', error);
+  }
+
   private onDisconnect(reason: string): void {
     clearInterval(this.beatTimer);
     // Never replay stale requests (chunks of a dead attempt) on the next connection.
@@ -235,7 +307,11 @@ export class Link extends EventEmitter<LinkEvents> {
     this.setState(LinkState.DISCONNECTED, { reason });
   }
 
-  private onConnectError(err: Error & { data?: { code?: string } }): void {
+  private onConnectError(err: Error & { data?: { code?: string; message?: string } }): void {
+    if (err.data?.code === ErrorCode.PROTOCOL) {
+      this.refuse(createError(ErrorCode.PROTOCOL, typeof err.data.message === 'string' ? err.data.message.slice(0, 500) : `receiver ${this.name} speaks another protocol version`));
+      return;
+    }
     if (err.data?.code === ErrorCode.AUTH) {
       this.lastError = createError(ErrorCode.AUTH, `receiver ${this.name} refused the token`);
       this.log.warn({ url: this.url }, 'receiver refused the token');
@@ -246,8 +322,17 @@ export class Link extends EventEmitter<LinkEvents> {
       this.emit('refused', this.lastError);
       return;
     }
-    this.lastError = createError(ErrorCode.UNREACHABLE, `cannot connect to ${this.url}: ${err.message}`);
-    this.log.debug({ reason: err.message }, 'connect attempt failed');
+    const tls = tlsFailure(err, this.name, this.url);
+    if (tls) {
+      // Never a fallback to plain: the link keeps retrying (a fixed certificate is picked up), jobs fail now.
+      const first = this.lastError?.code !== ErrorCode.TLS;
+      this.lastError = tls;
+      if (first) this.log.warn({ url: this.url, reason: tls.message }, 'TLS connection refused');
+      this.emit('refused', tls);
+      return;
+    }
+    this.lastError = createError(ErrorCode.UNREACHABLE, `cannot connect to ${this.url}: ${err.message}${plainHangupHint(err, this.url)}`);
+    this.log.debug({ err }, 'connect attempt failed');
   }
 
   private beat(): void {

@@ -1,21 +1,23 @@
 /**
- * One file to one receiver: offering → sending → committing → confirmed | failed | cancelled.
- * Chunks go out in a window, each acked with the receiver's contiguous offset. The sha256 is computed
- * once, in order, as bytes are first read; a rewind (a gap or a corrupt chunk) re-reads but never
- * re-hashes. On a disconnect or an ack timeout the attempt ends and p-retry starts another, which
- * re-offers and continues from the receiver's offset: at most one window is sent twice.
+ * One file to one receiver: offering → sending → committing → confirmed | failed | cancelled. It
+ * orchestrates parts with one job each: LocalSource (the pinned version of the file), RunningHash (its
+ * sha256, computed once in order), ChunkWindow (chunks in flight, explicit rewinds), Pacer (--bwlimit)
+ * and RetryPolicy (whether and when a failed attempt runs again). An attempt offers the file, checks the
+ * receiver's prefix when this run cannot vouch for it, asks whether the final file is already identical,
+ * sends the rest and commits; a lost connection ends the attempt and the next one resumes.
  */
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { crc32 } from 'node:zlib';
-import pRetry, { AbortError } from 'p-retry';
 import {
-  createError, definedOnly, ErrorCode, MAX_CHUNK_SIZE, RelayError,
+  createError, definedOnly, ErrorCode, MAX_CHUNK_SIZE, MAX_WINDOW, RelayError, toRelayError,
   type Logger, type OfferAccepted, type ReceivedFrame,
 } from '@relayer/common';
+import { ChunkWindow } from './chunk-window.js';
 import type { Link } from './link.js';
+import { LocalSource } from './local-source.js';
+import { Pacer } from './pacer.js';
+import { RetryPolicy } from './retry-policy.js';
+import { RunningHash } from './running-hash.js';
 import { TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
 
 export const OutgoingState = {
@@ -40,18 +42,6 @@ export interface OutgoingTransferInit {
   /** Opens the file; the agent checks its allow-roots here, on the descriptor it will read. */
   open?: (file: string) => Promise<FileHandle>;
 }
-
-/** What must not change while a file is sent (checked after the last read, before the commit). */
-interface LocalIdentity {
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
-  ino: number;
-  dev: number;
-}
-
-/** Corrupt chunks in a row (no progress between) before the transfer fails. */
-const MAX_CHECKSUM_REJECTS = 8;
 
 export interface Confirmation extends ReceivedFrame {
   receiver: string;
@@ -80,13 +70,16 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
   size = 0;
   private bytesSent = 0;
   private resumedFrom: number | undefined;
-  private hash = createHash('sha256');
-  private hashedTo = 0;
+  private readonly hash = new RunningHash();
   private sha256: string | undefined;
-  /** The receiver's prefix has been checked against ours (or was empty) once in this run. */
+  /**
+   * Every byte the receiver holds was sent or checked by this run, as long as this run kept its lease.
+   * Cleared when an attempt fails (a takeover, a lost connection): the receiver may since hold another
+   * sender's bytes.
+   */
   private vouched = false;
-  private lastProgressAt = Date.now();
-  private progressThisAttempt = false;
+  /** This run held a lease before (its later offers are re-offers, not a newcomer's first). */
+  private heldLease = false;
   private readonly opts: TransferOptions;
   private readonly log: Logger;
   private readonly link: Link;
@@ -104,7 +97,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     if (!(this.opts.chunkSize > 0 && this.opts.chunkSize <= MAX_CHUNK_SIZE)) {
       throw createError(ErrorCode.USAGE, `chunk size must be between 1 byte and ${MAX_CHUNK_SIZE}`);
     }
-    if (!(this.opts.window >= 1 && this.opts.window <= 256)) throw createError(ErrorCode.USAGE, 'window must be between 1 and 256');
+    if (!(this.opts.window >= 1 && this.opts.window <= MAX_WINDOW)) throw createError(ErrorCode.USAGE, `window must be between 1 and ${MAX_WINDOW}`);
     this.log = logger.child({ receiver: link.name, file: name });
   }
 
@@ -119,44 +112,29 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
 
   async run(): Promise<Confirmation> {
     const started = Date.now();
-    let fh: FileHandle;
+    let source: LocalSource;
     try {
-      fh = await this.openFile(this.file);
+      source = await LocalSource.open(this.file, this.openFile);
     } catch (err) {
-      throw this.fail(err instanceof RelayError ? err : createError(ErrorCode.SOURCE, `cannot read ${this.file}: ${(err as Error).message}`));
+      throw this.fail(err);
     }
+    this.size = source.size;
+    const retry = new RetryPolicy({ timeoutMs: this.opts.timeoutMs });
     try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw createError(ErrorCode.SOURCE, `${this.file} is not a regular file`);
-      const identity: LocalIdentity = { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev };
-      this.size = identity.size;
-      const received = await pRetry(() => this.attempt(fh, identity), {
-        retries: 30,
-        minTimeout: 200,
-        maxTimeout: 5000,
-        randomize: true,
-        signal: this.signal,
-        shouldConsumeRetry: () => !this.progressThisAttempt,
-        shouldRetry: ({ error }) => error instanceof RelayError && error.retryable
-          && Date.now() - this.lastProgressAt < this.opts.timeoutMs && !this.signal?.aborted,
-        onFailedAttempt: ({ error, attemptNumber }) => {
-          if (!(error instanceof RelayError && error.retryable)) return;
-          this.log.warn({ code: (error as RelayError).code, reason: error.message, attempt: attemptNumber, acked: this.acked }, 'attempt failed');
-        },
+      const received = await retry.run(() => this.attempt(source, retry), this.signal, ({ error, attemptNumber }) => {
+        this.log.warn({ err: error, code: (error as RelayError).code, attempt: attemptNumber, acked: this.acked }, 'attempt failed');
       });
       this.setState(OutgoingState.CONFIRMED);
       return { ...received, receiver: this.link.name, bytesSent: this.bytesSent, resumedFrom: this.resumedFrom ?? 0, elapsedMs: Date.now() - started };
     } catch (err) {
       throw this.fail(err);
     } finally {
-      await fh.close();
+      await source.close();
     }
   }
 
   private fail(err: unknown): RelayError {
-    const e = err instanceof RelayError ? err
-      : this.signal?.aborted ? createError(ErrorCode.CANCELLED, 'cancelled')
-      : createError(ErrorCode.IO, (err as Error)?.message ?? String(err), err);
+    const e = this.signal?.aborted && !(err instanceof RelayError) ? createError(ErrorCode.CANCELLED, 'cancelled') : toRelayError(err);
     this.setState(e.code === ErrorCode.CANCELLED ? OutgoingState.CANCELLED : OutgoingState.FAILED);
     return e;
   }
@@ -164,191 +142,124 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
   private progressed(acked: number): void {
     if (acked <= this.acked) return;
     this.acked = acked;
-    this.lastProgressAt = Date.now();
-    this.progressThisAttempt = true;
     this.emit('progress', { receiver: this.link.name, name: this.name, size: this.size, acked });
   }
 
-  /** The file must be the one this run started with; a change means the bytes read may mix two versions. */
-  private async checkUnchanged(fh: FileHandle, id: LocalIdentity): Promise<void> {
-    const now = await fh.stat();
-    if (now.size !== id.size || now.mtimeMs !== id.mtimeMs || now.ctimeMs !== id.ctimeMs || now.ino !== id.ino || now.dev !== id.dev) {
-      throw new AbortError(createError(ErrorCode.SOURCE_CHANGED, `${this.file} changed while it was being sent: nothing was committed, send it again`));
-    }
-  }
-
   /**
-   * Offers the file. When the receiver holds a prefix this run has not vouched for yet, its sha256 must
-   * match ours, or the receiver is told to start over: same size and mtime do not prove same bytes.
+   * Offers the file. When the receiver holds a prefix this run cannot vouch for, its sha256 must match
+   * ours, or the receiver is told to start over: same size and mtime do not prove same bytes. After a
+   * takeover by another live sender with other bytes, that sender offered last: this one stops.
    */
-  private async offer(fh: FileHandle, id: LocalIdentity): Promise<OfferAccepted> {
-    const frame = { name: this.name, size: id.size, mtimeMs: id.mtimeMs };
+  private async offer(source: LocalSource): Promise<OfferAccepted> {
+    const frame = { name: this.name, size: source.size, mtimeMs: source.identity.mtimeMs };
     const offer = await this.link.request('offer', frame, this.opts.ackTimeoutMs);
-    // After the first offer of a run, every byte the receiver holds was sent (or checked) by this run.
     const vouched = this.vouched || offer.offset === 0;
     this.vouched = true;
     if (vouched) return offer;
-    await this.hashTo(fh, offer.offset);
-    if (this.hash.copy().digest('hex') === offer.prefixSha256) return offer;
+    // Our hash may have run ahead of the receiver's offset (chunks read for the window): compare at it.
+    const ours = await this.hash.digestAt(offer.offset, (position, buf, length) => source.readInto(buf, length, position), this.opts.chunkSize);
+    if (ours === offer.prefixSha256) return offer;
+    if (this.heldLease && offer.tookOver) {
+      this.link.notify('abort', { lease: offer.lease });
+      throw createError(ErrorCode.SUPERSEDED, 'another sender is now sending a different version of this file (last offer wins)');
+    }
     this.log.warn({ offset: offer.offset }, 'receiver holds different bytes under the same size and mtime: starting over');
-    this.hash = createHash('sha256');
-    this.hashedTo = 0;
+    this.hash.reset();
     return this.link.request('offer', { ...frame, fresh: true }, this.opts.ackTimeoutMs);
   }
 
-  private async attempt(fh: FileHandle, identity: LocalIdentity): Promise<ReceivedFrame> {
-    this.progressThisAttempt = false;
+  private async attempt(source: LocalSource, retry: RetryPolicy): Promise<ReceivedFrame> {
     this.setState(OutgoingState.OFFERING);
-    await this.link.ready(Math.max(1, this.opts.timeoutMs - (Date.now() - this.lastProgressAt)), this.signal);
-    await this.checkUnchanged(fh, identity);
-    const offer = await this.offer(fh, identity);
+    await this.link.ready(Math.max(1, retry.remainingMs()), this.signal);
+    await source.checkUnchanged();
+    const offer = await this.offer(source);
+    // Bound to every line of this attempt: the receiver logs the same lease, so one transfer can be
+    // followed across both nodes.
+    const log = this.log.child({ lease: offer.lease });
     // The offset the latest resume continued from (an earlier attempt of this run may have started at 0).
     if (offer.offset > 0) this.resumedFrom = offer.offset;
+    // A resume offset is not progress by itself (a takeover race hands out non-zero offsets too): only
+    // acked bytes are, so retries without them back off.
     this.acked = offer.offset;
-    this.progressThisAttempt ||= offer.offset > 0;
-    if (offer.offset > 0) this.log.info({ offset: offer.offset }, 'resuming');
+    if (offer.offset > 0) log.info({ offset: offer.offset }, 'resuming');
     try {
-      if (offer.existingSize === identity.size && offer.offset < identity.size) {
-        // The receiver has a file of this size: check it by hash before sending a byte.
-        await this.hashTo(fh, identity.size);
-        await this.checkUnchanged(fh, identity);
-        const unchanged = await this.commit(offer.transfer).catch((err: unknown) => {
-          if (err instanceof RelayError && err.code === ErrorCode.OFFSET) return undefined; // it differs: send it
-          throw err;
-        });
-        if (unchanged) return unchanged;
+      if (offer.existingSize === source.size && offer.offset < source.size) {
+        // The receiver has a file of this size: ask whether it is these bytes before sending one.
+        const same = await this.link.request('identical', { lease: offer.lease, sha256: await this.fileSha256(source) }, this.opts.ackTimeoutMs);
+        if (same.received) {
+          log.info('receiver already holds these exact bytes');
+          this.progressed(this.size);
+          return same.received;
+        }
       }
       this.setState(OutgoingState.SENDING);
-      await this.hashTo(fh, offer.offset);
-      await this.sendFrom(fh, offer.transfer, offer.offset);
-      await this.hashTo(fh, identity.size);
-      await this.checkUnchanged(fh, identity);
-      return await this.commit(offer.transfer);
+      await this.hashTo(source, offer.offset);
+      const pacer = new Pacer(this.opts.bwlimit);
+      const window = new ChunkWindow({
+        lease: offer.lease, size: source.size, start: offer.offset, chunkSize: this.opts.chunkSize, window: this.opts.window,
+        channel: { send: (f) => this.link.request('chunk', f, this.opts.ackTimeoutMs) },
+        read: (position, length) => source.read(position, length),
+        onRead: (position, data) => this.hash.feed(position, data),
+        pace: (bytes) => pacer.take(bytes, this.signal),
+        onAcked: (offset) => {
+          retry.progressed();
+          this.progressed(offset);
+        },
+        log,
+        signal: this.signal,
+      });
+      try {
+        await window.run();
+      } finally {
+        this.bytesSent += window.bytesSent;
+      }
+      return await this.commit(offer.lease, await this.fileSha256(source));
     } catch (err) {
       if (this.signal?.aborted) {
-        this.link.notify('abort', { transfer: offer.transfer });
-        throw new AbortError(createError(ErrorCode.CANCELLED, 'cancelled'));
+        this.link.notify('abort', { lease: offer.lease });
+        throw createError(ErrorCode.CANCELLED, 'cancelled');
       }
+      this.heldLease = true;
+      this.vouched = false;
       if (err instanceof RelayError && err.code === ErrorCode.TIMEOUT) this.link.recycle(err.message);
-      if (err instanceof RelayError && !err.retryable) throw new AbortError(err);
       throw err;
     }
   }
 
-  /** Extends the running hash to `end` by reading bytes that will not be sent (they are on the receiver). */
-  private async hashTo(fh: FileHandle, end: number): Promise<void> {
-    const buf = Buffer.allocUnsafe(Math.min(this.opts.chunkSize, Math.max(end - this.hashedTo, 1)));
-    while (this.hashedTo < end) {
-      const n = await readFully(fh, buf, Math.min(buf.length, end - this.hashedTo), this.hashedTo);
-      this.hash.update(buf.subarray(0, n));
-      this.hashedTo += n;
-    }
+  private hashTo(source: LocalSource, end: number): Promise<void> {
+    return this.hash.extendTo(end, (position, buf, length) => source.readInto(buf, length, position), this.opts.chunkSize);
   }
 
-  private async sendFrom(fh: FileHandle, transfer: string, start: number): Promise<void> {
-    const { size } = this;
-    const { chunkSize, window, ackTimeoutMs, bwlimit } = this.opts;
-    let next = start;
-    let epoch = 0;
-    let checksumRejects = 0;
-    let failure: unknown;
-    const inflight = new Set<Promise<void>>();
-    const pacingStart = Date.now();
-    let paced = 0;
-
-    const send = async (offset: number, data: Buffer, sentEpoch: number): Promise<void> => {
-      const end = offset + data.length;
-      try {
-        const ack = await this.link.request('chunk', { transfer, offset, crc: crc32(data), data }, ackTimeoutMs);
-        if (sentEpoch !== epoch) return;
-        if (ack.offset >= end) {
-          checksumRejects = 0;
-          this.progressed(ack.offset);
-        } else {
-          // Not taken: a gap behind a rejected chunk. Go back to where the receiver is.
-          epoch++;
-          next = Math.max(ack.offset, this.acked);
-        }
-      } catch (err) {
-        if (sentEpoch !== epoch) return;
-        if (err instanceof RelayError && err.code === ErrorCode.CHECKSUM && ++checksumRejects <= MAX_CHECKSUM_REJECTS) {
-          this.log.warn({ offset }, 'receiver re-requested a corrupt chunk');
-          epoch++;
-          next = offset;
-          return;
-        }
-        failure ??= err;
-      }
-    };
-
-    while (this.acked < size || inflight.size > 0) {
-      if (failure) break;
-      this.signal?.throwIfAborted();
-      if (inflight.size < window && next < size) {
-        // Offset and epoch are fixed before any await: a rewind that lands while this chunk is read or
-        // paced moves `next`, and the chunk read for the old position must then be dropped, not sent
-        // under the new one.
-        const offset = next;
-        const readEpoch = epoch;
-        const len = Math.min(chunkSize, size - offset);
-        const data = Buffer.allocUnsafe(len);
-        await readFully(fh, data, len, offset);
-        if (offset === this.hashedTo) {
-          this.hash.update(data);
-          this.hashedTo += len;
-        }
-        if (bwlimit > 0) {
-          paced += len;
-          const due = pacingStart + (paced * 1000) / bwlimit - Date.now();
-          if (due > 0) await sleep(due, undefined, { signal: this.signal });
-        }
-        if (readEpoch !== epoch) continue;
-        const p = send(offset, data, readEpoch).finally(() => inflight.delete(p));
-        inflight.add(p);
-        this.bytesSent += len;
-        next = offset + len;
-        continue;
-      }
-      if (inflight.size === 0) break;
-      await Promise.race(inflight);
+  /** The whole file's sha256, read to the end if need be; checked to still be the version opened. */
+  private async fileSha256(source: LocalSource): Promise<string> {
+    if (this.sha256 === undefined) {
+      await this.hashTo(source, source.size);
+      this.sha256 = this.hash.digest();
     }
-    await Promise.all(inflight);
-    if (failure) throw failure;
-    if (this.signal?.aborted) throw createError(ErrorCode.CANCELLED, 'cancelled');
-    if (this.acked < size) throw createError(ErrorCode.DISCONNECTED, `stopped at ${this.acked} of ${size} bytes`);
+    await source.checkUnchanged();
+    return this.sha256;
   }
 
-  private async commit(transfer: string): Promise<ReceivedFrame> {
+  private async commit(lease: string, sha256: string): Promise<ReceivedFrame> {
     this.setState(OutgoingState.COMMITTING);
-    this.sha256 ??= this.hash.digest('hex');
     let confirmed: ReceivedFrame | undefined;
     const onReceived = (f: ReceivedFrame): void => {
-      if (f.transfer === transfer) confirmed = f;
+      if (f.lease === lease) confirmed = f;
     };
     this.link.on('received', onReceived);
     try {
       // Verifying is instant on the receiver, but fsync of a large file is not.
       const timeout = this.opts.ackTimeoutMs + Math.ceil(this.size / (20 * 1024 * 1024)) * 1000;
-      await this.link.request('commit', { transfer, sha256: this.sha256 }, timeout);
+      await this.link.request('commit', { lease, sha256 }, timeout);
     } finally {
       this.link.off('received', onReceived);
     }
     // Socket.IO keeps order: the "received" event always arrives before the commit's ack.
     if (!confirmed) throw createError(ErrorCode.PROTOCOL, `receiver ${this.link.name} acked the commit without a "received" confirmation`);
-    if (confirmed.sha256 !== this.sha256 || confirmed.size !== this.size || confirmed.name !== this.name) {
-      throw createError(ErrorCode.CHECKSUM, `receiver ${this.link.name} confirmed ${confirmed.name} ${confirmed.size} ${confirmed.sha256}, expected ${this.name} ${this.size} ${this.sha256}`);
+    if (confirmed.sha256 !== sha256 || confirmed.size !== this.size || confirmed.name !== this.name) {
+      throw createError(ErrorCode.CHECKSUM, `receiver ${this.link.name} confirmed ${confirmed.name} ${confirmed.size} ${confirmed.sha256}, expected ${this.name} ${this.size} ${sha256}`);
     }
     this.progressed(this.size);
     return confirmed;
   }
-}
-
-async function readFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<number> {
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
-    if (bytesRead === 0) throw createError(ErrorCode.SOURCE_CHANGED, `file shrank while being read (at ${position + got})`);
-    got += bytesRead;
-  }
-  return got;
 }

@@ -37,8 +37,12 @@ export const ErrorCode = {
   CANCELLED: 'CANCELLED',
   /** An I/O error on the receiver that is not one of the above. */
   IO: 'IO',
+  /** A TLS failure: certificate not trusted, host name mismatch, or one side speaks TLS and the other not. */
+  TLS: 'TLS',
   /** Bad command-line usage. */
   USAGE: 'USAGE',
+  /** A per-connection limit of the receiver (open transfers) is reached: finish or abort one first. */
+  LIMIT: 'LIMIT',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -53,6 +57,7 @@ const RETRYABLE = new Set<ErrorCode>([
   ErrorCode.DISCONNECTED,
   ErrorCode.TIMEOUT,
   ErrorCode.IO,
+  ErrorCode.LIMIT,
 ]);
 
 export class RelayError extends Error {
@@ -81,13 +86,36 @@ export interface WireError {
   message: string;
 }
 
-export function toWireError(err: unknown): WireError {
-  if (err instanceof RelayError) return { code: err.code, message: err.message };
-  const e = err as NodeJS.ErrnoException;
-  if (e && (e.code === 'ENOSPC' || e.code === 'EDQUOT')) return { code: ErrorCode.DISK_FULL, message: 'disk full' };
-  return { code: ErrorCode.IO, message: e instanceof Error ? e.message : String(err) };
+/** errno codes that mean "the disk is full", whatever the file system. */
+const DISK_FULL_ERRNO = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * The one conversion of anything thrown into a RelayError, used at every edge (replies to a peer, the
+ * control socket, the CLIs). A RelayError passes through; a system error becomes `fallback` (IO for the
+ * receiver, SOURCE for a local file) with a message naming only its errno code and syscall: an error
+ * that leaves this process must not carry a path of this machine.
+ */
+export function toRelayError(err: unknown, fallback: ErrorCode = ErrorCode.IO): RelayError {
+  if (err instanceof RelayError) return err;
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e && typeof e.code === 'string' && DISK_FULL_ERRNO.has(e.code)) return createError(ErrorCode.DISK_FULL, 'disk full', err);
+  if (e && typeof e.code === 'string' && /^E[A-Z0-9]+$/.test(e.code)) {
+    return createError(fallback, `${e.syscall ? `${e.syscall} failed` : 'I/O error'}: ${e.code}`, err);
+  }
+  if (e instanceof Error && e.name === 'AbortError') return createError(ErrorCode.CANCELLED, 'cancelled', err);
+  return createError(fallback, e instanceof Error ? e.message : String(err), err);
 }
 
-export function fromWireError(wire: WireError): RelayError {
-  return new RelayError(wire.code, wire.message);
+export function toWireError(err: unknown): WireError {
+  const e = toRelayError(err);
+  return { code: e.code, message: e.message };
+}
+
+/** A peer's error reply: an unknown code or a malformed shape is itself a protocol error. */
+export function fromWireError(wire: unknown): RelayError {
+  const w = wire as Partial<WireError> | null;
+  if (!w || typeof w !== 'object' || typeof w.message !== 'string') return new RelayError(ErrorCode.PROTOCOL, 'malformed error reply');
+  const message = w.message.slice(0, 2000);
+  if (!isErrorCode(w.code)) return new RelayError(ErrorCode.PROTOCOL, `unknown error code ${JSON.stringify(w.code)} from peer: ${message}`);
+  return new RelayError(w.code, message);
 }

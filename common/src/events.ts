@@ -1,13 +1,17 @@
 /**
- * The wire protocol between a sender and a receiver, defined once. Every frame a peer decodes is checked
- * with the predicates in validate.ts before it is used.
+ * The wire protocol between a sender and a receiver (version 2), defined once: frame shapes here, their
+ * validators in validate.ts, and the request map in protocol.ts from which both sides derive their types.
  */
 import type { WireError } from './errors.js';
+
+/** Bumped on any change a peer of the other version would misread; peers of different versions refuse each other. */
+export const PROTOCOL_VERSION = 2;
 
 /** Socket.IO event names. */
 export const Events = {
   OFFER: 'offer',
   CHUNK: 'chunk',
+  IDENTICAL: 'identical',
   COMMIT: 'commit',
   ABORT: 'abort',
   HEARTBEAT: 'heartbeat',
@@ -19,9 +23,14 @@ export type EventName = (typeof Events)[keyof typeof Events];
 export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const DEFAULT_WINDOW = 8;
+export const MAX_WINDOW = 256;
 export const DEFAULT_PORT = 7420;
 /** Room for the msgpack envelope around a chunk's bytes. */
 export const FRAME_OVERHEAD = 64 * 1024;
+/** Longest heartbeat interval a peer may announce (a larger one would overflow timers). */
+export const MAX_HEARTBEAT_MS = 3_600_000;
+/** Longest file name on the wire, in UTF-16 units (the path guard bounds it in bytes). */
+export const MAX_NAME_LENGTH = 4096;
 
 /** What identifies one version of a source file; a resume continues only when it is unchanged. */
 export interface SourceIdentity {
@@ -40,21 +49,23 @@ export interface OfferFrame {
 }
 
 export interface OfferAccepted {
-  /** Id for this attempt; chunks and the commit carry it. */
-  transfer: string;
+  /** Id of this attempt: chunks, the identical check and the commit carry it. */
+  lease: string;
   /** Bytes the receiver already holds for this file and source identity: send from here. */
   offset: number;
-  /** The final file exists with this size: the sender may commit its sha256 without sending bytes. */
+  /** The final file exists with this size: worth an `identical` check before sending bytes. */
   existingSize?: number;
   /**
    * sha256 of the `offset` bytes held, when offset > 0. Size and mtime can match for different contents
    * (a reproducible build, `cp -p`): the sender compares this with its own prefix before resuming.
    */
   prefixSha256?: string;
+  /** This offer took the transfer from another live connection (which is sending the same name right now). */
+  tookOver: boolean;
 }
 
 export interface ChunkFrame {
-  transfer: string;
+  lease: string;
   offset: number;
   /** crc32 (zlib) of data. */
   crc: number;
@@ -62,27 +73,45 @@ export interface ChunkFrame {
 }
 
 export interface ChunkAck {
-  /** Contiguous bytes written so far; a sender whose next chunk is elsewhere rewinds to it. */
+  /** Contiguous bytes written so far. */
   offset: number;
+  /** False when this chunk was not written (a gap or a duplicate): a sender whose chunk ends past offset rewinds. */
+  taken: boolean;
+}
+
+/** Sender → receiver: "is the file you already have under this name exactly these bytes?" */
+export interface IdenticalFrame {
+  lease: string;
+  sha256: string;
+}
+
+export interface IdenticalReply {
+  identical: boolean;
+  /** When identical: the transfer is over, the file confirmed as is. */
+  received?: ReceivedFrame;
 }
 
 export interface CommitFrame {
-  transfer: string;
+  lease: string;
   sha256: string;
 }
 
 export interface AbortFrame {
-  transfer: string;
+  lease: string;
 }
 
 /** Receiver → sender: the file is verified, durable and published under its final name. */
 export interface ReceivedFrame {
-  transfer: string;
+  lease: string;
   name: string;
   size: number;
   sha256: string;
-  /** Absolute path on the receiver's node. */
+  /** Absolute path where the receiver wrote the file (inside its container, when it runs in one). */
   path: string;
+  /** The same file as the node's host sees it, when the receiver was told its host folder (--display-dir). */
+  displayPath?: string;
+  /** The receiver's node name (--node), so a confirmation always says where the file is. */
+  node?: string;
   /** True when the receiver already had these exact bytes and none were sent. */
   unchanged: boolean;
 }
@@ -91,7 +120,7 @@ export interface HeartbeatFrame {
   seq: number;
   /** Sender's clock, ms since the epoch. */
   sentAt: number;
-  /** The sender's beat interval, so the receiver can tell when its beats stop. */
+  /** The sender's beat interval (at most MAX_HEARTBEAT_MS), so the receiver can tell when its beats stop. */
   intervalMs?: number;
 }
 
@@ -99,6 +128,8 @@ export interface ReceiverStatus {
   seq: number;
   node: string;
   version: string;
+  /** The receiver's PROTOCOL_VERSION: the sender checks it on the first beat of every connection. */
+  protocol: number;
   /** Free bytes in the receiver's folder (what an offer may use before --min-free). */
   freeBytes: number;
   activeTransfers: number;
@@ -108,21 +139,11 @@ export interface ReceiverStatus {
 /** Every acknowledgement is either a result or a coded error. */
 export type Reply<T> = ({ ok: true } & T) | { ok: false; error: WireError };
 
-export interface ClientToServerEvents {
-  [Events.OFFER]: (frame: OfferFrame, ack: (reply: Reply<OfferAccepted>) => void) => void;
-  [Events.CHUNK]: (frame: ChunkFrame, ack: (reply: Reply<ChunkAck>) => void) => void;
-  [Events.COMMIT]: (frame: CommitFrame, ack: (reply: Reply<ReceivedFrame>) => void) => void;
-  [Events.ABORT]: (frame: AbortFrame) => void;
-  [Events.HEARTBEAT]: (frame: HeartbeatFrame, ack: (reply: Reply<ReceiverStatus>) => void) => void;
-}
-
-export interface ServerToClientEvents {
-  [Events.RECEIVED]: (frame: ReceivedFrame) => void;
-}
-
 /** Handshake `auth` payload. */
 export interface HandshakeAuth {
   token: string;
+  /** The sender's PROTOCOL_VERSION; absent means version 1. */
+  protocol?: number;
   /** Free-form sender identity for the receiver's logs (host name, agent name). */
   sender?: string;
   version?: string;

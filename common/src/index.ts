@@ -1,5 +1,6 @@
 export * from './errors.js';
 export * from './events.js';
+export * from './protocol.js';
 export * from './validate.js';
 export * from './parser.js';
 export * from './path-guard.js';

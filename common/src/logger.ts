@@ -20,6 +20,8 @@ export function createLogger(opts: LoggerOptions): Logger {
     level,
     // A token must never reach a log line, whatever object is logged.
     redact: { paths: ['token', '*.token', 'auth.token', 'headers.authorization'], censor: '[redacted]' },
+    // Errors are logged as `err` and go through pino's serializer (type, message, code, stack, cause).
+    serializers: { err: pino.stdSerializers.err },
   };
   if (pretty) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { destination: 2, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });

@@ -1,6 +1,12 @@
-/** Shape checks for every decoded frame: a peer's input is untrusted until one of these says otherwise. */
-import type { AbortFrame, ChunkFrame, CommitFrame, HeartbeatFrame, OfferFrame } from './events.js';
-import { MAX_CHUNK_SIZE } from './events.js';
+/**
+ * Shape checks for every decoded frame, requests and replies alike: a peer's input is untrusted until one
+ * of these says otherwise. Every number from a peer is bounded here.
+ */
+import type {
+  AbortFrame, ChunkAck, ChunkFrame, CommitFrame, HeartbeatFrame, IdenticalFrame, IdenticalReply, OfferAccepted,
+  OfferFrame, ReceivedFrame, ReceiverStatus,
+} from './events.js';
+import { MAX_CHUNK_SIZE, MAX_HEARTBEAT_MS, MAX_NAME_LENGTH } from './events.js';
 
 type Obj = Record<string, unknown>;
 
@@ -10,32 +16,70 @@ function isObject(v: unknown): v is Obj {
 function isSize(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
+function isTime(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= 8.64e15;
+}
 function isId(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= 128;
 }
+function isText(v: unknown, max: number): v is string {
+  return typeof v === 'string' && v.length <= max;
+}
+function isSha256(v: unknown): v is string {
+  return typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
+}
 
 export function isOfferFrame(v: unknown): v is OfferFrame {
-  return isObject(v) && typeof v.name === 'string' && v.name.length <= 4096 && isSize(v.size)
-    && typeof v.mtimeMs === 'number' && Number.isFinite(v.mtimeMs) && (v.fresh === undefined || typeof v.fresh === 'boolean');
+  return isObject(v) && isText(v.name, MAX_NAME_LENGTH) && isSize(v.size)
+    && isTime(v.mtimeMs) && (v.fresh === undefined || typeof v.fresh === 'boolean');
+}
+
+export function isOfferAccepted(v: unknown): v is OfferAccepted {
+  return isObject(v) && isId(v.lease) && isSize(v.offset) && typeof v.tookOver === 'boolean'
+    && (v.existingSize === undefined || isSize(v.existingSize))
+    && (v.prefixSha256 === undefined || isSha256(v.prefixSha256));
 }
 
 export function isChunkFrame(v: unknown): v is ChunkFrame {
-  return isObject(v) && isId(v.transfer) && isSize(v.offset)
+  return isObject(v) && isId(v.lease) && isSize(v.offset)
     && typeof v.crc === 'number' && Number.isInteger(v.crc) && v.crc >= 0 && v.crc <= 0xffffffff
     && v.data instanceof Uint8Array && v.data.length > 0 && v.data.length <= MAX_CHUNK_SIZE;
 }
 
+export function isChunkAck(v: unknown): v is ChunkAck {
+  return isObject(v) && isSize(v.offset) && typeof v.taken === 'boolean';
+}
+
+export function isIdenticalFrame(v: unknown): v is IdenticalFrame {
+  return isObject(v) && isId(v.lease) && isSha256(v.sha256);
+}
+
+export function isIdenticalReply(v: unknown): v is IdenticalReply {
+  return isObject(v) && typeof v.identical === 'boolean' && (v.identical ? isReceivedFrame(v.received) : v.received === undefined);
+}
+
 export function isCommitFrame(v: unknown): v is CommitFrame {
-  return isObject(v) && isId(v.transfer) && typeof v.sha256 === 'string' && /^[0-9a-f]{64}$/.test(v.sha256);
+  return isObject(v) && isId(v.lease) && isSha256(v.sha256);
+}
+
+export function isReceivedFrame(v: unknown): v is ReceivedFrame {
+  return isObject(v) && isId(v.lease) && isText(v.name, MAX_NAME_LENGTH) && isSize(v.size) && isSha256(v.sha256)
+    && isText(v.path, 2 * MAX_NAME_LENGTH) && typeof v.unchanged === 'boolean'
+    && (v.node === undefined || isText(v.node, 256)) && (v.displayPath === undefined || isText(v.displayPath, 2 * MAX_NAME_LENGTH));
 }
 
 export function isAbortFrame(v: unknown): v is AbortFrame {
-  return isObject(v) && isId(v.transfer);
+  return isObject(v) && isId(v.lease);
 }
 
 export function isHeartbeatFrame(v: unknown): v is HeartbeatFrame {
-  return isObject(v) && isSize(v.seq) && typeof v.sentAt === 'number' && Number.isFinite(v.sentAt)
-    && (v.intervalMs === undefined || (isSize(v.intervalMs) && v.intervalMs > 0));
+  return isObject(v) && isSize(v.seq) && isTime(v.sentAt)
+    && (v.intervalMs === undefined || (isSize(v.intervalMs) && v.intervalMs > 0 && v.intervalMs <= MAX_HEARTBEAT_MS));
+}
+
+export function isReceiverStatus(v: unknown): v is ReceiverStatus {
+  return isObject(v) && isSize(v.seq) && isText(v.node, 256) && isText(v.version, 64) && isSize(v.protocol)
+    && isSize(v.freeBytes) && isSize(v.activeTransfers) && isSize(v.uptimeSec);
 }
 
 export function isAckCallback(v: unknown): v is (...args: never[]) => void {

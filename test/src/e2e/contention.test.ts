@@ -39,7 +39,7 @@ describe('contention: several senders, one name', () => {
       // Six chunks on the wire, none awaited, then B's offer right behind them on another connection.
       const inflight = [];
       for (let i = 0; i < 6; i++) {
-        inflight.push(linkA.request('chunk', chunkOf(a.transfer, i * MiB, bytes.subarray(i * MiB, (i + 1) * MiB)), 10_000));
+        inflight.push(linkA.request('chunk', chunkOf(a.lease, i * MiB, bytes.subarray(i * MiB, (i + 1) * MiB)), 10_000));
       }
       const settled = Promise.allSettled(inflight); // handles A's refusals as they come
       const b = await linkB.request('offer', { name, size, mtimeMs: 1000 + round }, 10_000);
@@ -64,10 +64,10 @@ describe('contention: several senders, one name', () => {
       if (b.offset > 0) expect(b.prefixSha256, at).to.equal(sha(bytes.subarray(0, b.offset)));
 
       for (let off = b.offset; off < size; off += MiB) {
-        const ack = await linkB.request('chunk', chunkOf(b.transfer, off, bytes.subarray(off, off + MiB)), 10_000);
+        const ack = await linkB.request('chunk', chunkOf(b.lease, off, bytes.subarray(off, off + MiB)), 10_000);
         expect(ack.offset, at).to.equal(off + MiB);
       }
-      const done = await linkB.request('commit', { transfer: b.transfer, sha256: digest }, 10_000);
+      const done = await linkB.request('commit', { lease: b.lease, sha256: digest }, 10_000);
       expect(done.sha256, at).to.equal(digest);
       expect(await sha256File(path.join(r.dir, name)), at).to.equal(digest);
       linkA.close();

@@ -1,11 +1,11 @@
 import { once } from 'node:events';
 import { expect } from 'chai';
 import { Packr } from 'msgpackr';
-import { io, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
-import { ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, msgpackParser, PacketType, type Reply } from '@relayer/common';
+import { ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, PacketType, PROTOCOL_VERSION, type Reply } from '@relayer/common';
 import {
-  closeAll, connectedLink, randomFile, send, sha256File, startReceiver, tmpDir, TOKEN, track, waitFor, type TestReceiver,
+  closeAll, connectedLink, randomFile, rawClient, send, sha256File, startReceiver, tmpDir, TOKEN, track, waitFor, type TestReceiver,
 } from '../support/util.js';
 
 const packr = new Packr({ useRecords: false });
@@ -32,7 +32,7 @@ async function rawPeer(r: TestReceiver): Promise<RawPeer> {
 
 /** Connects the raw peer to the "/" namespace with the token, as socket.io-client would (one msgpack message). */
 async function authenticate(peer: RawPeer): Promise<void> {
-  peer.ws.send(packr.pack({ type: PacketType.CONNECT, nsp: '/', data: { token: TOKEN } }));
+  peer.ws.send(packr.pack({ type: PacketType.CONNECT, nsp: '/', data: { token: TOKEN, protocol: PROTOCOL_VERSION } }));
   const [reply, isBinary] = (await waitFor(peer.ws, 'message')) as [Buffer, boolean];
   expect(isBinary).to.equal(true);
   const packet = packr.unpack(reply) as { type: number; nsp: string; data: { sid?: string } };
@@ -120,25 +120,15 @@ describe('malformed input: a bad peer loses its own connection, never the receiv
   }
 
   describe('well-formed packets carrying malformed frames', () => {
-    async function client(r: TestReceiver): Promise<Socket> {
-      const socket = io(r.url, {
-        transports: ['websocket'], parser: msgpackParser, auth: { token: TOKEN }, reconnection: false,
-      } as Parameters<typeof io>[1]);
-      track(() => socket.disconnect());
-      await new Promise<void>((resolve, reject) => {
-        socket.once('connect', resolve);
-        socket.once('connect_error', reject);
-      });
-      return socket;
-    }
+    const client = async (r: TestReceiver): Promise<Socket> => (await rawClient(r.url)).socket;
 
     const cases: Array<[string, string, unknown]> = [
       ['an offer whose name is not a string', 'offer', { name: 5, size: 1, mtimeMs: 1 }],
       ['an offer without a size', 'offer', { name: 'a.bin', mtimeMs: 1 }],
       ['an offer that is a bare string', 'offer', 'a.bin'],
-      ['a chunk whose data is a string', 'chunk', { transfer: 't', offset: 0, crc: 0, data: 'bytes' }],
-      ['a chunk with a negative offset', 'chunk', { transfer: 't', offset: -1, crc: 0, data: Buffer.from('x') }],
-      ['a commit with a malformed sha256', 'commit', { transfer: 't', sha256: 'xyz' }],
+      ['a chunk whose data is a string', 'chunk', { lease: 't', offset: 0, crc: 0, data: 'bytes' }],
+      ['a chunk with a negative offset', 'chunk', { lease: 't', offset: -1, crc: 0, data: Buffer.from('x') }],
+      ['a commit with a malformed sha256', 'commit', { lease: 't', sha256: 'xyz' }],
       ['a heartbeat without a sequence number', 'heartbeat', { sentAt: 1 }],
     ];
     for (const [what, event, frame] of cases) {
@@ -166,7 +156,7 @@ describe('malformed input: a bad peer loses its own connection, never the receiv
     it('ignores a malformed abort (no reply expected) and keeps the connection', async () => {
       const r = await startReceiver();
       const socket = await client(r);
-      socket.emit('abort', { transfer: 42 });
+      socket.emit('abort', { lease: 42 });
       const beat = (await socket.timeout(5000).emitWithAck('heartbeat', { seq: 1, sentAt: Date.now() })) as Reply<{ seq: number }>;
       expect(beat.ok).to.equal(true);
       expect(socket.connected).to.equal(true);

@@ -77,7 +77,7 @@ describe('relay-receiver CLI', () => {
     const rp = await startReceiverProcess({ dir });
     const link = await connectedLink(rp.url);
     const offer = await link.request('offer', { name: 'slow.bin', size: 10, mtimeMs: 1 }, 5000);
-    await link.request('chunk', chunkOf(offer.transfer, 0, Buffer.alloc(5)), 5000);
+    await link.request('chunk', chunkOf(offer.lease, 0, Buffer.alloc(5)), 5000);
     const body = (await (await fetch(`${rp.url}/healthz`)).json()) as Record<string, unknown>;
     expect(body.activeTransfers).to.equal(1);
     expect(body.senders).to.equal(1);
@@ -90,7 +90,7 @@ describe('relay-receiver CLI', () => {
     const rp = await startReceiverProcess({ dir });
     const link = await connectedLink(rp.url);
     await expectRejectsCode(link.request('offer', { name: 42, size: 1, mtimeMs: 1 } as never, 5000), ErrorCode.PROTOCOL);
-    await expectRejectsCode(link.request('chunk', { transfer: 't', offset: 0, crc: 0, data: 'x' } as never, 5000), ErrorCode.PROTOCOL);
+    await expectRejectsCode(link.request('chunk', { lease: 't', offset: 0, crc: 0, data: 'x' } as never, 5000), ErrorCode.PROTOCOL);
     expect(rp.child.exitCode).to.equal(null);
     expect((await fetch(`${rp.url}/healthz`)).status).to.equal(200);
   });

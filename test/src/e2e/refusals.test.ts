@@ -123,7 +123,7 @@ describe('refusals: every refusal has its code, and leaves nothing under the fin
       r = await startReceiver();
       link = await connectedLink(r.url);
       bytes = randomBytes(size);
-      transfer = (await link.request('offer', { name: 'raw.bin', size, mtimeMs: 1 }, 5000)).transfer;
+      transfer = (await link.request('offer', { name: 'raw.bin', size, mtimeMs: 1 }, 5000)).lease;
     });
 
     it('refuses a chunk that ends beyond the offered size with OFFSET and drops the transfer and its partial', async () => {
@@ -144,12 +144,12 @@ describe('refusals: every refusal has its code, and leaves nothing under the fin
     it('does not take a chunk that leaves a gap: the ack names the contiguous offset to go back to', async () => {
       await link.request('chunk', chunkOf(transfer, 0, bytes.subarray(0, 10_000)), 5000);
       const gap = await link.request('chunk', chunkOf(transfer, 20_000, bytes.subarray(20_000, 30_000)), 5000);
-      expect(gap.offset).to.equal(10_000);
+      expect(gap).to.deep.equal({ offset: 10_000, taken: false });
       const dup = await link.request('chunk', chunkOf(transfer, 0, bytes.subarray(0, 10_000)), 5000);
-      expect(dup.offset).to.equal(10_000);
+      expect(dup).to.deep.equal({ offset: 10_000, taken: false });
       const next = await link.request('chunk', chunkOf(transfer, 10_000, bytes.subarray(10_000)), 5000);
-      expect(next.offset).to.equal(size);
-      const done = await link.request('commit', { transfer, sha256: sha(bytes) }, 5000);
+      expect(next).to.deep.equal({ offset: size, taken: true });
+      const done = await link.request('commit', { lease: transfer, sha256: sha(bytes) }, 5000);
       expect(await sha256File(done.path)).to.equal(sha(bytes));
     });
 
@@ -164,7 +164,7 @@ describe('refusals: every refusal has its code, and leaves nothing under the fin
       await expectRejectsCode(link.request('chunk', { ...good, data: flipped }, 5000), ErrorCode.CHECKSUM);
       const ack = await link.request('chunk', good, 5000);
       expect(ack.offset).to.equal(size);
-      const done = await link.request('commit', { transfer, sha256: sha(bytes) }, 5000);
+      const done = await link.request('commit', { lease: transfer, sha256: sha(bytes) }, 5000);
       expect(done).to.include({ name: 'raw.bin', size, sha256: sha(bytes), unchanged: false });
       expect(await sha256File(path.join(r.dir, 'raw.bin'))).to.equal(sha(bytes));
       expect(await partialEntries(r.dir)).to.deep.equal([]);
@@ -173,24 +173,24 @@ describe('refusals: every refusal has its code, and leaves nothing under the fin
     it('refuses a commit with the wrong sha256 with CHECKSUM: nothing renamed, partial removed', async () => {
       await link.request('chunk', chunkOf(transfer, 0, bytes), 5000);
       const wrong = sha(Buffer.from('something else'));
-      await expectRejectsCode(link.request('commit', { transfer, sha256: wrong }, 5000), ErrorCode.CHECKSUM);
+      await expectRejectsCode(link.request('commit', { lease: transfer, sha256: wrong }, 5000), ErrorCode.CHECKSUM);
       await expectNothingWritten(r);
-      await expectRejectsCode(link.request('commit', { transfer, sha256: sha(bytes) }, 5000), ErrorCode.UNKNOWN_TRANSFER);
+      await expectRejectsCode(link.request('commit', { lease: transfer, sha256: sha(bytes) }, 5000), ErrorCode.UNKNOWN_TRANSFER);
     });
 
     it('refuses a commit before all bytes arrived with OFFSET and keeps the transfer open for the rest', async () => {
       await link.request('chunk', chunkOf(transfer, 0, bytes.subarray(0, 60_000)), 5000);
-      await expectRejectsCode(link.request('commit', { transfer, sha256: sha(bytes) }, 5000), ErrorCode.OFFSET);
+      await expectRejectsCode(link.request('commit', { lease: transfer, sha256: sha(bytes) }, 5000), ErrorCode.OFFSET);
       expect(await exists(path.join(r.dir, 'raw.bin'))).to.equal(false);
       await link.request('chunk', chunkOf(transfer, 60_000, bytes.subarray(60_000)), 5000);
-      const done = await link.request('commit', { transfer, sha256: sha(bytes) }, 5000);
+      const done = await link.request('commit', { lease: transfer, sha256: sha(bytes) }, 5000);
       expect(done.sha256).to.equal(sha(bytes));
     });
 
     it('only the connection holding a transfer may write to it', async () => {
       const other = await connectedLink(r.url);
       await expectRejectsCode(other.request('chunk', chunkOf(transfer, 0, bytes), 5000), ErrorCode.UNKNOWN_TRANSFER);
-      await expectRejectsCode(other.request('commit', { transfer, sha256: sha(bytes) }, 5000), ErrorCode.UNKNOWN_TRANSFER);
+      await expectRejectsCode(other.request('commit', { lease: transfer, sha256: sha(bytes) }, 5000), ErrorCode.UNKNOWN_TRANSFER);
       // ...and the rightful owner is unaffected.
       expect((await link.request('chunk', chunkOf(transfer, 0, bytes), 5000)).offset).to.equal(size);
     });
@@ -204,15 +204,15 @@ describe('refusals: every refusal has its code, and leaves nothing under the fin
     const link = await connectedLink(r.url);
     const bad = async (): Promise<void> => {
       const bytes = randomBytes(300_000);
-      const { transfer } = await link.request('offer', { name: 'bad.bin', size: bytes.length, mtimeMs: 1 }, 5000);
+      const { lease: transfer } = await link.request('offer', { name: 'bad.bin', size: bytes.length, mtimeMs: 1 }, 5000);
       for (let off = 0; off < bytes.length; off += 50_000) {
         const c = chunkOf(transfer, off, bytes.subarray(off, off + 50_000));
         await expectRejectsCode(link.request('chunk', { ...c, crc: (c.crc ^ 1) >>> 0 }, 5000), ErrorCode.CHECKSUM);
         await link.request('chunk', c, 5000);
       }
-      await expectRejectsCode(link.request('commit', { transfer, sha256: sha(Buffer.alloc(1)) }, 5000), ErrorCode.CHECKSUM);
+      await expectRejectsCode(link.request('commit', { lease: transfer, sha256: sha(Buffer.alloc(1)) }, 5000), ErrorCode.CHECKSUM);
       const second = await link.request('offer', { name: 'bad2.bin', size: 10, mtimeMs: 1 }, 5000);
-      await expectRejectsCode(link.request('chunk', chunkOf(second.transfer, 5, Buffer.alloc(6)), 5000), ErrorCode.OFFSET);
+      await expectRejectsCode(link.request('chunk', chunkOf(second.lease, 5, Buffer.alloc(6)), 5000), ErrorCode.OFFSET);
       await expectRejectsCode(link.request('offer', { name: '../bad3.bin', size: 1, mtimeMs: 1 }, 5000), ErrorCode.BAD_NAME);
     };
     const [res] = await Promise.all([good, bad()]);

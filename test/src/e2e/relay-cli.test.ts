@@ -76,7 +76,8 @@ describe('relay send --direct (the real bin)', () => {
     ['no file', ['send', '--direct', '--to', 'http://127.0.0.1:1'], /missing required argument/],
     ['a target that is not a URL with --direct', ['send', '--direct', '--to', 'receiver-a', 'x'], /USAGE: --direct needs URLs/],
     ['a bad --chunk-size', ['send', '--direct', '--to', 'http://127.0.0.1:1', '--chunk-size', 'big', 'x'], /USAGE: not a size/],
-    ['a bad --window', ['send', '--direct', '--to', 'http://127.0.0.1:1', '--window', '0', 'x'], /USAGE: --window: not a positive integer/],
+    ['a bad --window', ['send', '--direct', '--to', 'http://127.0.0.1:1', '--window', '0', 'x'], /'--window <n>' argument '0' is invalid. USAGE: not a positive integer/],
+    ['a bad --timeout', ['send', '--direct', '--to', 'http://127.0.0.1:1', '--timeout', 'soon', 'x'], /'--timeout <duration>' argument 'soon' is invalid. USAGE: not a duration/],
     ['an unknown command', ['fetch'], /unknown command/],
   ];
   for (const [what, args, message] of usage) {

@@ -53,7 +53,7 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
     const link = await connectedLink(r.url);
     const offer = await link.request('offer', { name: 'early.bin', size: f.size, mtimeMs }, 5000);
     const bytes = await readFile(f.path);
-    await link.request('chunk', chunkOf(offer.transfer, 0, bytes.subarray(0, MiB)), 5000);
+    await link.request('chunk', chunkOf(offer.lease, 0, bytes.subarray(0, MiB)), 5000);
     link.close();
 
     const res = await send([f.path], [r.url], { as: 'early.bin' });
@@ -113,7 +113,7 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
       const r = await startReceiver({ dir });
       const link = await connectedLink(r.url);
       const offer = await link.request('offer', { name, size, mtimeMs }, 5000);
-      await link.request('chunk', chunkOf(offer.transfer, 0, bytes.subarray(0, half)), 5000);
+      await link.request('chunk', chunkOf(offer.lease, 0, bytes.subarray(0, half)), 5000);
       link.close();
       await r.close();
     }
@@ -125,7 +125,7 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
       const bytes = await readFile(data);
       const offer = await link.request('offer', { name: 'v.bin', size, mtimeMs: 1000 }, 5000);
       expect(offer.offset).to.equal(0);
-      const ack = await link.request('chunk', chunkOf(offer.transfer, 0, bytes.subarray(0, half)), 5000);
+      const ack = await link.request('chunk', chunkOf(offer.lease, 0, bytes.subarray(0, half)), 5000);
       expect(ack.offset).to.equal(half);
 
       const same = await link.request('offer', { name: 'v.bin', size, mtimeMs: 1000 }, 5000);
@@ -134,14 +134,14 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
       const changed = await link.request('offer', { name: 'v.bin', size, mtimeMs: 2000 }, 5000);
       expect(changed.offset).to.equal(0);
       // The old version's lease is gone for good: its chunks are refused with SUPERSEDED (final, no retry).
-      const err = await link.request('chunk', chunkOf(same.transfer, half, bytes.subarray(half, half + 10)), 5000).catch((e: unknown) => e);
+      const err = await link.request('chunk', chunkOf(same.lease, half, bytes.subarray(half, half + 10)), 5000).catch((e: unknown) => e);
       expect(err).to.have.property('code', ErrorCode.SUPERSEDED);
 
       // The new version arrives whole, not spliced onto the old bytes.
       const fresh = Buffer.alloc(size, 7);
-      await link.request('chunk', chunkOf(changed.transfer, 0, fresh), 5000);
+      await link.request('chunk', chunkOf(changed.lease, 0, fresh), 5000);
       const sha256 = createHash('sha256').update(fresh).digest('hex');
-      const done = await link.request('commit', { transfer: changed.transfer, sha256 }, 5000);
+      const done = await link.request('commit', { lease: changed.lease, sha256 }, 5000);
       expect(done.sha256).to.equal(sha256);
       expect(await sha256File(path.join(r.dir, 'v.bin'))).to.equal(sha256);
     });
@@ -182,9 +182,9 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
       const link2 = await connectedLink(r2.url);
       const again = await link2.request('offer', { name: 'c.bin', size, mtimeMs: 1 }, 5000);
       expect(again.offset).to.equal(half);
-      await link2.request('chunk', chunkOf(again.transfer, half, bytes.subarray(half)), 5000);
+      await link2.request('chunk', chunkOf(again.lease, half, bytes.subarray(half)), 5000);
       const sha256 = createHash('sha256').update(bytes).digest('hex');
-      const err = await link2.request('commit', { transfer: again.transfer, sha256 }, 5000).catch((e: unknown) => e);
+      const err = await link2.request('commit', { lease: again.lease, sha256 }, 5000).catch((e: unknown) => e);
       expect(err).to.have.property('code', ErrorCode.CHECKSUM);
       expect(await partialEntries(dir)).to.deep.equal([]);
     });
@@ -196,7 +196,7 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
     const r1 = await startReceiver({ dir });
     const link1 = await connectedLink(r1.url);
     for (const name of ['old.bin', 'fresh.bin']) {
-      const { transfer } = await link1.request('offer', { name, size: bytes.length, mtimeMs: 1 }, 5000);
+      const { lease: transfer } = await link1.request('offer', { name, size: bytes.length, mtimeMs: 1 }, 5000);
       await link1.request('chunk', chunkOf(transfer, 0, bytes.subarray(0, 1000)), 5000);
     }
     link1.close();
@@ -205,8 +205,10 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
     const twoDaysAgo = new Date(Date.now() - 48 * 3_600_000);
     for (const ext of ['part', 'json']) await utimes(path.join(pdir, `${partialKey('old.bin')}.${ext}`), twoDaysAgo, twoDaysAgo);
     // A .part without its .json (a crash between the two writes) is an orphan, removed after a minute.
-    await writeFile(path.join(pdir, 'stray.part'), 'x');
-    await utimes(path.join(pdir, 'stray.part'), new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    // (Named as the store names its files: the sweep never removes a name it did not create.)
+    const stray = path.join(pdir, `${partialKey('stray.bin')}.part`);
+    await writeFile(stray, 'x');
+    await utimes(stray, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
 
     const r2 = await startReceiver({ dir, partialTtlMs: 24 * 3_600_000 });
     const fresh = partialKey('fresh.bin');

@@ -19,11 +19,11 @@ describe('one name, several requests: a receiver keeps at most one transfer per 
       const link = await connectedLink(r.url);
       const bytes = randomBytes(2 * MiB);
       const o = await link.request('offer', { name: 'x.bin', size: bytes.length, mtimeMs: 1 }, 5000);
-      await link.request('chunk', chunkOf(o.transfer, 0, bytes.subarray(0, MiB)), 5000);
-      await link.request('chunk', chunkOf(o.transfer, MiB, bytes.subarray(MiB)), 5000);
+      await link.request('chunk', chunkOf(o.lease, 0, bytes.subarray(0, MiB)), 5000);
+      await link.request('chunk', chunkOf(o.lease, MiB, bytes.subarray(MiB)), 5000);
       // Not awaited in between: both are on the wire before the receiver answers either.
       const [committed, next] = await Promise.all([
-        link.request('commit', { transfer: o.transfer, sha256: sha(bytes) }, 5000),
+        link.request('commit', { lease: o.lease, sha256: sha(bytes) }, 5000),
         link.request('offer', { name: 'x.bin', size: 100, mtimeMs: 2 }, 5000),
       ]);
       expect(committed.sha256).to.equal(sha(bytes));
@@ -39,13 +39,13 @@ describe('one name, several requests: a receiver keeps at most one transfer per 
     const second = await connectedLink(r.url);
     const bytes = randomBytes(300_000);
     const a = await first.request('offer', { name: 'y.bin', size: bytes.length, mtimeMs: 1 }, 5000);
-    await first.request('chunk', chunkOf(a.transfer, 0, bytes.subarray(0, 100_000)), 5000);
+    await first.request('chunk', chunkOf(a.lease, 0, bytes.subarray(0, 100_000)), 5000);
     const b = await second.request('offer', { name: 'y.bin', size: bytes.length, mtimeMs: 1 }, 5000);
     expect(b.offset).to.equal(100_000);
-    expect(b.transfer).to.not.equal(a.transfer);
-    await expectRejectsCode(first.request('chunk', chunkOf(a.transfer, 100_000, bytes.subarray(100_000)), 5000), ErrorCode.UNKNOWN_TRANSFER);
-    await second.request('chunk', chunkOf(b.transfer, 100_000, bytes.subarray(100_000)), 5000);
-    const done = await second.request('commit', { transfer: b.transfer, sha256: sha(bytes) }, 5000);
+    expect(b.lease).to.not.equal(a.lease);
+    await expectRejectsCode(first.request('chunk', chunkOf(a.lease, 100_000, bytes.subarray(100_000)), 5000), ErrorCode.UNKNOWN_TRANSFER);
+    await second.request('chunk', chunkOf(b.lease, 100_000, bytes.subarray(100_000)), 5000);
+    const done = await second.request('commit', { lease: b.lease, sha256: sha(bytes) }, 5000);
     expect(await sha256File(done.path)).to.equal(sha(bytes));
   });
 
@@ -68,9 +68,9 @@ describe('one name, several requests: a receiver keeps at most one transfer per 
     const link = await connectedLink(r.url);
     const bytes = randomBytes(50_000);
     const o = await link.request('offer', { name: 'sub/z.bin', size: bytes.length, mtimeMs: 1 }, 5000);
-    await link.request('chunk', chunkOf(o.transfer, 0, bytes), 5000);
+    await link.request('chunk', chunkOf(o.lease, 0, bytes), 5000);
     await symlink(outside, path.join(r.dir, 'sub'));
-    await expectRejectsCode(link.request('commit', { transfer: o.transfer, sha256: sha(bytes) }, 5000), ErrorCode.BAD_NAME);
+    await expectRejectsCode(link.request('commit', { lease: o.lease, sha256: sha(bytes) }, 5000), ErrorCode.BAD_NAME);
     expect(await publishedEntries(outside)).to.deep.equal([]);
     expect(await partialEntries(r.dir)).to.deep.equal([]);
     // Once the symlink is gone the same file can be sent again from scratch.

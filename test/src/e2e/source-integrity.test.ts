@@ -56,7 +56,7 @@ describe('source integrity: what is published is exactly one version of the sour
       const offer = await link.request('offer', { name, size: bytes.length, mtimeMs }, 5000);
       expect(offer.offset).to.equal(0);
       for (let i = 0; i < chunks; i++) {
-        const ack = await link.request('chunk', chunkOf(offer.transfer, i * MiB, bytes.subarray(i * MiB, (i + 1) * MiB)), 5000);
+        const ack = await link.request('chunk', chunkOf(offer.lease, i * MiB, bytes.subarray(i * MiB, (i + 1) * MiB)), 5000);
         expect(ack.offset).to.equal((i + 1) * MiB);
       }
       link.close();
@@ -108,15 +108,15 @@ describe('source integrity: what is published is exactly one version of the sour
       const link = await connectedLink(r.url);
       const bytes = randomBytes(3 * MiB);
       const offer = await link.request('offer', { name: 'mode.bin', size: bytes.length, mtimeMs: 1 }, 5000);
-      await link.request('chunk', chunkOf(offer.transfer, 0, bytes.subarray(0, MiB)), 5000);
+      await link.request('chunk', chunkOf(offer.lease, 0, bytes.subarray(0, MiB)), 5000);
       const key = partialKey('mode.bin');
       expect((await partialEntries(r.dir)).sort()).to.deep.equal([`${key}.json`, `${key}.part`]);
       for (const ext of ['part', 'json']) {
         const mode = (await stat(path.join(r.dir, PARTIAL_DIR, `${key}.${ext}`))).mode & 0o777;
         expect(mode.toString(8), `${key}.${ext}`).to.equal('600');
       }
-      await link.request('chunk', chunkOf(offer.transfer, MiB, bytes.subarray(MiB)), 5000);
-      const done = await link.request('commit', { transfer: offer.transfer, sha256: sha(bytes) }, 5000);
+      await link.request('chunk', chunkOf(offer.lease, MiB, bytes.subarray(MiB)), 5000);
+      const done = await link.request('commit', { lease: offer.lease, sha256: sha(bytes) }, 5000);
       expect(done.path).to.equal(path.join(r.dir, 'mode.bin'));
       expect(((await stat(done.path)).mode & 0o777).toString(8)).to.equal('644');
     });

@@ -1,45 +1,30 @@
-/**
- * A real `relay-sender` child process for end-to-end tests. Its JSON log lines are parsed and emitted
- * as "log" events, so tests wait on what the agent says (connected, stale, job cancelled …), not on time.
- */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { EventEmitter } from 'node:events';
+/** A real `relay-sender` child process for end-to-end tests, and `relay` run against its control socket. */
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { BIN, runBin, TOKEN, tmpDir, track, waitFor, type CliResult } from './util.js';
+import { tmpDir } from './files.js';
+import { TOKEN } from './peers.js';
+import { BIN, runBin, spawnBin, type CliResult, type LoggedProcess, type LogLine } from './processes.js';
 
-export interface AgentLog {
-  level: number;
-  msg: string;
-  receiver?: string;
-  state?: string;
-  [key: string]: unknown;
-}
+export type AgentLog = LogLine & { receiver?: string; state?: string };
 
-export class AgentProcess extends EventEmitter {
-  readonly logs: AgentLog[] = [];
-  private exited: Promise<void>;
+export class AgentProcess {
+  constructor(readonly process: LoggedProcess, readonly socketPath: string) {}
 
-  constructor(readonly child: ChildProcess, readonly socketPath: string) {
-    super();
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      let entry: AgentLog;
-      try {
-        entry = JSON.parse(line) as AgentLog;
-      } catch {
-        return;
-      }
-      this.logs.push(entry);
-      this.emit('log', entry);
-    });
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+  get logs(): AgentLog[] {
+    return this.process.logs as AgentLog[];
+  }
+
+  get child(): LoggedProcess['child'] {
+    return this.process.child;
   }
 
   /** Waits for a log line whose msg is `msg` (and, optionally, more conditions). */
-  waitLog(msg: string, match: (l: AgentLog) => boolean = () => true, timeoutMs = 20_000): Promise<[AgentLog]> {
-    const seen = this.logs.find((l) => l.msg === msg && match(l));
-    if (seen) return Promise.resolve([seen]);
-    return waitFor<[AgentLog]>(this, 'log', (l) => l.msg === msg && match(l), timeoutMs);
+  async waitLog(msg: string, match: (l: AgentLog) => boolean = () => true, timeoutMs = 20_000): Promise<[AgentLog]> {
+    return [await this.process.waitLog(msg, match as (l: LogLine) => boolean, timeoutMs) as AgentLog];
+  }
+
+  on(event: 'log', listener: (l: AgentLog) => void): this {
+    this.process.on(event, listener);
+    return this;
   }
 
   /** `relay <args>` against this agent's socket. */
@@ -48,8 +33,7 @@ export class AgentProcess extends EventEmitter {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-    await this.exited;
+    await this.process.kill('SIGTERM');
   }
 }
 
@@ -66,14 +50,13 @@ export interface AgentStartOptions {
 export async function startAgent(opts: AgentStartOptions): Promise<AgentProcess> {
   const socketPath = path.join(await tmpDir('relay-agent-'), 'agent.sock');
   const args = [
-    BIN.sender, '--socket', socketPath, '--heartbeat', opts.heartbeat ?? '200ms', '--log-level', 'debug',
+    '--socket', socketPath, '--heartbeat', opts.heartbeat ?? '200ms', '--log-level', 'debug',
     ...Object.entries(opts.receivers).flatMap(([n, u]) => ['--receiver', `${n}=${u}`]),
     ...opts.allowRoots.flatMap((r) => ['--allow-root', r]),
     ...(opts.extraArgs ?? []),
   ];
-  const child = spawn(process.execPath, args, { env: { ...process.env, RELAY_TOKEN: opts.token ?? TOKEN }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const agent = new AgentProcess(child, socketPath);
-  track(() => agent.stop());
+  const p = spawnBin(BIN.sender, args, { env: { RELAY_TOKEN: opts.token ?? TOKEN }, stopSignal: 'SIGTERM' });
+  const agent = new AgentProcess(p, socketPath);
   await agent.waitLog('sender agent started');
   return agent;
 }

@@ -25,20 +25,20 @@ describe('frame validation: a peer\'s frame is untrusted until a predicate accep
   });
 
   describe('isChunkFrame', () => {
-    const good = { transfer: 't', offset: 0, crc: 0, data: bytes };
-    it('accepts a transfer id, an offset, a crc32 and some bytes (a Buffer too)', () => {
+    const good = { lease: 't', offset: 0, crc: 0, data: bytes };
+    it('accepts a lease, an offset, a crc32 and some bytes (a Buffer too)', () => {
       expect(isChunkFrame(good)).to.equal(true);
       expect(isChunkFrame({ ...good, crc: 0xffffffff, offset: 10, data: Buffer.alloc(MAX_CHUNK_SIZE) })).to.equal(true);
     });
     const bad: Array<[string, unknown]> = [
       ['null', null], ['an array', [good]],
-      ['an empty transfer id', { ...good, transfer: '' }], ['a transfer id over 128 characters', { ...good, transfer: 't'.repeat(129) }],
-      ['a numeric transfer id', { ...good, transfer: 1 }],
+      ['an empty lease', { ...good, lease: '' }], ['a lease over 128 characters', { ...good, lease: 't'.repeat(129) }],
+      ['a numeric lease', { ...good, lease: 1 }],
       ['a negative offset', { ...good, offset: -1 }], ['a fractional offset', { ...good, offset: 0.5 }],
       ['a negative crc', { ...good, crc: -1 }], ['a crc over 32 bits', { ...good, crc: 2 ** 32 }],
       ['a fractional crc', { ...good, crc: 1.5 }], ['a string crc', { ...good, crc: '0' }],
       ['data as a string', { ...good, data: 'abc' }], ['data as an array of numbers', { ...good, data: [1, 2, 3] }],
-      ['empty data', { ...good, data: new Uint8Array(0) }], ['missing data', { transfer: 't', offset: 0, crc: 0 }],
+      ['empty data', { ...good, data: new Uint8Array(0) }], ['missing data', { lease: 't', offset: 0, crc: 0 }],
       ['data over the largest chunk', { ...good, data: new Uint8Array(MAX_CHUNK_SIZE + 1) }],
       ['other typed arrays as data', { ...good, data: new Uint16Array(4) }],
     ];
@@ -46,22 +46,22 @@ describe('frame validation: a peer\'s frame is untrusted until a predicate accep
   });
 
   describe('isCommitFrame', () => {
-    it('accepts a transfer id and a lower-case hex sha256', () => {
-      expect(isCommitFrame({ transfer: 't', sha256: sha })).to.equal(true);
+    it('accepts a lease and a lower-case hex sha256', () => {
+      expect(isCommitFrame({ lease: 't', sha256: sha })).to.equal(true);
     });
     const bad: Array<[string, unknown]> = [
-      ['a short digest', { transfer: 't', sha256: 'a'.repeat(63) }], ['a long digest', { transfer: 't', sha256: 'a'.repeat(65) }],
-      ['an upper-case digest', { transfer: 't', sha256: 'A'.repeat(64) }], ['a non-hex digest', { transfer: 't', sha256: 'g'.repeat(64) }],
-      ['a digest as bytes', { transfer: 't', sha256: Buffer.alloc(32) }], ['a missing transfer', { sha256: sha }],
+      ['a short digest', { lease: 't', sha256: 'a'.repeat(63) }], ['a long digest', { lease: 't', sha256: 'a'.repeat(65) }],
+      ['an upper-case digest', { lease: 't', sha256: 'A'.repeat(64) }], ['a non-hex digest', { lease: 't', sha256: 'g'.repeat(64) }],
+      ['a digest as bytes', { lease: 't', sha256: Buffer.alloc(32) }], ['a missing lease', { sha256: sha }],
       ['null', null],
     ];
     for (const [what, v] of bad) it(`refuses ${what}`, () => expect(isCommitFrame(v)).to.equal(false));
   });
 
   describe('isAbortFrame', () => {
-    it('accepts a transfer id and refuses anything without one', () => {
-      expect(isAbortFrame({ transfer: 't' })).to.equal(true);
-      for (const v of [null, {}, { transfer: '' }, { transfer: 3 }, 't', ['t']]) expect(isAbortFrame(v), JSON.stringify(v)).to.equal(false);
+    it('accepts a lease and refuses anything without one', () => {
+      expect(isAbortFrame({ lease: 't' })).to.equal(true);
+      for (const v of [null, {}, { lease: '' }, { lease: 3 }, 't', ['t']]) expect(isAbortFrame(v), JSON.stringify(v)).to.equal(false);
     });
   });
 

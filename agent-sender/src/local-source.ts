@@ -1,0 +1,70 @@
+/**
+ * The file being sent, pinned to the version that was opened: its identity (size, mtime, ctime, inode,
+ * device) is taken once, and `checkUnchanged` fails the send when the file is no longer that version, so
+ * bytes of two versions are never committed as one.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { createError, ErrorCode, toRelayError } from '@relayer/common';
+
+export interface LocalIdentity {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  dev: number;
+}
+
+export class LocalSource {
+  private constructor(readonly file: string, private readonly fh: FileHandle, readonly identity: LocalIdentity) {}
+
+  /** Opens (through `open`, where the agent checks its allow-roots) and pins the version. Throws SOURCE. */
+  static async open(file: string, open: (file: string) => Promise<FileHandle>): Promise<LocalSource> {
+    let fh: FileHandle;
+    try {
+      fh = await open(file);
+    } catch (err) {
+      throw toRelayError(err, ErrorCode.SOURCE);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw createError(ErrorCode.SOURCE, `${file} is not a regular file`);
+      return new LocalSource(file, fh, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev });
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  get size(): number {
+    return this.identity.size;
+  }
+
+  /** Throws SOURCE_CHANGED when the file is no longer the version that was opened. */
+  async checkUnchanged(): Promise<void> {
+    const now = await this.fh.stat();
+    const id = this.identity;
+    if (now.size !== id.size || now.mtimeMs !== id.mtimeMs || now.ctimeMs !== id.ctimeMs || now.ino !== id.ino || now.dev !== id.dev) {
+      throw createError(ErrorCode.SOURCE_CHANGED, `${this.file} changed while it was being sent: nothing was committed, send it again`);
+    }
+  }
+
+  /** Exactly `length` bytes at `position` into buf; a file that got shorter is SOURCE_CHANGED. */
+  async readInto(buf: Buffer, length: number, position: number): Promise<void> {
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await this.fh.read(buf, got, length - got, position + got);
+      if (bytesRead === 0) throw createError(ErrorCode.SOURCE_CHANGED, `file shrank while being read (at ${position + got})`);
+      got += bytesRead;
+    }
+  }
+
+  async read(position: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    await this.readInto(buf, length, position);
+    return buf;
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * The sha256 of the file, computed once and in order as bytes are first read: chunks sent feed it, bytes
+ * the receiver already holds are read just for it, and a rewind never hashes a byte twice.
+ */
+import { createHash, type Hash } from 'node:crypto';
+
+type Read = (position: number, buf: Buffer, length: number) => Promise<void>;
+
+/** Digests kept at recent chunk ends: a receiver's offset after a lost lease is usually one of them. */
+const RECENT_DIGESTS = 1024;
+
+export class RunningHash {
+  private hash: Hash = createHash('sha256');
+  /** Bytes [0, hashedTo) are in the hash. */
+  hashedTo = 0;
+  private readonly recent = new Map<number, string>();
+
+  /** Feeds bytes read at `offset`; only the next bytes in order count. */
+  feed(offset: number, data: Uint8Array): void {
+    if (offset !== this.hashedTo) return;
+    this.hash.update(data);
+    this.hashedTo += data.length;
+    this.recent.set(this.hashedTo, this.digest());
+    if (this.recent.size > RECENT_DIGESTS) this.recent.delete(this.recent.keys().next().value!);
+  }
+
+  /**
+   * The digest of the first `offset` bytes, whether the running hash is behind that point (read on to it),
+   * at it, or already past it (read ahead for chunks in flight): a remembered chunk end, else a re-read.
+   */
+  async digestAt(offset: number, read: Read, bufferSize: number): Promise<string> {
+    if (offset >= this.hashedTo) {
+      await this.extendTo(offset, read, bufferSize);
+      return this.digest();
+    }
+    const known = this.recent.get(offset);
+    if (known) return known;
+    const other = new RunningHash();
+    await other.extendTo(offset, read, bufferSize);
+    return other.digest();
+  }
+
+  /** Extends the hash to `end` by reading what it lacks (bytes that will not be sent). */
+  async extendTo(end: number, read: Read, bufferSize: number): Promise<void> {
+    if (this.hashedTo >= end) return;
+    const buf = Buffer.allocUnsafe(Math.min(bufferSize, end - this.hashedTo));
+    while (this.hashedTo < end) {
+      const n = Math.min(buf.length, end - this.hashedTo);
+      await read(this.hashedTo, buf, n);
+      this.hash.update(buf.subarray(0, n));
+      this.hashedTo += n;
+    }
+  }
+
+  /** Hex digest of the bytes so far; the hash keeps running. */
+  digest(): string {
+    return this.hash.copy().digest('hex');
+  }
+
+  /** Starts over (the receiver's bytes were not ours: everything is sent again from 0). */
+  reset(): void {
+    this.hash = createHash('sha256');
+    this.hashedTo = 0;
+    this.recent.clear();
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * The request map: for each request a sender may make, its frame, its reply and their validators. The
+ * Socket.IO event types, the receiver's validation and the sender's `Link.request` are all derived from it,
+ * so a request cannot be added on one side only.
+ */
+import type {
+  AbortFrame, ChunkAck, ChunkFrame, CommitFrame, HeartbeatFrame, IdenticalFrame, IdenticalReply, OfferAccepted,
+  OfferFrame, ReceivedFrame, ReceiverStatus, Reply,
+} from './events.js';
+import {
+  isChunkAck, isChunkFrame, isCommitFrame, isHeartbeatFrame, isIdenticalFrame, isIdenticalReply, isOfferAccepted,
+  isOfferFrame, isReceivedFrame, isReceiverStatus,
+} from './validate.js';
+
+interface RequestSpec<Req, Res> {
+  request: (v: unknown) => v is Req;
+  reply: (v: unknown) => v is Res;
+}
+
+export const Requests = {
+  offer: { request: isOfferFrame, reply: isOfferAccepted } as RequestSpec<OfferFrame, OfferAccepted>,
+  chunk: { request: isChunkFrame, reply: isChunkAck } as RequestSpec<ChunkFrame, ChunkAck>,
+  identical: { request: isIdenticalFrame, reply: isIdenticalReply } as RequestSpec<IdenticalFrame, IdenticalReply>,
+  commit: { request: isCommitFrame, reply: isReceivedFrame } as RequestSpec<CommitFrame, ReceivedFrame>,
+  heartbeat: { request: isHeartbeatFrame, reply: isReceiverStatus } as RequestSpec<HeartbeatFrame, ReceiverStatus>,
+};
+
+export type RequestName = keyof typeof Requests;
+export type RequestOf<E extends RequestName> = (typeof Requests)[E] extends RequestSpec<infer Req, unknown> ? Req : never;
+export type ReplyOf<E extends RequestName> = (typeof Requests)[E] extends RequestSpec<unknown, infer Res> ? Res : never;
+export const REQUEST_NAMES = Object.keys(Requests) as RequestName[];
+
+export type ClientToServerEvents = {
+  [E in RequestName]: (frame: RequestOf<E>, ack: (reply: Reply<ReplyOf<E>>) => void) => void;
+} & {
+  abort: (frame: AbortFrame) => void;
+};
+
+export interface ServerToClientEvents {
+  received: (frame: ReceivedFrame) => void;
+}
