@@ -30,14 +30,20 @@ interface Tally {
   kinds: Record<string, number>;
 }
 
+/**
+ * Connections without the token come from other loopback addresses (127.0.x.y): the receiver blocks an
+ * address after 10 failed logins, and the authenticated peers and the transfer beside share 127.0.0.1.
+ */
+const strangerAddress = (): string => `127.0.${1 + Math.floor(Math.random() * 200)}.${1 + Math.floor(Math.random() * 250)}`;
+
 async function oneConnection(r: ReceiverBin, t: Tally, worker: number, n: number): Promise<void> {
-  const peer = await RawPeer.open('127.0.0.1', r.spec.port);
+  const mode = Math.random();
+  const peer = await RawPeer.open('127.0.0.1', r.spec.port, mode < 0.75 ? {} : { localAddress: strangerAddress() });
   t.connections++;
   const ctx: HostileContext = { size: 1 + Math.floor(Math.random() * 4 * MiB), nextId: () => peer.takeId() };
-  const mode = Math.random();
   let authed = false;
   if (mode < 0.75) {
-    authed = await peer.connect({ token: TOKEN, sender: `hostile-${worker}` });
+    authed = await peer.connect({ ...WIRE.auth(TOKEN), sender: `hostile-${worker}` });
     expect(authed, 'a connection with the right token is accepted').to.equal(true);
     t.authenticated++;
     if (Math.random() < 0.6) {
@@ -45,7 +51,7 @@ async function oneConnection(r: ReceiverBin, t: Tally, worker: number, n: number
       if (reply?.ok) ctx.id = WIRE.idOf(reply);
     }
   } else if (mode < 0.9) {
-    const ok = await peer.connect(Math.random() < 0.5 ? { token: 'wrong-' + randomBytes(8).toString('hex') } : Math.random() < 0.5 ? undefined : randomBytesValue());
+    const ok = await peer.connect(Math.random() < 0.5 ? WIRE.auth('wrong-' + randomBytes(8).toString('hex')) : Math.random() < 0.5 ? undefined : randomBytesValue());
     expect(ok, 'a connection without the token is refused').to.equal(false);
     t.refusedAuth++;
   } // else: no CONNECT at all, frames straight after the engine.io handshake
@@ -80,7 +86,7 @@ function randomBytesValue(): unknown {
 async function oversized(r: ReceiverBin, t: Tally): Promise<void> {
   const peer = await RawPeer.open('127.0.0.1', r.spec.port);
   t.connections++;
-  await peer.connect({ token: TOKEN });
+  await peer.connect(WIRE.auth(TOKEN));
   peer.send(Buffer.alloc(17 * MiB + 1, 0x91));
   t.sent++;
   t.oversized++;

@@ -59,7 +59,10 @@ function badFrame(ctx: HostileContext): [string, Buffer] {
       const size = pick([-1, 1e20, 2 ** 60, 0.5, NaN, Infinity, 1024]);
       return ['offer with a bad name or size', event(WIRE.events.offer, { ...WIRE.offer(name, 1), size }, id)];
     }
-    case 5: return ['commit with a wrong sha256', event(WIRE.events.commit, WIRE.commit(pick([ctx.id ?? 'none', 'nope']), randomBytes(32).toString('hex')), id)];
+    case 5: return pick([
+      ['commit with a wrong sha256', event(WIRE.events.commit, WIRE.commit(pick([ctx.id ?? 'none', 'nope']), randomBytes(32).toString('hex')), id)],
+      ['identical? with a wrong sha256', event(WIRE.events.identical, WIRE.identical(pick([ctx.id ?? 'none', 'nope']), randomBytes(32).toString('hex')), id)],
+    ] as Array<[string, Buffer]>);
     case 6: return ['unknown event', event(randomBytes(1 + int(12)).toString('base64url'), randomValue(), id)];
     case 7: return ['ack for nothing', packr.pack({ type: PT.ACK, nsp: '/', data: [randomValue()], id: int(1e6) })];
     case 8: return ['heartbeat with wrong types', event(WIRE.events.heartbeat, { seq: randomValue(), sentAt: randomValue() }, id)];

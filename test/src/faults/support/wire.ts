@@ -10,15 +10,19 @@ import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
 
 export const WIRE = {
-  events: { offer: 'offer', chunk: 'chunk', commit: 'commit', abort: 'abort', heartbeat: 'heartbeat' },
-  /** The per-attempt id an accepted offer returns and chunks/commits carry (protocol v2 calls it `lease`). */
-  idField: 'transfer',
+  /** Protocol v2 (common/src/events.ts PROTOCOL_VERSION): the handshake names it, else the receiver refuses. */
+  protocol: 2,
+  events: { offer: 'offer', chunk: 'chunk', identical: 'identical', commit: 'commit', abort: 'abort', heartbeat: 'heartbeat' },
+  /** The per-attempt id an accepted offer returns and the other requests carry (`transfer` in protocol v1). */
+  idField: 'lease',
+  auth: (token: unknown): Record<string, unknown> => ({ token, protocol: WIRE.protocol }),
   offer: (name: string, size: number): Record<string, unknown> => ({ name, size, mtimeMs: Date.now() }),
   idOf: (reply: Record<string, unknown>): string | undefined => {
-    const v = reply[WIRE.idField] ?? reply.lease ?? reply.transfer;
+    const v = reply[WIRE.idField];
     return typeof v === 'string' ? v : undefined;
   },
   chunk: (id: string, offset: number, data: Uint8Array): Record<string, unknown> => ({ [WIRE.idField]: id, offset, crc: crc32(data), data }),
+  identical: (id: string, sha256: string): Record<string, unknown> => ({ [WIRE.idField]: id, sha256 }),
   commit: (id: string, sha256: string): Record<string, unknown> => ({ [WIRE.idField]: id, sha256 }),
   abort: (id: string): Record<string, unknown> => ({ [WIRE.idField]: id }),
   heartbeat: (seq: number): Record<string, unknown> => ({ seq, sentAt: Date.now(), intervalMs: 1000 }),
@@ -72,9 +76,13 @@ export class RawPeer {
     });
   }
 
-  /** Opens the websocket and waits for engine.io's open packet (rejects on failure or after timeoutMs). */
-  static async open(host: string, port: number, timeoutMs = 10_000): Promise<RawPeer> {
-    const ws = new WebSocket(`ws://${host}:${port}/socket.io/?EIO=4&transport=websocket`, { maxPayload: 64 * 1024 * 1024 });
+  /**
+   * Opens the websocket (from `localAddress`, e.g. another 127.x address) and waits for engine.io's open
+   * packet; rejects on failure or after timeoutMs.
+   */
+  static async open(host: string, port: number, opts: { localAddress?: string; timeoutMs?: number } = {}): Promise<RawPeer> {
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    const ws = new WebSocket(`ws://${host}:${port}/socket.io/?EIO=4&transport=websocket`, { maxPayload: 64 * 1024 * 1024, localAddress: opts.localAddress });
     const peer = new RawPeer(ws);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
