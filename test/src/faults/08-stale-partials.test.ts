@@ -21,14 +21,11 @@ const READY_BOUND_S = 10;
 async function leavePartial(r: ReceiverBin, src: SourceFile, as: string): Promise<Set<string>> {
   const before = await partialFiles(r.spec.dir);
   const job = startSend([src.path, '--direct', '--to', r.url, '--as', as, '--bwlimit', '4M'], { timeoutMs: 60_000 });
-  const files = await waitUntil(`a partial of ${as}`, async () => {
-    const now = [...(await partialFiles(r.spec.dir))].filter((f) => !before.has(f));
-    return now.length >= 1 ? now : undefined;
-  }, 20_000, 20);
-  await waitUntil('1 MiB of it written', async () => {
+  await waitUntil(`1 MiB of a partial of ${as} written`, async () => {
     const { stat } = await import('node:fs/promises');
-    const sizes = await Promise.all(files.map((f) => stat(path.join(r.spec.dir, '.relay-partial', f)).then((s) => s.size, () => 0)));
-    return Math.max(...sizes) >= MiB;
+    const fresh = [...(await partialFiles(r.spec.dir))].filter((f) => !before.has(f));
+    const sizes = await Promise.all(fresh.map((f) => stat(path.join(r.spec.dir, '.relay-partial', f)).then((s) => s.size, () => 0)));
+    return Math.max(0, ...sizes) >= MiB;
   }, 20_000, 20);
   job.child.kill('SIGKILL');
   await job.done;
