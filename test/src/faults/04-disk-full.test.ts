@@ -8,7 +8,7 @@ import { open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { expectIdentical, expectNoTornFile, expectStillServing, partialEntries, PARTIAL_DIR } from './support/checks.js';
-import { Cleanup, delay, figure, MiB, randomFile, tmpDir, waitUntil } from './support/harness.js';
+import { Cleanup, figure, MiB, randomFile, tmpDir, waitUntil } from './support/harness.js';
 import { describeSend, freePort, healthz, send, socketPathIn, startAgent, startReceiver, startSend } from './support/processes.js';
 import { mountTmpfs, whyNotRoot } from './support/system.js';
 import { FinalNameWatcher } from './support/watcher.js';
@@ -93,7 +93,6 @@ describe('faults 4: disk full on a small tmpfs', function () {
     await waitUntil('no active transfer', async () => (await healthz(receiver.url)).activeTransfers === 0, 10_000);
     await expectStillServing({ url: receiver.url, dir: inbox, agent: { socket, name: 'tiny' }, srcDir: work, watcher });
     await expectNoTornFile(watcher);
-    await delay(0);
     await figure('4. disk full', `64 MiB tmpfs: a 96 MiB offer refused DISK_FULL with 0 bytes written; a 40 MiB transfer stopped DISK_FULL when ${(filled / MiB).toFixed(0)} MiB of filler filled the disk ` +
       `(${(heldAfterFull / MiB).toFixed(1)} MiB partial kept); /healthz ok throughout; after freeing the space the same send succeeded ` +
       `(resumed from ${again.received[0]?.resumedFrom ?? 0} bytes), identical`,
