@@ -4,10 +4,9 @@
  * times and the receiver's address is pulled away (long enough for both sides to give the connection up)
  * and put back. The transfer completes identical, re-sending at most one window per cut.
  */
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { expectIdentical, expectNoTornFile, expectStillServing, partialEntries, PARTIAL_DIR } from './support/checks.js';
+import { expectIdentical, expectNoTornFile, expectStillServing, partialBytes, partialEntries } from './support/checks.js';
 import { Cleanup, delay, figure, mib, MiB, oneGiBSource, randInt, StatsSampler, tmpDir, waitUntil } from './support/harness.js';
 import { describeSend, healthz, socketPathIn, startAgent, startReceiver, startSend } from './support/processes.js';
 import { linkUp, receiverAddress, receiverRx, shapeLink, twoHosts, whyNotRoot, type TwoHosts } from './support/system.js';
@@ -20,11 +19,6 @@ const ADDRESS_GONE_MS = 24_000;
 const WINDOW = 8;
 const CHUNK = MiB;
 
-async function partialBytes(inbox: string): Promise<number> {
-  let total = 0;
-  for (const e of await partialEntries(inbox)) total += await stat(path.join(inbox, PARTIAL_DIR, e)).then((s) => s.size, () => 0);
-  return total;
-}
 
 describe('faults 1: two hosts in network namespaces, a shaped veth link cut during a 1 GiB transfer', function () {
   this.timeout(300_000);

@@ -6,10 +6,9 @@
  * version; every send ends exit 0 with the right version, resuming what the receiver kept, and
  * `.relay-partial` is empty once it completed.
  */
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { expectNoTornFile, expectStillServing, partialEntries, PARTIAL_DIR } from './support/checks.js';
+import { expectNoTornFile, expectStillServing, partialBytes, partialEntries } from './support/checks.js';
 import { Cleanup, delay, figure, MiB, randInt, randomFile, sha256File, tmpDir, type SourceFile } from './support/harness.js';
 import { describeSend, freePort, socketPathIn, startAgent, startReceiver, startSend, type BinProcess, type ReceiverBin, type SendResult } from './support/processes.js';
 import { FinalNameWatcher } from './support/watcher.js';
@@ -19,12 +18,6 @@ const NAME = 'releases/app.bin';
 /** More than a partial's bookkeeping: the partial holds file bytes. */
 const HELD = 64 * 1024;
 
-/** Bytes held in the partial folder right now. */
-async function partialBytes(inbox: string): Promise<number> {
-  let total = 0;
-  for (const e of await partialEntries(inbox)) total += await stat(path.join(inbox, PARTIAL_DIR, e)).then((s) => s.size, () => 0);
-  return total;
-}
 
 /**
  * Waits for a random kill point: mostly a random byte position of the transfer (the partial has grown past

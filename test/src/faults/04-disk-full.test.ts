@@ -4,20 +4,15 @@
  * transfer with DISK_FULL; the receiver keeps serving throughout; once the space is freed, the same send
  * succeeds.
  */
-import { open, rm, stat } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { expectIdentical, expectNoTornFile, expectStillServing, partialEntries, PARTIAL_DIR } from './support/checks.js';
+import { expectIdentical, expectNoTornFile, expectStillServing, partialBytes, partialEntries } from './support/checks.js';
 import { Cleanup, figure, MiB, randomFile, tmpDir, waitUntil } from './support/harness.js';
 import { describeSend, freePort, healthz, send, socketPathIn, startAgent, startReceiver, startSend } from './support/processes.js';
 import { mountTmpfs, whyNotRoot } from './support/system.js';
 import { FinalNameWatcher } from './support/watcher.js';
 
-async function partialBytes(inbox: string): Promise<number> {
-  let total = 0;
-  for (const e of await partialEntries(inbox)) total += await stat(path.join(inbox, PARTIAL_DIR, e)).then((s) => s.size, () => 0);
-  return total;
-}
 
 /** Writes 1 MiB blocks to `file` until the filesystem says ENOSPC; returns the bytes written. */
 async function fillDisk(file: string): Promise<number> {

@@ -1,6 +1,6 @@
 /** The assertions every scenario ends with: identical files, no torn final name, processes still serving. */
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { randomFile, sha256File, type SourceFile } from './harness.js';
@@ -17,6 +17,13 @@ export async function expectIdentical(published: string, source: SourceFile): Pr
 /** Entries left in <dir>/.relay-partial (none after every completed send). */
 export async function partialEntries(dir: string): Promise<string[]> {
   return readdir(path.join(dir, PARTIAL_DIR)).catch(() => []);
+}
+
+/** Bytes held in <dir>/.relay-partial right now (every file of every partial). */
+export async function partialBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await partialEntries(dir)) total += await stat(path.join(dir, PARTIAL_DIR, e)).then((s) => s.size, () => 0);
+  return total;
 }
 
 /** Stops the watcher and asserts that no final name ever held a partial or wrong file. */
