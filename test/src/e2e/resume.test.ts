@@ -211,6 +211,8 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
     await utimes(stray, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
 
     const r2 = await startReceiver({ dir, partialTtlMs: 24 * 3_600_000 });
+    // The receiver listens first and sweeps right after: a restart over many partials is healthy at once.
+    await r2.swept();
     const fresh = partialKey('fresh.bin');
     expect((await partialEntries(dir)).sort()).to.deep.equal([`${fresh}.json`, `${fresh}.part`]);
     const link2 = await connectedLink(r2.url);
