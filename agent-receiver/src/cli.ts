@@ -41,7 +41,7 @@ const program = new Command('relay-receiver')
   .addOption(new Option('--summary-every <duration>', 'status summary log interval (0 = off)').env('RELAY_SUMMARY_EVERY').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.summaryEveryMs, '60s'))
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info'))
   .addOption(new Option('--max-transfers-per-connection <n>', 'open transfers one sender connection may hold').env('RELAY_MAX_TRANSFERS_PER_CONNECTION').argParser(arg(parsePositiveInt)).default(RECEIVER_DEFAULTS.maxTransfersPerConnection))
-  .addOption(new Option('--max-buffered <size>', 'chunk bytes one connection may make the receiver hold before reading from it stops').env('RELAY_MAX_BUFFERED').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.maxBufferedBytesPerConnection, '8M'))
+  .addOption(new Option('--max-buffered <size>', 'chunk bytes one connection may make the receiver hold before reading from it stops').env('RELAY_MAX_BUFFERED').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.maxBufferedBytesPerConnection, '4M'))
   .addOption(new Option('--transfer-idle <duration>', 'release a held transfer after this long without a request (partial kept)').env('RELAY_TRANSFER_IDLE').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.transferIdleMs, '5m'))
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str) });

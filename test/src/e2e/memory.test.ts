@@ -12,15 +12,17 @@ import {
 } from '../support/util.js';
 
 /**
- * What V8 may hold beyond the live bytes: a scavenge runs only once young ArrayBuffers reach twice the
- * 16 MiB semi-space (32 MiB of dead socket reads and message copies), plus malloc's own slack.
+ * What the process may hold beyond the chunk bytes it keeps on purpose. V8 scavenges young ArrayBuffers only
+ * once they reach twice its 16 MiB semi-space, so up to 32 MiB of dead socket reads and ws message copies
+ * linger, and malloc keeps freed memory it may reuse. Measured: a flood of 256 KiB chunks with a 1 MiB budget
+ * (~1 MiB live) still grows peak RSS by 38-45 MiB.
  */
-const GC_ALLOWANCE = 48 * MiB;
+const GC_ALLOWANCE = 56 * MiB;
 
 describe('memory: the receiver process stays bounded whatever a sender does', () => {
   afterEach(closeAll);
 
-  it('a flood of largest chunks sent without waiting for acks grows peak RSS by at most budget + 3 chunks + GC allowance; a normal send works after', async function () {
+  it('a flood of largest chunks sent without waiting for acks grows peak RSS by at most budget + 2 chunks + GC allowance; a normal send works after', async function () {
     this.timeout(180_000);
     this.slow(30_000);
     const budget = RECEIVER_DEFAULTS.maxBufferedBytesPerConnection;
@@ -37,8 +39,8 @@ describe('memory: the receiver process stays bounded whatever a sender does', ()
     expect(acks.filter((a) => !a.ok), JSON.stringify(acks.find((a) => !a.ok))).to.deep.equal([]);
     const after = await procMemory(r.pid);
 
-    // Live: the budget, the chunk that crossed it, and the next message twice inside ws (reads + copy).
-    const bound = budget + 3 * MAX_CHUNK_SIZE + GC_ALLOWANCE;
+    // Live: the budget, the chunk that crossed it, and the next message inside ws (its reads, then its copy).
+    const bound = budget + 2 * MAX_CHUNK_SIZE + GC_ALLOWANCE;
     const growth = after.peakRss - before.rss;
     expect(growth, `peak RSS ${(after.peakRss / MiB).toFixed(0)} MiB, grew ${(growth / MiB).toFixed(0)} MiB, bound ${(bound / MiB).toFixed(0)} MiB`).to.be.at.most(bound);
 
