@@ -35,9 +35,12 @@ COPY agent-sender/ agent-sender/
 RUN npx tsc -b common agent-receiver agent-sender \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
  && rm -rf common/src agent-receiver/src agent-sender/src ./*/tsconfig*.json ./tsconfig*.json ./*/*.tsbuildinfo
+# An empty folder to copy as the receiver's default data folder (the final stage runs no command).
+WORKDIR /data
 
 FROM ${NODE_IMAGE} AS prebuilt
 COPY . /app/
+WORKDIR /data
 
 FROM ${APP_FROM} AS app
 
@@ -46,6 +49,9 @@ ARG RELAY_UID=1000
 ARG RELAY_GID=1000
 # Owned by root and read-only for the agents' user: the agents write only to their data folder and socket.
 COPY --from=app /app /app
+# The receiver's default folder, the agents' user's: a container without a volume, or with a new named
+# volume (which takes the folder's owner), can write there. A bind-mounted host folder keeps its own owner.
+COPY --from=app --chown=${RELAY_UID}:${RELAY_GID} /data /data
 ENV PATH=/app/node_modules/.bin:$PATH NODE_ENV=production RELAY_DIR=/data
 WORKDIR /data
 USER ${RELAY_UID}:${RELAY_GID}

@@ -1,8 +1,10 @@
 /** `relay-receiver`: turns argv and env into ReceiverOptions, runs the receiver until SIGINT/SIGTERM. */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { createLogger, loadToken, parseDuration, parseSize, RelayError, runUntilSignal, VERSION } from '@relayer/common';
+import { createLogger, loadTokens, parseDuration, parseSize, RelayError, runUntilSignal, VERSION } from '@relayer/common';
 import { Receiver } from './receiver.js';
 import { RECEIVER_DEFAULTS } from './options.js';
+import { admissionCliOptions, admissionFromCli, type AdmissionFlags } from './admission-cli.js';
+import { readTlsServerFiles } from './tls-server.js';
 
 /** A commander argument parser from one of ours: a bad value is a usage error naming the flag. */
 function arg<T>(parse: (text: string) => T): (text: string) => T {
@@ -33,20 +35,26 @@ const program = new Command('relay-receiver')
   .addOption(new Option('--host <addr>', 'address to listen on').env('RELAY_HOST').default(RECEIVER_DEFAULTS.host))
   .addOption(new Option('--port <n>', 'port to listen on').env('RELAY_PORT').argParser(arg(parsePort)).default(RECEIVER_DEFAULTS.port))
   .addOption(new Option('--dir <path>', 'folder files are published into').env('RELAY_DIR').default(RECEIVER_DEFAULTS.dir))
-  .addOption(new Option('--token-file <path>', 'file holding the shared token (else env RELAY_TOKEN)').env('RELAY_TOKEN_FILE'))
+  .addOption(new Option('--token-file <path>', 'file holding the shared token(s), one per line, all accepted (else env RELAY_TOKEN)').env('RELAY_TOKEN_FILE'))
   .addOption(new Option('--max-file-size <size>', 'largest file accepted').env('RELAY_MAX_FILE_SIZE').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.maxFileSize, '100G'))
   .addOption(new Option('--min-free <size>', 'refuse offers that would leave less free disk').env('RELAY_MIN_FREE').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.minFree, '1G'))
   .addOption(new Option('--partial-ttl <duration>', 'remove partial transfers untouched this long').env('RELAY_PARTIAL_TTL').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.partialTtlMs, '24h'))
+  .addOption(new Option('--display-dir <path>', 'the --dir folder as the node\'s host sees it, shown in confirmations (e.g. /srv/relay-inbox)').env('RELAY_DISPLAY_DIR'))
   .addOption(new Option('--node <name>', 'node name in heartbeats and /healthz (default: host name)').env('RELAY_NODE'))
   .addOption(new Option('--summary-every <duration>', 'status summary log interval (0 = off)').env('RELAY_SUMMARY_EVERY').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.summaryEveryMs, '60s'))
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info'))
   .addOption(new Option('--max-transfers-per-connection <n>', 'open transfers one sender connection may hold').env('RELAY_MAX_TRANSFERS_PER_CONNECTION').argParser(arg(parsePositiveInt)).default(RECEIVER_DEFAULTS.maxTransfersPerConnection))
   .addOption(new Option('--max-buffered <size>', 'chunk bytes one connection may make the receiver hold before reading from it stops').env('RELAY_MAX_BUFFERED').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.maxBufferedBytesPerConnection, '4M'))
   .addOption(new Option('--transfer-idle <duration>', 'release a held transfer after this long without a request (partial kept)').env('RELAY_TRANSFER_IDLE').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.transferIdleMs, '5m'))
+  .addOption(new Option('--tls-cert <file>', 'serve https/wss with this PEM certificate (chain)').env('RELAY_TLS_CERT'))
+  .addOption(new Option('--tls-key <file>', 'the PEM private key of --tls-cert').env('RELAY_TLS_KEY'))
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str) });
+for (const o of admissionCliOptions()) program.addOption(o);
 
-interface ReceiverFlags {
+interface ReceiverFlags extends AdmissionFlags {
+  tlsCert?: string;
+  tlsKey?: string;
   host: string;
   port: number;
   dir: string;
@@ -55,6 +63,7 @@ interface ReceiverFlags {
   minFree: number;
   partialTtl: number;
   node?: string;
+  displayDir?: string;
   summaryEvery: number;
   logLevel: string;
   maxTransfersPerConnection: number;
@@ -76,11 +85,14 @@ async function main(): Promise<void> {
       host: opts.host,
       port: opts.port,
       dir: opts.dir,
-      token: loadToken(opts.tokenFile, process.env.RELAY_TOKEN),
+      token: loadTokens(opts.tokenFile, process.env.RELAY_TOKEN),
+      tls: readTlsServerFiles(opts.tlsCert, opts.tlsKey),
+      admission: admissionFromCli(opts),
       maxFileSize: opts.maxFileSize,
       minFree: opts.minFree,
       partialTtlMs: opts.partialTtl,
       node: opts.node,
+      displayDir: opts.displayDir,
       summaryEveryMs: opts.summaryEvery,
       maxTransfersPerConnection: opts.maxTransfersPerConnection,
       maxBufferedBytesPerConnection: opts.maxBuffered,

@@ -1,7 +1,9 @@
 /** The receiver's options and their defaults, merged in one place. Only the CLI reads argv and env. */
 import os from 'node:os';
 import path from 'node:path';
-import { createLogger, DEFAULT_PORT, definedOnly, type Logger } from '@relayer/common';
+import { createError, createLogger, DEFAULT_PORT, definedOnly, ErrorCode, type Logger } from '@relayer/common';
+import { ADMISSION_DEFAULTS, type AdmissionOptions } from './admission.js';
+import type { TlsServerOptions } from './tls-server.js';
 
 export interface ReceiverOptions {
   /** Address to listen on. Default 0.0.0.0. */
@@ -10,16 +12,25 @@ export interface ReceiverOptions {
   port: number;
   /** Folder files are published into. Default ./relay-inbox. */
   dir: string;
-  /** Shared secret senders must present. Required. */
-  token: string;
+  /** Shared secret senders must present; several are all accepted (rotation). Required. */
+  token: string | readonly string[];
+  /** Serve https/wss with this certificate and key. Default none: plain http/ws. */
+  tls?: TlsServerOptions;
+  /** Connection caps, handshake deadline, failed-login backoff and block (see admission.ts). */
+  admission: AdmissionOptions;
   /** Largest file accepted. Default 100 GiB. */
   maxFileSize: number;
   /** Refuse an offer that would leave less free space than this. Default 1 GiB. */
   minFree: number;
   /** Partials untouched this long are removed. Default 24h. */
   partialTtlMs: number;
-  /** Name reported in heartbeats and /healthz. Default the host name. */
+  /** Name reported in heartbeats, /healthz and every confirmation. Default the host name. */
   node: string;
+  /**
+   * The folder `dir` is on the node's host, for display only: confirmations then show the host path
+   * (e.g. /srv/relay-inbox/app.bin) instead of the container's (/data/app.bin). Default none: show `dir`.
+   */
+  displayDir?: string;
   /** Socket.IO ping interval / timeout: how fast a dead sender is noticed. Default 10s / 10s. */
   pingIntervalMs: number;
   pingTimeoutMs: number;
@@ -54,15 +65,19 @@ export const RECEIVER_DEFAULTS = {
   lockTimeoutMs: 30_000,
 } as const;
 
-export function resolveReceiverOptions(given: Partial<ReceiverOptions> & { token: string }): ReceiverOptions {
+export function resolveReceiverOptions(given: Omit<Partial<ReceiverOptions>, 'admission'> & { token: string | readonly string[]; admission?: Partial<AdmissionOptions> }): ReceiverOptions {
   const merged = {
     ...RECEIVER_DEFAULTS,
     node: os.hostname(),
     ...definedOnly(given),
   } as Omit<ReceiverOptions, 'logger'> & { logger?: Logger };
+  if (merged.displayDir !== undefined && !path.posix.isAbsolute(merged.displayDir)) {
+    throw createError(ErrorCode.USAGE, `display dir must be an absolute path, got ${JSON.stringify(merged.displayDir)}`);
+  }
   return {
     ...merged,
     dir: path.resolve(merged.dir),
+    admission: { ...ADMISSION_DEFAULTS, ...definedOnly(given.admission ?? {}) },
     logger: merged.logger ?? createLogger({ name: 'relay-receiver' }),
   };
 }

@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PARTIAL_DIR, type SourceIdentity } from '@relayer/common';
+import { guardInbox, isStoreFileName } from './store-guard.js';
 
 export interface PartialMeta extends SourceIdentity {
   name: string;
@@ -49,6 +50,7 @@ export class PartialStore {
 
   /** Creates the partial folder; also called when it vanished while the receiver runs. */
   async init(): Promise<void> {
+    await guardInbox(path.dirname(this.dir), this.dir);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
   }
 
@@ -150,7 +152,8 @@ export class PartialStore {
     } catch {
       return removed;
     }
-    const keys = new Set(entries.map((e) => e.replace(/\.(part|json)$/, '')));
+    // Only names this store creates: a planted or foreign file is never removed.
+    const keys = new Set(entries.filter(isStoreFileName).map((e) => e.replace(/\.(part|json)$/, '')));
     for (const key of keys) {
       if (active.has(key)) continue;
       const { data, meta } = this.files(key);

@@ -1,19 +1,23 @@
 /**
- * The receiver agent: an http server carrying Socket.IO (websocket only, msgpack frames) and /healthz.
+ * The receiver agent: an http server carrying Socket.IO (websocket only, msgpack frames), /healthz and /metrics.
  * It authenticates senders and checks their protocol version, gives each connection a Session, and runs
  * its lifecycle: RUNNING → CLOSING → CLOSED. Who sends which file is the TransferRegistry's business.
  */
 import { statfs } from 'node:fs/promises';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import {
-  createParser, ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, PROTOCOL_VERSION, tokensEqual, VERSION,
+  createParser, ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, PROTOCOL_VERSION, VERSION,
   type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceiverStatus, type ServerToClientEvents,
 } from '@relayer/common';
+import { withDisplay } from './display.js';
+import { ReceiverMetrics } from './metrics.js';
+import { Admission, type AdmissionOptions } from './admission.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
 import { PartialStore } from './partial-store.js';
 import { Session, type ReceiverSocket } from './session.js';
+import { createListener } from './tls-server.js';
 import { TransferRegistry } from './transfer-registry.js';
 
 export const ReceiverState = {
@@ -34,12 +38,16 @@ export interface ReceiverStats {
 
 export class Receiver {
   readonly options: ReceiverOptions;
+  /** Fed by each Session with the outcome of every request; served at GET /metrics. */
+  readonly metrics: ReceiverMetrics;
   state: ReceiverState = ReceiverState.NEW;
   private readonly log: Logger;
   private readonly store: PartialStore;
   private readonly registry: TransferRegistry;
   private readonly http: HttpServer;
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
+  /** Connection caps, handshake deadlines and the token check (with backoff and blocking). */
+  private readonly admission: Admission;
   private readonly sessions = new Set<Session>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -47,20 +55,24 @@ export class Receiver {
   private readonly startedAt = Date.now();
   private peakBufferedBytes = 0;
 
-  constructor(options: Partial<ReceiverOptions> & { token: string }) {
+  constructor(options: Omit<Partial<ReceiverOptions>, 'admission'> & { token: string | readonly string[]; admission?: Partial<AdmissionOptions> }) {
     this.options = resolveReceiverOptions(options);
     this.log = this.options.logger;
     this.store = new PartialStore(this.options.dir);
     this.registry = new TransferRegistry({
       root: this.options.dir, store: this.store, limits: this.options, log: this.log, freeBytes: () => this.freeBytes(),
     });
+    this.metrics = new ReceiverMetrics({
+      activeTransfers: () => this.activeTransfers, senders: () => this.sessions.size, freeBytes: () => this.freeBytes(),
+    });
+    this.admission = new Admission([this.options.token].flat(), this.options.admission, this.log);
     this.http = this.createServer();
     this.io = this.attachSocketIo(this.http);
   }
 
   /** The http server Socket.IO and /healthz ride on (one place to swap in https). */
   private createServer(): HttpServer {
-    return createHttpServer((req, res) => void this.onHttp(req, res));
+    return createListener(this.options.tls, (req, res) => void this.onHttp(req, res), this.options.admission.handshakeTimeoutMs, this.log);
   }
 
   private attachSocketIo(http: HttpServer): Server<ClientToServerEvents, ServerToClientEvents> {
@@ -74,12 +86,10 @@ export class Receiver {
       pingInterval: this.options.pingIntervalMs,
       pingTimeout: this.options.pingTimeoutMs,
     });
+    // The token is checked first, by admission; then the protocol version and our state.
+    this.admission.attach(http, io, this.options.tls !== undefined);
     io.use((socket, next) => {
       const auth = socket.handshake.auth as Partial<HandshakeAuth>;
-      if (!tokensEqual(this.options.token, auth?.token)) {
-        this.log.warn({ peer: socket.handshake.address, tokenGiven: typeof auth?.token === 'string' }, 'refused connection: bad or missing token');
-        return next(Object.assign(new Error('authentication failed: bad or missing token'), { data: { code: ErrorCode.AUTH } }));
-      }
       const theirs = typeof auth.protocol === 'number' ? auth.protocol : 1;
       if (theirs !== PROTOCOL_VERSION) {
         const message = `protocol mismatch: the sender speaks protocol v${theirs}, this receiver v${PROTOCOL_VERSION}`;
@@ -97,6 +107,8 @@ export class Receiver {
         maxBufferedBytes: this.options.maxBufferedBytesPerConnection,
         onBuffered: (bytes) => (this.peakBufferedBytes = Math.max(this.peakBufferedBytes, bytes)),
         onClosed: (s) => this.sessions.delete(s),
+        observe: (request, frame, outcome) => this.metrics.observe(request, frame, outcome),
+        describe: (received) => withDisplay(received, this.options),
       }, socket, this.log));
     });
     return io;
@@ -123,7 +135,7 @@ export class Receiver {
     });
     this.state = ReceiverState.RUNNING;
     const addr = this.address();
-    this.log.info({ host: addr.address, port: addr.port, dir, version: VERSION, protocol: PROTOCOL_VERSION, node: this.options.node }, 'receiver listening');
+    this.log.info({ host: addr.address, port: addr.port, dir, version: VERSION, protocol: PROTOCOL_VERSION, node: this.options.node, tls: this.options.tls !== undefined }, 'receiver listening');
     return addr;
   }
 
@@ -131,11 +143,11 @@ export class Receiver {
     return this.http.address() as AddressInfo;
   }
 
-  /** http://host:port for a client on this machine. */
+  /** http(s)://host:port for a client on this machine. */
   get url(): string {
     const { address, port } = this.address();
     const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address.includes(':') ? `[${address}]` : address;
-    return `http://${host}:${port}`;
+    return `${this.options.tls ? 'https' : 'http'}://${host}:${port}`;
   }
 
   /** Refuses new offers at once, closes every connection, releases every transfer (partials kept). */
@@ -145,6 +157,7 @@ export class Receiver {
     clearInterval(this.sweepTimer);
     clearInterval(this.idleTimer);
     clearInterval(this.summaryTimer);
+    this.admission.close();
     const closed = this.registry.close();
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
     await closed;
@@ -221,6 +234,7 @@ export class Receiver {
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       return;
     }
+    if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) return this.metrics.serve(res);
     res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
   }
 }

@@ -8,9 +8,10 @@ import type { Socket } from 'socket.io';
 import type { Logger } from 'pino';
 import {
   createError, ErrorCode, Events, isAbortFrame, isAckCallback, PROTOCOL_VERSION, REQUEST_NAMES, Requests, toWireError,
-  type ClientToServerEvents, type HandshakeAuth, type ReceiverStatus, type ReplyOf, type Reply, type RequestName,
+  type ClientToServerEvents, type HandshakeAuth, type ReceivedFrame, type ReceiverStatus, type ReplyOf, type Reply, type RequestName,
   type RequestOf, type ServerToClientEvents,
 } from '@relayer/common';
+import type { RequestOutcome } from './metrics.js';
 import type { Owner } from './owner.js';
 import type { TransferRegistry } from './transfer-registry.js';
 
@@ -27,6 +28,10 @@ export interface SessionContext {
   /** Highest number of chunk bytes any connection held, for stats. */
   onBuffered: (bytes: number) => void;
   onClosed: (session: Session) => void;
+  /** Sees the outcome of every request, before its reply goes out (the receiver's metrics). */
+  observe: (request: RequestName, frame: unknown, outcome: RequestOutcome) => void;
+  /** What the sender is told about where a received file is (node, host path). */
+  describe: (received: ReceivedFrame) => ReceivedFrame;
 }
 
 type Handlers = { [E in RequestName]: (frame: RequestOf<E>) => Promise<ReplyOf<E>> };
@@ -62,11 +67,11 @@ export class Session implements Owner {
       chunk: (f) => this.buffering(f.data.length, () => registry.chunk(this, f)),
       identical: async (f) => {
         const reply = await registry.identical(this, f);
-        if (reply.received) this.socket.emit(Events.RECEIVED, reply.received);
+        if (reply.received) this.socket.emit(Events.RECEIVED, (reply.received = ctx.describe(reply.received)));
         return reply;
       },
       commit: async (f) => {
-        const received = await registry.commit(this, f);
+        const received = ctx.describe(await registry.commit(this, f));
         // The confirmation event goes out before the ack, so a sender that sees the ack has seen it too.
         this.socket.emit(Events.RECEIVED, received);
         return received;
@@ -111,10 +116,14 @@ export class Session implements Owner {
         if (!valid(frame)) throw createError(ErrorCode.PROTOCOL, `malformed ${event} frame`);
         return handler(frame);
       })().then(
-        (result) => reply({ ok: true, ...result }),
+        (result) => {
+          this.ctx.observe(event, frame, { ok: true, result });
+          reply({ ok: true, ...result });
+        },
         (err: unknown) => {
           const error = toWireError(err);
           if (error.code === ErrorCode.IO) this.log.error({ err, event }, 'request failed');
+          this.ctx.observe(event, frame, { ok: false, code: error.code });
           reply({ ok: false, error });
         },
       );

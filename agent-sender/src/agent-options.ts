@@ -1,4 +1,5 @@
 /** The sender agent's options and their defaults, merged in one place. Only the CLI reads argv and env. */
+import { promises as dns } from 'node:dns';
 import path from 'node:path';
 import { createError, createLogger, definedOnly, ErrorCode, isReceiverUrl, type Logger } from '@relayer/common';
 import { defaultSocketPath } from './control-protocol.js';
@@ -8,20 +9,51 @@ export interface ReceiverEntry {
   url: string;
 }
 
+/** A DNS name whose every address is a receiver on `port` (e.g. tasks.receiver:7420 in a Swarm). */
+export interface DiscoverEntry {
+  host: string;
+  port: number;
+}
+
+/** Every address behind a name; a name with none may resolve to [] or reject with ENOTFOUND. */
+export type Resolver = (host: string) => Promise<string[]>;
+
+/** The system resolver (getaddrinfo: /etc/hosts, then DNS, e.g. Docker's embedded server for tasks.*). */
+export const systemResolver: Resolver = async (host) => (await dns.lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+
+export interface HttpListen {
+  host: string;
+  port: number;
+}
+
 export interface SenderAgentOptions {
-  /** The local control socket. Default relay-sender.sock in the OS temp folder (the CLI also reads RELAY_SOCKET). */
+  /** The local control socket. Default a private folder (see socket-trust.ts; the CLI also reads RELAY_SOCKET). */
   socketPath: string;
+  /** Group (name or gid) that may use the socket: folder 0750 and socket 0660 in that group. Default none. */
+  socketGroup?: string;
   /** Receivers to keep connections to. */
   receivers: ReceiverEntry[];
+  /** Names to discover receivers behind (every address is one receiver, named by the node it reports). Default none. */
+  discover: DiscoverEntry[];
+  /** How often discovered names are resolved again, so nodes that join or leave are followed. Default 10s (100ms … 1h). */
+  discoverEveryMs: number;
+  /** How long to wait for a new address's /healthz (which names it). Default 3s. */
+  discoverProbeTimeoutMs: number;
+  /** Resolves a discovered name. Default the system resolver; tests pass their own. */
+  resolver: Resolver;
+  /** An http listener for /healthz and /metrics. Default none. */
+  http?: HttpListen;
   /** The only folders whose files may be sent (after resolving symlinks). Default none: every send refused. */
   allowRoots: string[];
   /** Heartbeat interval. Default 5s. A receiver is stale after 3 unanswered beats. */
   heartbeatMs: number;
-  /** Transfers at once, over all jobs. Default 4. */
+  /** Transfers of files over 1 MiB at once, over all jobs (smaller files: see job.ts). Default 4. */
   concurrency: number;
   /** Interval of the one-line status summary at info. Default 60s; 0 disables it. */
   summaryEveryMs: number;
   token: string;
+  /** PEM CA certificate(s) trusted for https:// receivers (--ca). Default: the system's CAs only. */
+  ca?: string | Buffer;
   logger: Logger;
 }
 
@@ -31,6 +63,10 @@ export const SENDER_AGENT_DEFAULTS = {
   summaryEveryMs: 60_000,
   allowRoots: [] as string[],
   receivers: [] as ReceiverEntry[],
+  discover: [] as DiscoverEntry[],
+  discoverEveryMs: 10_000,
+  discoverProbeTimeoutMs: 3000,
+  resolver: systemResolver,
 } as const;
 
 export function resolveSenderAgentOptions(given: Partial<SenderAgentOptions> & { token: string }): SenderAgentOptions {
@@ -49,6 +85,14 @@ export function resolveSenderAgentOptions(given: Partial<SenderAgentOptions> & {
   }
   if (!(o.concurrency >= 1)) throw createError(ErrorCode.USAGE, 'concurrency must be at least 1');
   if (!(o.heartbeatMs >= 50)) throw createError(ErrorCode.USAGE, 'heartbeat must be at least 50ms');
+  if (!(o.discoverEveryMs >= 100 && o.discoverEveryMs <= 3_600_000)) throw createError(ErrorCode.USAGE, 'discover interval must be between 100ms and 1h');
+  if (!(o.discoverProbeTimeoutMs >= 10 && o.discoverProbeTimeoutMs <= 60_000)) throw createError(ErrorCode.USAGE, 'discover probe timeout must be between 10ms and 60s');
+  for (const d of o.discover) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(d.host) || !Number.isInteger(d.port) || d.port < 1 || d.port > 65535) {
+      throw createError(ErrorCode.USAGE, `bad discover entry ${JSON.stringify(`${d.host}:${d.port}`)}: want <dns name>:<port>`);
+    }
+  }
+  if (o.http && !(Number.isInteger(o.http.port) && o.http.port >= 0 && o.http.port <= 65535)) throw createError(ErrorCode.USAGE, `http: not a port: ${o.http.port}`);
   return {
     ...o,
     socketPath: path.resolve(o.socketPath),
@@ -64,4 +108,20 @@ export function parseReceivers(specs: string[]): ReceiverEntry[] {
     if (eq <= 0) throw createError(ErrorCode.USAGE, `--receiver wants name=url, got ${JSON.stringify(s)}`);
     return { name: s.slice(0, eq), url: s.slice(eq + 1) };
   });
+}
+
+/** "tasks.receiver:7420,other:7420" or repeated entries. */
+export function parseDiscover(specs: string[]): DiscoverEntry[] {
+  return specs.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean).map((s) => {
+    const m = /^([^:\s]+):(\d{1,5})$/.exec(s);
+    if (!m) throw createError(ErrorCode.USAGE, `--discover wants <dns name>:<port>, got ${JSON.stringify(s)}`);
+    return { host: m[1]!, port: Number(m[2]) };
+  });
+}
+
+/** "127.0.0.1:7421", "[::1]:7421" or ":7421" (every address). */
+export function parseListen(spec: string): HttpListen {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]*)):(\d{1,5})$/.exec(spec.trim());
+  if (!m) throw createError(ErrorCode.USAGE, `--http wants <host>:<port>, got ${JSON.stringify(spec)}`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port: Number(m[3]) };
 }

@@ -1,17 +1,22 @@
 /**
- * The sender agent: one persistent, heartbeating Link per configured receiver, a control socket for
- * `relay`, and a job queue under one concurrency limit. It only sends files under its allow-roots.
+ * The sender agent: one persistent, heartbeating Link per configured or discovered receiver, a control
+ * socket for `relay`, and a job queue under one concurrency limit. It only sends files under its
+ * allow-roots. Optionally an http listener serves /healthz and /metrics.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { createError, ErrorCode, formatBytes, type Logger } from '@relayer/common';
+import { createError, ErrorCode, formatBytes, VERSION, type Logger } from '@relayer/common';
 import { resolveSenderAgentOptions, type SenderAgentOptions } from './agent-options.js';
 import { checkSendRequest, type ControlMessage, type ControlRequest, type SendRequest, type StatusReply } from './control-protocol.js';
 import { ControlServer } from './control-server.js';
+import { Discovery } from './discovery.js';
+import { AgentHttpServer, type AgentHealth } from './http-server.js';
 import { runJob } from './job.js';
 import { Link } from './link.js';
+import { SenderMetrics } from './metrics.js';
 import type { OutgoingTransfer } from './outgoing-transfer.js';
 import { checkTransferOptions } from './transfer-options.js';
-import { checkAllowed, expandSources, openAllowed } from './sources.js';
+import { AllowRoots, checkAllowed, expandSources, openAllowed } from './sources.js';
 
 export class SenderAgent {
   readonly options: SenderAgentOptions;
@@ -24,32 +29,71 @@ export class SenderAgent {
   private readonly closing = new AbortController();
   private summaryTimer: NodeJS.Timeout | undefined;
   private jobSeq = 0;
+  readonly metrics: SenderMetrics;
+  /** One per --discover name. */
+  readonly discoveries: Discovery[];
+  private readonly http: AgentHttpServer | undefined;
+  private readonly startedAt = Date.now();
+  /** Fixed at start: a root swapped for a symlink later does not widen access. */
+  private allowRoots: AllowRoots | undefined;
 
   constructor(options: Partial<SenderAgentOptions> & { token: string }) {
     this.options = resolveSenderAgentOptions(options);
     this.log = this.options.logger;
     this.limit = pLimit(this.options.concurrency);
-    this.control = new ControlServer(this.options.socketPath, (req, reply, signal) => this.handle(req, reply, signal), this.log);
+    this.control = new ControlServer(this.options.socketPath, (req, reply, signal) => this.handle(req, reply, signal), this.log, { group: this.options.socketGroup });
+    this.metrics = new SenderMetrics({ links: () => this.links.values(), activeTransfers: () => this.transfers.size });
+    const { discover, resolver, discoverEveryMs: everyMs, discoverProbeTimeoutMs: probeTimeoutMs, http } = this.options;
+    const host = { links: this.links, createLink: (name: string, url: string) => this.createLink(name, url) };
+    this.discoveries = discover.map((entry) => new Discovery({ entry, resolver, everyMs, probeTimeoutMs, host, logger: this.log }));
+    this.http = http && new AgentHttpServer(http, () => this.health(), this.metrics, this.log);
+  }
+
+  private createLink(name: string, url: string): Link {
+    const { token, heartbeatMs, ca } = this.options;
+    return new Link({ name, url, token, heartbeatMs, logger: this.log, retryAuth: true, ca }).start();
+  }
+
+  /** The --http listener's address (port 0 in tests picks a free one). */
+  httpAddress(): { address: string; port: number } | null {
+    return this.http?.address() ?? null;
+  }
+
+  health(): AgentHealth {
+    const links = [...this.links.values()];
+    return {
+      status: 'ok', version: VERSION, uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
+      receivers: links.length, connected: links.filter((l) => l.connected).length, activeTransfers: this.transfers.size,
+    };
   }
 
   async start(): Promise<void> {
-    const { receivers, heartbeatMs, token, summaryEveryMs, socketPath, allowRoots } = this.options;
+    const { receivers, summaryEveryMs, socketPath, allowRoots, discover, discoverProbeTimeoutMs } = this.options;
+    this.allowRoots = await AllowRoots.resolve(allowRoots);
     await this.control.start();
-    for (const r of receivers) {
-      this.links.set(r.name, new Link({ name: r.name, url: r.url, token, heartbeatMs, logger: this.log, retryAuth: true }).start());
-    }
+    await this.http?.start();
+    for (const r of receivers) this.links.set(r.name, this.createLink(r.name, r.url));
+    // The first discovery round is waited for (briefly), so a send right after start sees those receivers.
+    const firstRounds = Promise.all(this.discoveries.map((d) => d.start()));
+    if (this.discoveries.length) await Promise.race([firstRounds, sleep(discoverProbeTimeoutMs + 2000, undefined, { ref: false })]);
     if (summaryEveryMs > 0) {
       this.summaryTimer = setInterval(() => this.logSummary(), summaryEveryMs);
       this.summaryTimer.unref();
     }
     if (allowRoots.length === 0) this.log.warn('no --allow-root given: every send will be refused');
-    this.log.info({ socket: socketPath, receivers: receivers.map((r) => `${r.name}=${r.url}`), allowRoots }, 'sender agent started');
+    this.log.info({
+      socket: socketPath, receivers: receivers.map((r) => `${r.name}=${r.url}`), discover: discover.map((d) => `${d.host}:${d.port}`),
+      discovered: [...this.links.keys()].filter((n) => !receivers.some((r) => r.name === n)), allowRoots,
+      http: this.http ? `${this.httpAddress()?.address}:${this.httpAddress()?.port}` : undefined,
+    }, 'sender agent started');
   }
 
   async close(): Promise<void> {
     clearInterval(this.summaryTimer);
     this.closing.abort();
+    for (const d of this.discoveries) d.close();
     await this.control.close();
+    await this.http?.close();
     for (const l of this.links.values()) l.close();
     this.log.info('sender agent closed');
   }
@@ -57,7 +101,7 @@ export class SenderAgent {
   status(): StatusReply {
     return {
       type: 'status',
-      receivers: [...this.links.values()].map((l) => l.snapshot()),
+      receivers: [...[...this.links.values()].map((l) => l.snapshot()), ...this.discoveries.flatMap((d) => d.pendingSnapshots())],
       transfers: [...this.transfers].map((t) => ({ receiver: t.receiver, name: t.name, size: t.size, acked: t.acked, state: t.state })),
     };
   }
@@ -80,7 +124,10 @@ export class SenderAgent {
    */
   private resolveTargets(to: string[]): Link[] {
     if (to.length === 1 && to[0] === 'all') {
-      if (this.links.size === 0) throw createError(ErrorCode.UNREACHABLE, 'no receivers configured (--receiver name=url)');
+      if (this.links.size === 0) {
+        const found = this.discoveries.length ? `; none discovered yet behind ${this.discoveries.map((d) => d.label).join(', ')}` : '';
+        throw createError(ErrorCode.UNREACHABLE, `no receivers configured (--receiver name=url, --discover name:port)${found}`);
+      }
       return [...this.links.values()];
     }
     return [...new Set(to)].map((t) => {
@@ -92,7 +139,7 @@ export class SenderAgent {
 
   private async send(req: SendRequest, reply: (m: ControlMessage) => void, signal: AbortSignal): Promise<void> {
     const log = this.log.child({ job: ++this.jobSeq });
-    const allowRoots = this.options.allowRoots;
+    const allowRoots = this.allowRoots!;
     checkSendRequest(req);
     const transfer = checkTransferOptions(req.transfer);
     const links = this.resolveTargets(req.to);
@@ -107,8 +154,13 @@ export class SenderAgent {
       limit: this.limit,
       logger: log,
       signal: jobSignal,
-      track: (t, running) => void (running ? this.transfers.add(t) : this.transfers.delete(t)),
+      track: (t, running) => {
+        if (running) this.transfers.add(t);
+        else this.transfers.delete(t);
+        this.metrics.track(t, running);
+      },
     }, (e) => {
+      this.metrics.onJobEvent(e);
       if (e.type === 'received') log.info({ receiver: e.target, file: e.name, size: e.size, sha256: e.sha256 }, 'confirmed');
       else if (e.type === 'failed') log.warn({ receiver: e.target, file: e.name, code: e.code, reason: e.message }, 'transfer failed');
       reply(e);

@@ -1,7 +1,10 @@
 /** `relay`: the command a Jenkins step runs. Only this file reads argv and env for it. */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createLogger, ErrorCode, isReceiverUrl, loadToken, parseDuration, parseSize, RelayError, VERSION } from '@relayer/common';
+import { dropOutputOnClosedPipe } from './closed-pipe.js';
 import { sendDirect } from './direct.js';
+import { makeCertsCommand } from './certs-cli.js';
+import { readCaFile } from './tls-client.js';
 import { ExitCode } from './exit-codes.js';
 import { createRenderer, pickMode } from './render.js';
 import { checkTransferOptions, TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
@@ -13,12 +16,14 @@ interface SendFlags {
   as?: string;
   chunkSize?: number;
   window?: number;
+  filesInFlight?: number;
   bwlimit?: number;
   timeout: number;
   json?: boolean;
   quiet?: boolean;
   socket: string;
   tokenFile?: string;
+  ca?: string;
   concurrency?: number;
   logLevel: string;
 }
@@ -41,7 +46,7 @@ function positiveInt(text: string): number {
 }
 
 function transferOptions(f: SendFlags): Partial<TransferOptions> {
-  return checkTransferOptions({ chunkSize: f.chunkSize, window: f.window, bwlimit: f.bwlimit, timeoutMs: f.timeout });
+  return checkTransferOptions({ chunkSize: f.chunkSize, window: f.window, filesInFlight: f.filesInFlight, bwlimit: f.bwlimit, timeoutMs: f.timeout });
 }
 
 async function send(paths: string[], f: SendFlags): Promise<number> {
@@ -58,12 +63,14 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
       const token = loadToken(f.tokenFile, process.env.RELAY_TOKEN);
       const logger = createLogger({ name: 'relay', level: f.logLevel });
       const ok = await sendDirect({
-        paths, as: f.as, urls: targets, token, transfer: transferOptions(f),
+        paths, as: f.as, urls: targets, token, ca: readCaFile(f.ca), transfer: transferOptions(f),
         concurrency: f.concurrency, logger, signal: controller.signal,
       }, render);
       return ok ? ExitCode.OK : ExitCode.FAILED;
     }
-    const ok = await sendViaAgent({ socketPath: f.socket, paths, as: f.as, to: targets, transfer: transferOptions(f), signal: controller.signal }, render);
+    const ok = await sendViaAgent({
+      socketPath: f.socket, paths, as: f.as, to: targets, transfer: transferOptions(f), signal: controller.signal, agentUser: process.env.RELAY_AGENT_USER,
+    }, render);
     return ok ? ExitCode.OK : ExitCode.FAILED;
   } finally {
     render.end();
@@ -71,6 +78,8 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
     process.off('SIGTERM', onSignal);
   }
 }
+
+dropOutputOnClosedPipe(process.stdout, process.stderr);
 
 const program = new Command('relay')
   .description('Relayer: send files to receiver agents and confirm they arrived byte-identical.')
@@ -86,13 +95,15 @@ program.command('send')
   .option('--as <name>', 'name on the receiver (relative path), for a single path')
   .addOption(new Option('--chunk-size <size>', `bytes per chunk (default ${TRANSFER_DEFAULTS.chunkSize / 1024 / 1024}M)`).argParser(arg(parseSize)))
   .addOption(new Option('--window <n>', `chunks in flight (default ${TRANSFER_DEFAULTS.window})`).argParser(arg(positiveInt)))
+  .addOption(new Option('--files-in-flight <n>', `files of this send in flight to each receiver at once (default ${TRANSFER_DEFAULTS.filesInFlight})`).argParser(arg(positiveInt)))
   .addOption(new Option('--bwlimit <rate>', 'bytes per second per transfer, e.g. 40M').argParser(arg(parseSize)))
-  .addOption(new Option('--concurrency <n>', '--direct: transfers at once (default 4)').argParser(arg(positiveInt)))
+  .addOption(new Option('--concurrency <n>', '--direct: transfers of files over 1 MiB at once (default 4)').argParser(arg(positiveInt)))
   .addOption(new Option('--timeout <duration>', 'give up after this long without progress, e.g. a receiver that stays down').argParser(arg(parseDuration)).default(TRANSFER_DEFAULTS.timeoutMs, '10m'))
   .option('--json', 'print JSON lines instead of text')
   .option('--quiet', 'print only failures and the summary')
   .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath()))
   .addOption(new Option('--token-file <path>', '--direct: file holding the shared token (else env RELAY_TOKEN)').env('RELAY_TOKEN_FILE'))
+  .addOption(new Option('--ca <file>', '--direct: PEM CA certificate to trust for https:// receivers').env('RELAY_CA'))
   .addOption(new Option('--log-level <level>', 'log level for --direct diagnostics on stderr').env('RELAY_LOG_LEVEL').default('warn'))
   .action(async (paths: string[], flags: SendFlags) => {
     process.exitCode = await send(paths, flags);
@@ -103,8 +114,10 @@ program.command('status')
   .option('--json', 'print exactly one JSON object')
   .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath()))
   .action(async (flags: { json?: boolean; socket: string }) => {
-    process.exitCode = await statusViaAgent(flags.socket, Boolean(flags.json));
+    process.exitCode = await statusViaAgent(flags.socket, Boolean(flags.json), process.env.RELAY_AGENT_USER);
   });
+
+program.addCommand(makeCertsCommand());
 
 try {
   await program.parseAsync();

@@ -4,32 +4,42 @@ import WebSocket from 'ws';
 import { ErrorCode, formatBytes, RelayError } from '@relayer/common';
 import { defaultSocketPath, type ControlMessage, type ControlRequest, type StatusReply } from './control-protocol.js';
 import { ExitCode } from './exit-codes.js';
+import { checkSocketTrust, permissionHint, SocketTrustError, trustedOwners } from './socket-trust.js';
 import type { JobEvent } from './job-events.js';
 import type { TransferOptions } from './transfer-options.js';
 
 export { defaultSocketPath };
 
-/** The agent's socket could not be reached: `relay` exits 3. */
+/** The agent's socket could not be reached, or must not be trusted: `relay` exits 3. */
 export class AgentUnreachableError extends RelayError {
-  constructor(readonly socketPath: string, reason: string) {
-    super(ErrorCode.UNREACHABLE, `cannot reach the sender agent at ${socketPath}: ${reason} (is relay-sender running? set --socket or RELAY_SOCKET)`);
+  constructor(readonly socketPath: string, reason: string, hint = '(is relay-sender running? set --socket or RELAY_SOCKET)') {
+    super(ErrorCode.UNREACHABLE, `cannot reach the sender agent at ${socketPath}: ${reason} ${hint}`);
   }
 }
 
-function connect(socketPath: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
+async function connect(socketPath: string, agentUser: string | undefined): Promise<WebSocket> {
+  try {
+    await checkSocketTrust(path.resolve(socketPath), trustedOwners(agentUser));
+  } catch (err) {
+    if (err instanceof SocketTrustError) throw new AgentUnreachableError(socketPath, err.message, '(refusing to talk to it)');
+    throw err;
+  }
+  const failure = await new Promise<WebSocket | NodeJS.ErrnoException>((resolve) => {
     const ws = new WebSocket(`ws+unix://${path.resolve(socketPath)}:/control`, { perMessageDeflate: false });
     ws.once('open', () => {
-      ws.off('error', reject);
+      ws.removeAllListeners('error');
       resolve(ws);
     });
-    ws.once('error', (err: NodeJS.ErrnoException) => reject(new AgentUnreachableError(socketPath, err.code ?? err.message)));
+    ws.once('error', (err: NodeJS.ErrnoException) => resolve(err));
   });
+  if (failure instanceof WebSocket) return failure;
+  if (failure.code === 'EACCES' || failure.code === 'EPERM') throw new AgentUnreachableError(socketPath, await permissionHint(socketPath), '');
+  throw new AgentUnreachableError(socketPath, failure.code ?? failure.message);
 }
 
 /** Sends one request and hands every message to onMessage until it returns true or the agent closes. */
-async function exchange(socketPath: string, request: ControlRequest, onMessage: (m: ControlMessage) => boolean, signal?: AbortSignal): Promise<void> {
-  const ws = await connect(socketPath);
+async function exchange(socketPath: string, request: ControlRequest, onMessage: (m: ControlMessage) => boolean, signal?: AbortSignal, agentUser?: string): Promise<void> {
+  const ws = await connect(socketPath, agentUser);
   await new Promise<void>((resolve, reject) => {
     let finished = false;
     const finish = (err?: Error): void => {
@@ -66,6 +76,8 @@ export interface AgentSendOptions {
   to: string[];
   transfer: Partial<TransferOptions>;
   signal?: AbortSignal;
+  /** The agent's user (name or uid), trusted to own the socket besides root and the caller (env RELAY_AGENT_USER). */
+  agentUser?: string;
 }
 
 export async function sendViaAgent(opts: AgentSendOptions, emit: (e: JobEvent) => void): Promise<boolean> {
@@ -80,22 +92,22 @@ export async function sendViaAgent(opts: AgentSendOptions, emit: (e: JobEvent) =
       return true;
     }
     return false;
-  }, opts.signal);
+  }, opts.signal, opts.agentUser);
   return ok;
 }
 
-export async function fetchStatus(socketPath: string): Promise<StatusReply> {
+export async function fetchStatus(socketPath: string, agentUser?: string): Promise<StatusReply> {
   let reply: StatusReply | undefined;
   await exchange(socketPath, { type: 'status' }, (m) => {
     if (m.type !== 'status') return false;
     reply = m;
     return true;
-  });
+  }, undefined, agentUser);
   return reply!;
 }
 
-export async function statusViaAgent(socketPath: string, json: boolean): Promise<number> {
-  const s = await fetchStatus(socketPath);
+export async function statusViaAgent(socketPath: string, json: boolean, agentUser?: string): Promise<number> {
+  const s = await fetchStatus(socketPath, agentUser);
   if (json) {
     process.stdout.write(`${JSON.stringify({ receivers: s.receivers, transfers: s.transfers })}\n`);
     return ExitCode.OK;

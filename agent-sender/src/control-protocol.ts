@@ -2,8 +2,6 @@
  * The local control protocol between `relay` and the sender agent: JSON messages over a websocket on a
  * Unix socket. A send request is answered by the job's event stream; closing the socket cancels the job.
  */
-import os from 'node:os';
-import path from 'node:path';
 import { createError, ErrorCode } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import type { LinkSnapshot } from './link.js';
@@ -47,10 +45,8 @@ export interface ErrorReply {
 
 export type ControlMessage = JobEvent | StatusReply | ErrorReply;
 
-/** The control socket when none is given (the CLIs take RELAY_SOCKET through their --socket option). */
-export function defaultSocketPath(): string {
-  return path.join(os.tmpdir(), 'relay-sender.sock');
-}
+/** The control socket when none is given: a private folder (the CLIs take RELAY_SOCKET through their --socket option). */
+export { defaultSocketPath } from './socket-trust.js';
 
 export function isControlRequest(v: unknown): v is ControlRequest {
   if (typeof v !== 'object' || v === null) return false;

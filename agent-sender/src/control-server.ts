@@ -1,13 +1,14 @@
 /**
- * The agent's control socket: the `ws` package serving on a Unix socket (mode 0660). One request per
- * connection; for a send, the job's events stream back, and a closed connection cancels the job.
+ * The agent's control socket: the `ws` package serving on a Unix socket (mode 0660, in a folder checked
+ * by socket-trust.ts). One request per connection; for a send, the job's events stream back, and a
+ * closed connection cancels the job.
  */
-import { chmod, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { createError, ErrorCode, toRelayError, type Logger } from '@relayer/common';
+import { ErrorCode, toRelayError, type Logger } from '@relayer/common';
 import { isControlRequest, type ControlMessage, type ControlRequest } from './control-protocol.js';
+import { accessError, prepareSocketPath, secureSocket, type PrepareSocketOptions } from './socket-trust.js';
 
 export type RequestHandler = (req: ControlRequest, reply: (m: ControlMessage) => void, signal: AbortSignal) => Promise<void>;
 
@@ -19,28 +20,32 @@ export class ControlServer {
   private readonly wss = new WebSocketServer({ server: this.http, maxPayload: MAX_REQUEST_BYTES, perMessageDeflate: false });
   private readonly open = new Set<WebSocket>();
 
-  constructor(private readonly socketPath: string, private readonly handler: RequestHandler, private readonly log: Logger) {
+  private listening = false;
+
+  constructor(private readonly socketPath: string, private readonly handler: RequestHandler, private readonly log: Logger,
+    private readonly access: PrepareSocketOptions = {}) {
     this.wss.on('connection', (ws) => this.onConnection(ws));
+    // ws re-emits the http server's errors; a listen error is handled by start(), never an unhandled 'error'.
+    this.wss.on('error', (err) => this.log.debug({ err }, 'control server error'));
   }
 
   async start(): Promise<void> {
-    await removeStaleSocket(this.socketPath);
+    await prepareSocketPath(this.socketPath, this.access);
     await new Promise<void>((resolve, reject) => {
-      this.http.once('error', reject);
-      this.http.listen(this.socketPath, () => {
-        this.http.off('error', reject);
-        resolve();
-      });
+      this.http.once('error', (err: NodeJS.ErrnoException) => reject(accessError(err, this.socketPath)));
+      this.http.listen(this.socketPath, () => resolve());
     });
-    // Group members (e.g. the jenkins user) may connect; others may not.
-    await chmod(this.socketPath, 0o660);
+    this.listening = true;
+    // Group members (e.g. the jenkins user, or --socket-group) may connect; others may not.
+    await secureSocket(this.socketPath, this.access);
   }
 
   async close(): Promise<void> {
     for (const ws of this.open) ws.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
-    await unlink(this.socketPath).catch(() => undefined);
+    // Only a socket this server created is removed (never a file that was there before a failed start).
+    if (this.listening) await unlink(this.socketPath).catch(() => undefined);
   }
 
   private onConnection(ws: WebSocket): void {
@@ -79,20 +84,4 @@ export class ControlServer {
       );
     });
   }
-}
-
-/** A socket file left by a dead agent is replaced; one that still answers means an agent is running. */
-async function removeStaleSocket(socketPath: string): Promise<void> {
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = net.connect(socketPath);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (alive) throw createError(ErrorCode.USAGE, `another agent is already listening on ${socketPath}`);
-  await unlink(socketPath).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
 }

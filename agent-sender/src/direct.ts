@@ -12,8 +12,10 @@ export interface DirectSendOptions {
   as?: string;
   urls: string[];
   token: string;
+  /** PEM CA certificate(s) trusted for https:// receivers. */
+  ca?: string | Buffer;
   transfer: Partial<TransferOptions>;
-  /** Transfers at once. Default 4. */
+  /** Transfers of files over 1 MiB at once. Default 4. */
   concurrency?: number;
   logger: Logger;
   signal?: AbortSignal;
@@ -21,7 +23,7 @@ export interface DirectSendOptions {
 
 export async function sendDirect(opts: DirectSendOptions, emit: (e: JobEvent) => void): Promise<boolean> {
   const { files, skipped } = await expandSources(opts.paths, opts.as);
-  const links = opts.urls.map((url) => new Link({ name: url, url, token: opts.token, logger: opts.logger, heartbeatMs: 0 }).start());
+  const links = opts.urls.map((url) => new Link({ name: url, url, token: opts.token, logger: opts.logger, heartbeatMs: 0, ca: opts.ca }).start());
   try {
     return await runJob(
       { files, skipped, targets: links, transfer: opts.transfer },

@@ -5,11 +5,20 @@ export { RetryPolicy } from './retry-policy.js';
 export { TRANSFER_DEFAULTS, checkTransferOptions, type TransferOptions } from './transfer-options.js';
 export { runJob, type JobSpec, type JobContext } from './job.js';
 export type { JobEvent } from './job-events.js';
-export { expandSources, checkAllowed, openAllowed, type SourceFile, type Sources } from './sources.js';
+export { AllowRoots, expandSources, checkAllowed, openAllowed, type SourceFile, type Sources } from './sources.js';
 export { sendDirect, type DirectSendOptions } from './direct.js';
 export { createRenderer, pickMode } from './render.js';
 export { ExitCode } from './exit-codes.js';
 export { SenderAgent } from './agent.js';
-export { resolveSenderAgentOptions, parseReceivers, SENDER_AGENT_DEFAULTS, type SenderAgentOptions, type ReceiverEntry } from './agent-options.js';
+export {
+  resolveSenderAgentOptions, parseReceivers, parseDiscover, parseListen, systemResolver, SENDER_AGENT_DEFAULTS,
+  type SenderAgentOptions, type ReceiverEntry, type DiscoverEntry, type Resolver, type HttpListen,
+} from './agent-options.js';
+export { Discovery } from './discovery.js';
+export { SenderMetrics } from './metrics.js';
+export { AgentHttpServer, type AgentHealth } from './http-server.js';
 export { defaultSocketPath, type StatusReply, type ControlRequest } from './control-protocol.js';
 export { sendViaAgent, fetchStatus, AgentUnreachableError } from './control-client.js';
+export { checkSocketTrust, defaultSocketDir, prepareSocketPath, trustedOwners } from './socket-trust.js';
+export { makeCerts, parseCertNode, type CertNode, type CertsResult } from './certs.js';
+export { readCaFile, tlsFailure } from './tls-client.js';

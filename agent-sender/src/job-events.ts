@@ -14,7 +14,11 @@ export type JobEvent =
   | { type: 'queued'; files: number; bytes: number; targets: string[]; skipped: string[] }
   | ({ type: 'start' } & JobFileEvent)
   | ({ type: 'progress'; acked: number } & JobFileEvent)
-  | ({ type: 'received'; sha256: string; path: string; unchanged: boolean; bytesSent: number; resumedFrom: number; elapsedMs: number } & JobFileEvent)
+  | ({
+    type: 'received'; sha256: string; path: string; unchanged: boolean; bytesSent: number; resumedFrom: number; elapsedMs: number;
+    /** The receiver's node name and the file's path on that node's host (when the receiver knows it). */
+    node?: string; displayPath?: string;
+  } & JobFileEvent)
   | ({ type: 'failed'; code: ErrorCode; message: string } & JobFileEvent)
   | { type: 'done'; ok: boolean; confirmed: number; failed: number; bytes: number; elapsedMs: number };
 

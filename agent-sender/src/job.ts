@@ -1,14 +1,23 @@
 /**
- * Runs a send job: every file to every target, fanned out so one file goes to all targets at once,
- * under a concurrency limit that may be shared with other jobs. Reports through JobEvents only.
+ * Runs a send job: every file to every target, fanned out so one file goes to all targets at once.
+ * Reports through JobEvents only.
+ *
+ * Each target gets up to `filesInFlight` files of the job at once (default 16) over its one link: for
+ * small files the cost is round trips (offer, chunk, commit) and the receiver's fsync of each file, and
+ * both overlap when several files are in flight (the receiver's filesystem groups concurrent fsyncs into
+ * one journal commit). A file is still confirmed only by its own "received" frame, after the receiver
+ * matched its sha256 and made it durable under its final name. Files over SMALL_FILE_MAX also take a
+ * slot of the shared `limit` (they keep a window of chunks in memory), so memory stays bounded:
+ * at most filesInFlight × SMALL_FILE_MAX per target plus `limit` windows over all jobs.
  */
+import { getMaxListeners, setMaxListeners } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
-import type { LimitFunction } from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { ErrorCode, toRelayError, type Logger } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import type { Link } from './link.js';
 import { OutgoingTransfer } from './outgoing-transfer.js';
-import type { TransferOptions } from './transfer-options.js';
+import { TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
 import type { SourceFile } from './sources.js';
 
 export interface JobSpec {
@@ -21,7 +30,14 @@ export interface JobSpec {
   open?: (file: string) => Promise<FileHandle>;
 }
 
+/** Files up to this size (and one chunk) need no slot of the shared limit: they hold at most one chunk. */
+export const SMALL_FILE_MAX = 1024 * 1024;
+
+/** Listeners one running transfer may hold at once on its link or its signal (ready, retry, commit). */
+const LISTENERS_PER_TRANSFER = 4;
+
 export interface JobContext {
+  /** Shared by the jobs of an agent: transfers of files over SMALL_FILE_MAX (or one chunk) at once. */
   limit: LimitFunction;
   logger: Logger;
   signal?: AbortSignal;
@@ -65,6 +81,8 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
       emit({
         type: 'received', target: link.name, name: c.name, size: c.size, sha256: c.sha256, path: c.path,
         unchanged: c.unchanged, bytesSent: c.bytesSent, resumedFrom: c.resumedFrom, elapsedMs: c.elapsedMs,
+        ...(typeof c.node === 'string' ? { node: c.node } : {}),
+        ...(typeof c.displayPath === 'string' ? { displayPath: c.displayPath } : {}),
       });
     } catch (err) {
       failed++;
@@ -75,9 +93,27 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
     }
   };
 
+  const inFlight = spec.transfer.filesInFlight ?? TRANSFER_DEFAULTS.filesInFlight;
+  const smallMax = Math.min(SMALL_FILE_MAX, spec.transfer.chunkSize ?? TRANSFER_DEFAULTS.chunkSize);
+  const lanes = new Map(spec.targets.map((link) => [link, pLimit(inFlight)]));
+  // Each transfer in flight listens on its link (and the job's signal) for a while: raise the leak
+  // warning's threshold by what this job may add, and lower it again when the job ends (an agent's links
+  // are shared by concurrent jobs).
+  const perSignal = LISTENERS_PER_TRANSFER * inFlight * spec.targets.length;
+  for (const link of spec.targets) link.setMaxListeners(link.getMaxListeners() + LISTENERS_PER_TRANSFER * inFlight);
+  if (ctx.signal) setMaxListeners(getMaxListeners(ctx.signal) + perSignal, ctx.signal);
   const tasks: Promise<void>[] = [];
-  for (const file of spec.files) for (const link of spec.targets) tasks.push(ctx.limit(() => one(file, link)));
-  await Promise.all(tasks);
+  for (const file of spec.files) {
+    for (const link of spec.targets) {
+      tasks.push(lanes.get(link)!(() => (file.size <= smallMax ? one(file, link) : ctx.limit(() => one(file, link)))));
+    }
+  }
+  try {
+    await Promise.all(tasks);
+  } finally {
+    for (const link of spec.targets) link.setMaxListeners(link.getMaxListeners() - LISTENERS_PER_TRANSFER * inFlight);
+    if (ctx.signal) setMaxListeners(getMaxListeners(ctx.signal) - perSignal, ctx.signal);
+  }
   const ok = failed === 0 && confirmed === spec.files.length * spec.targets.length;
   emit({ type: 'done', ok, confirmed, failed, bytes, elapsedMs: Date.now() - started });
   return ok;

@@ -13,6 +13,7 @@ import {
   type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceivedFrame, type ReceiverStatus,
   type Reply, type ReplyOf, type RequestName, type RequestOf, type ServerToClientEvents,
 } from '@relayer/common';
+import { plainHangupHint, tlsFailure } from './tls-client.js';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -41,6 +42,8 @@ export interface LinkOptions {
   retryAuth?: boolean;
   /** Sender identity shown in the receiver's logs. */
   sender?: string;
+  /** PEM CA certificate(s) to trust for https:// receivers (besides the system's). Host names are always verified. */
+  ca?: string | Buffer;
 }
 
 export interface LinkSnapshot {
@@ -73,24 +76,26 @@ export class Link extends EventEmitter<LinkEvents> {
   lastError: RelayError | null = null;
   private readonly socket: ClientSocket;
   private readonly log: Logger;
-  private readonly opts: Required<Omit<LinkOptions, 'logger' | 'token'>>;
+  private readonly opts: Required<Omit<LinkOptions, 'logger' | 'token' | 'ca'>>;
   private beatTimer: NodeJS.Timeout | undefined;
   private authRetryTimer: NodeJS.Timeout | undefined;
   private seq = 0;
   private answeredSeq = 0;
   private everConnected = false;
+  /** Why the link was closed, when it was closed for a reason a job should report (e.g. its receiver left DNS). */
+  private closedError: RelayError | undefined;
 
   constructor(options: LinkOptions) {
     super();
     this.opts = {
       staleAfter: 3, reconnectDelayMs: 250, reconnectDelayMaxMs: 5000, retryAuth: false,
       sender: `${os.hostname()}/${process.pid}`, ...definedOnly(options),
-    } as Required<Omit<LinkOptions, 'logger' | 'token'>>;
+    } as Required<Omit<LinkOptions, 'logger' | 'token' | 'ca'>>;
     this.name = options.name;
     this.url = options.url;
     this.log = options.logger.child({ receiver: options.name });
     const auth: HandshakeAuth = { token: options.token, protocol: PROTOCOL_VERSION, sender: this.opts.sender, version: VERSION };
-    this.socket = io(options.url, this.clientOptions(auth));
+    this.socket = io(options.url, this.clientOptions(auth, options.ca));
     this.socket.on('connect', () => void this.onConnect());
     this.socket.on('disconnect', (reason) => this.onDisconnect(reason));
     this.socket.on('connect_error', (err) => this.onConnectError(err as Error & { data?: { code?: string } }));
@@ -98,7 +103,7 @@ export class Link extends EventEmitter<LinkEvents> {
   }
 
   /** The socket.io-client options: one place for transport, reconnection and (later) TLS settings. */
-  private clientOptions(auth: HandshakeAuth): Parameters<typeof io>[1] {
+  private clientOptions(auth: HandshakeAuth, ca: LinkOptions['ca']): Parameters<typeof io>[1] {
     return {
       transports: ['websocket'],
       parser: msgpackParser,
@@ -110,6 +115,8 @@ export class Link extends EventEmitter<LinkEvents> {
       reconnectionDelayMax: this.opts.reconnectDelayMaxMs,
       randomizationFactor: 0.3,
       timeout: 10_000,
+      rejectUnauthorized: true,
+      ...(ca ? { ca } : {}),
     } as Parameters<typeof io>[1];
   }
 
@@ -118,10 +125,12 @@ export class Link extends EventEmitter<LinkEvents> {
     return this;
   }
 
-  close(): void {
+  /** Closes for good; jobs waiting on or using this link fail with `reason` (default CANCELLED). */
+  close(reason?: RelayError): void {
+    this.closedError ??= reason;
     clearInterval(this.beatTimer);
     clearTimeout(this.authRetryTimer);
-    this.setState(LinkState.CLOSED, { reason: 'closed' });
+    this.setState(LinkState.CLOSED, { reason: reason?.message ?? 'closed' });
     this.socket.disconnect();
   }
 
@@ -145,7 +154,9 @@ export class Link extends EventEmitter<LinkEvents> {
    */
   ready(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.connected) return Promise.resolve();
-    if (this.lastError?.code === ErrorCode.AUTH || this.lastError?.code === ErrorCode.PROTOCOL) return Promise.reject(this.lastError);
+    if (this.state === LinkState.CLOSED) return Promise.reject(this.closedError ?? createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
+    const code = this.lastError?.code;
+    if (code === ErrorCode.AUTH || code === ErrorCode.PROTOCOL || code === ErrorCode.TLS) return Promise.reject(this.lastError);
     return new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(timer);
@@ -157,7 +168,7 @@ export class Link extends EventEmitter<LinkEvents> {
       };
       const onState = (state: LinkState): void => {
         if (state === LinkState.CONNECTED) done();
-        else if (state === LinkState.CLOSED) done(createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
+        else if (state === LinkState.CLOSED) done(this.closedError ?? createError(ErrorCode.CANCELLED, `link to ${this.name} closed`));
       };
       const onAbort = (): void => done(createError(ErrorCode.CANCELLED, 'cancelled'));
       const timer = setTimeout(() => {
@@ -311,7 +322,16 @@ export class Link extends EventEmitter<LinkEvents> {
       this.emit('refused', this.lastError);
       return;
     }
-    this.lastError = createError(ErrorCode.UNREACHABLE, `cannot connect to ${this.url}: ${err.message}`);
+    const tls = tlsFailure(err, this.name, this.url);
+    if (tls) {
+      // Never a fallback to plain: the link keeps retrying (a fixed certificate is picked up), jobs fail now.
+      const first = this.lastError?.code !== ErrorCode.TLS;
+      this.lastError = tls;
+      if (first) this.log.warn({ url: this.url, reason: tls.message }, 'TLS connection refused');
+      this.emit('refused', tls);
+      return;
+    }
+    this.lastError = createError(ErrorCode.UNREACHABLE, `cannot connect to ${this.url}: ${err.message}${plainHangupHint(err, this.url)}`);
     this.log.debug({ err }, 'connect attempt failed');
   }
 

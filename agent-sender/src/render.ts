@@ -35,6 +35,12 @@ interface TargetTotals {
   startedAt: number;
 }
 
+/** Text from a receiver is shown, never interpreted: control characters (terminal escapes) are replaced. */
+function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
 export function createRenderer(opts: RenderOptions): Renderer {
   const out = opts.out ?? process.stdout;
   const err = opts.err ?? process.stderr;
@@ -116,7 +122,9 @@ export function createRenderer(opts: RenderOptions): Renderer {
         }
         if (!opts.quiet) {
           const how = e.unchanged ? ' (unchanged, no bytes sent)' : e.resumedFrom > 0 ? ` (resumed at ${formatBytes(e.resumedFrom)})` : '';
-          log(`received ${e.name} ${e.size} bytes sha256=${e.sha256} on ${e.target} at ${e.path} in ${formatDuration(e.elapsedMs)}${how}`);
+          // Where the file is, as the node's host sees it: node:path (the receiver's own path without --display-dir).
+          const where = `${printable(e.node ?? e.target)}:${printable(e.displayPath ?? e.path)}`;
+          log(`received ${e.name} ${e.size} bytes sha256=${e.sha256} on ${e.target} → ${where} in ${formatDuration(e.elapsedMs)}${how}`);
         }
         break;
       }

@@ -69,16 +69,66 @@ async function walk(dir: string, prefix: string, out: SourceFile[], skipped: str
   }
 }
 
+/** One --allow-root as resolved at start: its real path and the identity of the folder found there. */
+interface FixedRoot {
+  given: string;
+  real: string;
+  dev: number;
+  ino: number;
+}
+
+/**
+ * The allowed roots, resolved once at start (realpath, device and inode recorded). A root swapped for a
+ * symlink or another folder after start does not widen what may be sent: files are checked against the
+ * fixed real paths, and a root whose folder is no longer the one recorded allows nothing.
+ */
+export class AllowRoots {
+  private constructor(private readonly roots: readonly FixedRoot[]) {}
+
+  /** Resolves every root; a root that does not exist or is not a directory is a USAGE error. */
+  static async resolve(given: readonly string[]): Promise<AllowRoots> {
+    const roots: FixedRoot[] = [];
+    for (const g of given) {
+      const real = await realpath(g).catch((err: NodeJS.ErrnoException) => {
+        throw createError(ErrorCode.USAGE, `--allow-root ${g}: ${err.code === 'ENOENT' ? 'no such directory' : err.message}`);
+      });
+      const st = await stat(real);
+      if (!st.isDirectory()) throw createError(ErrorCode.USAGE, `--allow-root ${g}: not a directory`);
+      roots.push({ given: g, real, dev: st.dev, ino: st.ino });
+    }
+    return new AllowRoots(roots);
+  }
+
+  get list(): string[] {
+    return this.roots.map((r) => r.real);
+  }
+
+  /** Throws NOT_ALLOWED unless `real` (a fully resolved path) lies under a root that is still the folder recorded. */
+  async assertUnder(real: string, file: string): Promise<void> {
+    if (this.roots.length === 0) {
+      throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the sender agent has no --allow-root, so it sends nothing`);
+    }
+    for (const root of this.roots) {
+      const prefix = root.real.endsWith(path.sep) ? root.real : root.real + path.sep;
+      if (real !== root.real && !real.startsWith(prefix)) continue;
+      const now = await lstat(root.real).catch(() => undefined);
+      if (now && now.isDirectory() && now.dev === root.dev && now.ino === root.ino) return;
+      throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the allowed root ${root.given} is no longer the folder it was at start`);
+    }
+    throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: outside every allowed root (${this.roots.map((r) => r.given).join(', ')})`);
+  }
+}
+
 /**
  * Checks that a path lies under one of the allowed roots after resolving every symlink, so a link inside
  * an allowed folder cannot point at /etc/shadow. Used to refuse early; the check that counts is
  * `openAllowed`, on the descriptor that will be read.
  */
-export async function checkAllowed(file: string, allowRoots: readonly string[]): Promise<string> {
+export async function checkAllowed(file: string, allowRoots: AllowRoots): Promise<string> {
   const real = await realpath(file).catch((err: Error) => {
     throw createError(ErrorCode.SOURCE, `cannot read ${file}: ${err.message}`);
   });
-  await assertUnderRoots(real, file, allowRoots);
+  await allowRoots.assertUnder(real, file);
   return real;
 }
 
@@ -87,12 +137,12 @@ export async function checkAllowed(file: string, allowRoots: readonly string[]):
  * putting a symlink in its place after an earlier check cannot redirect the read outside the roots.
  * O_NONBLOCK keeps a FIFO swapped in for the file from blocking the open.
  */
-export async function openAllowed(file: string, allowRoots: readonly string[]): Promise<FileHandle> {
+export async function openAllowed(file: string, allowRoots: AllowRoots): Promise<FileHandle> {
   const fh = await open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((err: Error) => {
     throw createError(ErrorCode.SOURCE, `cannot read ${file}: ${err.message}`);
   });
   try {
-    await assertUnderRoots(await descriptorPath(fh, file), file, allowRoots);
+    await allowRoots.assertUnder(await descriptorPath(fh, file), file);
     return fh;
   } catch (err) {
     await fh.close();
@@ -110,15 +160,4 @@ async function descriptorPath(fh: FileHandle, file: string): Promise<string> {
     if (a.ino !== b.ino || a.dev !== b.dev) throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: it changed while being checked`);
     return real;
   }
-}
-
-async function assertUnderRoots(real: string, file: string, allowRoots: readonly string[]): Promise<void> {
-  if (allowRoots.length === 0) {
-    throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the sender agent has no --allow-root, so it sends nothing`);
-  }
-  for (const root of allowRoots) {
-    const realRoot = await realpath(root).catch(() => undefined);
-    if (realRoot && (real === realRoot || real.startsWith(realRoot.endsWith(path.sep) ? realRoot : realRoot + path.sep))) return;
-  }
-  throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: outside every allowed root (${allowRoots.join(', ')})`);
 }

@@ -1,4 +1,4 @@
-/** Per-transfer options: their defaults, and the bounds within which a client may set them. */
+/** Options of a send (per transfer, and the job's files in flight): defaults, and the bounds a client may set. */
 import { createError, DEFAULT_CHUNK_SIZE, DEFAULT_WINDOW, ErrorCode, MAX_CHUNK_SIZE, MAX_WINDOW } from '@relayer/common';
 
 export interface TransferOptions {
@@ -12,6 +12,11 @@ export interface TransferOptions {
   timeoutMs: number;
   /** Wait for one chunk's ack at most this long before recycling the connection. Default 30s. */
   ackTimeoutMs: number;
+  /**
+   * Files of one job in flight to each receiver at once (the job runner's option; a transfer ignores it).
+   * Default 16: small files' round trips and the receiver's fsyncs overlap. See job.ts.
+   */
+  filesInFlight: number;
 }
 
 export const TRANSFER_DEFAULTS: TransferOptions = {
@@ -20,14 +25,16 @@ export const TRANSFER_DEFAULTS: TransferOptions = {
   bwlimit: 0,
   timeoutMs: 10 * 60_000,
   ackTimeoutMs: 30_000,
+  filesInFlight: 16,
 };
 
 /** Bounds of the options a `relay` client may choose; anything else in a request is refused. */
-const CLIENT_OPTION_BOUNDS: Record<'chunkSize' | 'window' | 'bwlimit' | 'timeoutMs', [number, number]> = {
+const CLIENT_OPTION_BOUNDS: Record<'chunkSize' | 'window' | 'bwlimit' | 'timeoutMs' | 'filesInFlight', [number, number]> = {
   chunkSize: [1, MAX_CHUNK_SIZE],
   window: [1, MAX_WINDOW],
   bwlimit: [0, Number.MAX_SAFE_INTEGER],
   timeoutMs: [1000, 7 * 86_400_000],
+  filesInFlight: [1, 64],
 };
 
 /** Checks transfer options that come from outside (CLI flags, control requests). Throws USAGE. */

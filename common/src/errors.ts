@@ -37,6 +37,8 @@ export const ErrorCode = {
   CANCELLED: 'CANCELLED',
   /** An I/O error on the receiver that is not one of the above. */
   IO: 'IO',
+  /** A TLS failure: certificate not trusted, host name mismatch, or one side speaks TLS and the other not. */
+  TLS: 'TLS',
   /** Bad command-line usage. */
   USAGE: 'USAGE',
   /** A per-connection limit of the receiver (open transfers) is reached: finish or abort one first. */

@@ -109,8 +109,12 @@ export interface ReceivedFrame {
   name: string;
   size: number;
   sha256: string;
-  /** Absolute path on the receiver's node (the one path a receiver tells: where the file now is). */
+  /** Absolute path where the receiver wrote the file (inside its container, when it runs in one). */
   path: string;
+  /** The same file as the node's host sees it, when the receiver was told its host folder (--display-dir). */
+  displayPath?: string;
+  /** The receiver's node name (--node), so a confirmation always says where the file is. */
+  node?: string;
   /** True when the receiver already had these exact bytes and none were sent. */
   unchanged: boolean;
 }

@@ -1,7 +1,7 @@
 /**
  * The only way a name from the wire becomes a path on the receiver's disk. A name is a relative,
  * '/'-separated path; it may not climb out of the root, name the partial folder, contain control
- * characters, or pass through a symlink that exists inside the root.
+ * characters (C0, C1, bidi overrides/isolates), or pass through a symlink that exists inside the root.
  */
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,11 +10,18 @@ import { createError, ErrorCode } from './errors.js';
 export const PARTIAL_DIR = '.relay-partial';
 const MAX_NAME_BYTES = 4096;
 const MAX_SEGMENT_BYTES = 255;
+// C0, DEL and C1 controls (U+009B is an 8-bit CSI that drives terminals), and the bidi embeddings,
+// overrides and isolates that make a name display as something else ("invoice\u202Efdp.exe").
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+/** JSON quoting plus \u escapes for what JSON leaves raw, so a refused name cannot drive a terminal. */
+export function quoteName(name: string): string {
+  return JSON.stringify(name).replace(/[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 function refuse(name: string, why: string): never {
-  throw createError(ErrorCode.BAD_NAME, `refused name ${JSON.stringify(name)}: ${why}`);
+  throw createError(ErrorCode.BAD_NAME, `refused name ${quoteName(name)}: ${why}`);
 }
 
 /** Checks a name's syntax and returns its segments. Throws BAD_NAME. */

@@ -64,7 +64,8 @@ export function isCommitFrame(v: unknown): v is CommitFrame {
 
 export function isReceivedFrame(v: unknown): v is ReceivedFrame {
   return isObject(v) && isId(v.lease) && isText(v.name, MAX_NAME_LENGTH) && isSize(v.size) && isSha256(v.sha256)
-    && isText(v.path, 2 * MAX_NAME_LENGTH) && typeof v.unchanged === 'boolean';
+    && isText(v.path, 2 * MAX_NAME_LENGTH) && typeof v.unchanged === 'boolean'
+    && (v.node === undefined || isText(v.node, 256)) && (v.displayPath === undefined || isText(v.displayPath, 2 * MAX_NAME_LENGTH));
 }
 
 export function isAbortFrame(v: unknown): v is AbortFrame {

@@ -1,175 +1,288 @@
 /**
- * `npm run bench`: relay against a plain Node TCP pipe, side by side in one run on loopback, and prints
- * ratios (absolute numbers on a shared machine are noise; ratios within one run are the signal).
- * Every method ends with the file fsynced on the receiving side, as relay does before confirming.
- * scp joins when an sshd is installed (Debian: openssh-server): a throwaway sshd on 127.0.0.1 with
- * generated keys; scp does not fsync, which favours it.
- *   BENCH_SIZE_MB (default 512)  BENCH_ROUNDS (default 3)  BENCH_SCP=0 to leave scp out
+ * `npm run bench [-- options]`: every path relay offers, side by side with its baseline in one run on
+ * loopback, methods interleaved round by round, medians reported. Absolute numbers on a shared machine are
+ * noise; ratios within one run are the signal. Every relay path and the Node pipe end with each file
+ * fsynced on the receiving side; scp and rsync do not fsync, which favours them.
+ *
+ *   --size <size>        the big file (default 1G)
+ *   --small-files <n>    4 KiB files for the small-files paths (default 10000; 0 leaves them out)
+ *   --runs <n>           rounds (default 3)
+ *   --json               the LAST line of output is one JSON object with the figures
+ *   --only <groups>      comma-separated subset of: big,tmpfs,window,ssh,small,fanout,resume (default all)
+ *   --profile <dir>      run the receivers and the sender agent under `node --cpu-prof`, profiles into dir
+ *
+ * Measured per method: MiB/s or files/s, the ratio to its baseline, CPU-seconds per GiB of the sending and
+ * the receiving processes (/proc utime+stime for the long-lived agents, rusage at exit for the one-shot
+ * `relay send --direct` and pipe sender), and their peak RSS (VmHWM, reset before each run).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { promisify } from 'node:util';
-import { randomFillSync } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
-import net from 'node:net';
+import { existsSync, statfsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
-import { sendDirect, type TransferOptions } from '@relayer/agent-sender';
+import { parseArgs } from 'node:util';
+import { parseSize } from '@relayer/common';
+import { FaultProxy } from './support/proxy.js';
+import { makePayload, makeSmallFiles } from './bench/data.js';
+import { bin, DIST, killAll, runNode, startDaemon, type Cost, type Daemon } from './bench/proc.js';
+import { median, summarize, table, type MethodSpec, type Sample } from './bench/report.js';
+import { startSsh, type Ssh } from './bench/ssh.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const SIZE = Number(process.env.BENCH_SIZE_MB ?? 512) * 1024 * 1024;
-const ROUNDS = Math.min(Math.max(Number(process.env.BENCH_ROUNDS ?? 3), 1), 20);
 const TOKEN = 'bench-token';
-const children: ChildProcess[] = [];
-const silent = pino({ level: 'silent' });
+const GROUPS = ['big', 'tmpfs', 'window', 'ssh', 'small', 'fanout', 'resume'] as const;
+type Group = (typeof GROUPS)[number];
 
-/** The plain baseline: a TCP server that writes what it gets to a file, fsyncs, then answers one byte. */
-const PIPE_SERVER = `
-const net = require('node:net'); const fs = require('node:fs');
-const dir = process.argv[1]; let n = 0;
-const srv = net.createServer({ allowHalfOpen: true }, (s) => {
-  const file = dir + '/pipe-' + (n++); const out = fs.createWriteStream(file);
-  s.pipe(out);
-  out.on('finish', () => { const fd = fs.openSync(file, 'r'); fs.fsyncSync(fd); fs.closeSync(fd); s.end('k'); });
+const { values: argv } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1G' },
+    'small-files': { type: 'string', default: '10000' },
+    runs: { type: 'string', default: '3' },
+    json: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    profile: { type: 'string' },
+  },
+  strict: true,
 });
-srv.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: srv.address().port })));`;
+const SIZE = parseSize(argv.size!);
+const SMALL = Math.max(0, Math.floor(Number(argv['small-files'])));
+const RUNS = Math.min(Math.max(Math.floor(Number(argv.runs)), 1), 20);
+const SMALL_SIZE = 4096;
+const only = new Set((argv.only?.split(',').map((s) => s.trim()) ?? [...GROUPS]) as Group[]);
+for (const g of only) if (!GROUPS.includes(g)) throw new Error(`--only: unknown group ${g} (${GROUPS.join(', ')})`);
+if (SMALL === 0) only.delete('small');
+const say = (s: string): void => void process.stdout.write(`${s}\n`);
 
-function startChild(args: string[], env: NodeJS.ProcessEnv, ready: (line: Record<string, unknown>) => boolean, stream: 'stdout' | 'stderr'): Promise<Record<string, unknown>> {
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start`)), 15_000);
-    createInterface({ input: child[stream]! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        if (ready(entry)) {
-          clearTimeout(timer);
-          resolve(entry);
-        }
-      } catch { /* not a JSON line */ }
-    });
-  });
+function isTmpfs(dir: string): boolean {
+  try {
+    return statfsSync(dir).type === 0x01021994;
+  } catch {
+    return false;
+  }
 }
 
-function pipeSend(file: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1', () => createReadStream(file, { highWaterMark: 1024 * 1024 }).pipe(sock));
-    sock.once('data', () => {
-      sock.destroy();
-      resolve();
-    });
-    sock.once('error', reject);
-  });
-}
-
-async function relaySend(file: string, url: string, name: string, transfer: Partial<TransferOptions>): Promise<void> {
-  const ok = await sendDirect({ paths: [file], as: name, urls: [url], token: TOKEN, transfer, logger: silent }, () => undefined);
-  if (!ok) throw new Error('relay send failed');
-}
-
-const run = promisify(execFile);
-const SSHD = '/usr/sbin/sshd';
-
-/** A throwaway sshd on 127.0.0.1 for the scp comparison; undefined when no sshd is installed. */
-async function startSshd(work: string): Promise<((file: string, dest: string) => Promise<void>) | undefined> {
-  if (process.env.BENCH_SCP === '0' || !existsSync(SSHD)) return undefined;
-  const dir = path.join(work, 'ssh');
-  await mkdir(dir, { mode: 0o700 });
-  await mkdir('/run/sshd', { recursive: true });
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host')]);
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'client')]);
-  const { readFile, writeFile } = await import('node:fs/promises');
-  await writeFile(path.join(dir, 'authorized_keys'), await readFile(path.join(dir, 'client.pub')), { mode: 0o600 });
-  const port = await new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-  await writeFile(path.join(dir, 'sshd_config'), [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${dir}/host`, `AuthorizedKeysFile ${dir}/authorized_keys`,
-    `PidFile ${dir}/sshd.pid`, 'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'PasswordAuthentication no', 'Subsystem sftp /usr/lib/openssh/sftp-server',
-  ].join('\n') + '\n');
-  const sshd = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(sshd);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('sshd did not start')), 10_000);
-    createInterface({ input: sshd.stderr! }).on('line', (l) => {
-      if (/Server listening/.test(l)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  const user = os.userInfo().username;
-  return async (file, dest) => {
-    await run('scp', ['-q', '-P', String(port), '-i', path.join(dir, 'client'), '-o', 'StrictHostKeyChecking=no',
-      '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', file, `${user}@127.0.0.1:${dest}`]);
-  };
+/** Removes what a run left in a receiving folder (keeping the receiver's own partial folder). */
+async function empty(dir: string): Promise<void> {
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  await Promise.all(entries.filter((e) => e !== '.relay-partial').map((e) => rm(path.join(dir, e), { recursive: true, force: true })));
 }
 
 async function main(): Promise<void> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'relay-bench-'));
+  const shmRoot = existsSync('/dev/shm') && isTmpfs('/dev/shm') ? await mkdtemp('/dev/shm/relay-bench-') : undefined;
+  const rusage = path.join(work, 'rusage');
+  await mkdir(rusage);
+  const profArgs = argv.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(argv.profile)}`] : [];
+  // Ctrl-C (or SIGTERM) stops every child and removes the temp folders, as the normal end does.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    killAll();
+    void Promise.all([rm(work, { recursive: true, force: true }), shmRoot && rm(shmRoot, { recursive: true, force: true })])
+      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
+  const daemons: Daemon[] = [];
   try {
-    const file = path.join(work, 'payload.bin');
-    const fh = await open(file, 'w');
-    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
-    for (let pos = 0; pos < SIZE; pos += buf.length) {
-      randomFillSync(buf);
-      await fh.write(buf, 0, Math.min(buf.length, SIZE - pos), pos);
+    if (isTmpfs(work)) say(`note: ${work} is on tmpfs; the "disk" figures are not disk figures`);
+    if (!shmRoot && (only.has('tmpfs') || only.has('window'))) {
+      say('tmpfs: not available (/dev/shm is not a tmpfs): tmpfs paths left out');
+      only.delete('tmpfs');
     }
-    await fh.close();
-    await mkdir(path.join(work, 'pipe'));
-    const pipe = await startChild(['-e', PIPE_SERVER, path.join(work, 'pipe')], {}, (l) => typeof l.port === 'number', 'stdout');
-    const recv = await startChild([path.join(ROOT, 'node_modules/.bin/relay-receiver'), '--host', '127.0.0.1', '--port', '0', '--dir', path.join(work, 'in'), '--min-free', '0'],
-      { RELAY_TOKEN: TOKEN }, (l) => l.msg === 'receiver listening', 'stderr');
-    const url = `http://127.0.0.1:${String(recv.port)}`;
+    const payload = path.join(work, 'src', 'payload.bin');
+    await makePayload(payload, SIZE);
+    const smallDir = path.join(work, 'src', 'small');
+    if (only.has('small')) await makeSmallFiles(smallDir, SMALL, SMALL_SIZE);
 
-    const scp = await startSshd(work).catch((err: Error) => {
-      console.log(`(scp left out: ${err.message})`);
-      return undefined;
-    });
-    if (!scp) console.log('(scp left out: no sshd installed; apt-get install openssh-server to include it)');
-    const methods: [string, (round: number) => Promise<void>][] = [
-      ['node net pipe + fsync (baseline)', () => pipeSend(file, pipe.port as number)],
-      ['relay (1 MiB chunks, window 8)', (r) => relaySend(file, url, `a${r}`, {})],
-      ['relay (1 MiB chunks, window 16)', (r) => relaySend(file, url, `b${r}`, { window: 16 })],
-      ['relay (256 KiB chunks, window 1)', (r) => relaySend(file, url, `c${r}`, { chunkSize: 256 * 1024, window: 1 })],
-      ...(scp ? [['scp (no fsync)', (r: number) => scp(file, path.join(work, `scp-${r}`))] as [string, (round: number) => Promise<void>]] : []),
-    ];
-    const times = new Map<string, number[]>(methods.map(([m]) => [m, []]));
-    console.log(`bench: ${SIZE / 1024 / 1024} MiB over loopback, ${ROUNDS} rounds, methods interleaved; node ${process.version}, ${os.cpus().length} cpus`);
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const [name, run] of methods) {
-        const t0 = performance.now();
-        await run(r);
-        times.get(name)!.push(performance.now() - t0);
+    // Receiving folders: disk (the temp folder's filesystem) and tmpfs, plus two more for the fan-out.
+    const dirs = {
+      disk: path.join(work, 'in-disk'), tmpfs: shmRoot ? path.join(shmRoot, 'in') : '', b: path.join(work, 'in-b'), c: path.join(work, 'in-c'),
+      pipeDisk: path.join(work, 'pipe-disk'), pipeTmpfs: shmRoot ? path.join(shmRoot, 'pipe') : '', ssh: path.join(work, 'ssh-in'), probe: path.join(work, 'probe'),
+    };
+    for (const d of Object.values(dirs)) if (d) await mkdir(d, { recursive: true });
+    const receiver = (name: string, dir: string): Promise<Daemon> => startDaemon(`receiver ${name}`,
+      [bin('relay-receiver'), '--host', '127.0.0.1', '--port', '0', '--dir', dir, '--min-free', '0', '--summary-every', '0'],
+      { env: { RELAY_TOKEN: TOKEN }, isReady: (l) => l.msg === 'receiver listening', nodeArgs: profArgs });
+    const pipeServer = (dir: string): Promise<Daemon> => startDaemon('pipe server', [path.join(DIST, 'pipe-server.js'), dir], { stream: 'stdout', isReady: (l) => typeof l.port === 'number' });
+
+    const recv: Record<string, Daemon> = {};
+    recv.disk = await receiver('disk', dirs.disk);
+    if (shmRoot) recv.tmpfs = await receiver('tmpfs', dirs.tmpfs);
+    if (only.has('fanout')) {
+      recv.b = await receiver('b', dirs.b);
+      recv.c = await receiver('c', dirs.c);
+    }
+    daemons.push(...Object.values(recv));
+    const url = (d: Daemon): string => `http://127.0.0.1:${String(d.ready.port)}`;
+    const pipeDisk = await pipeServer(dirs.pipeDisk);
+    const pipeTmpfs = shmRoot ? await pipeServer(dirs.pipeTmpfs) : undefined;
+    daemons.push(pipeDisk, ...(pipeTmpfs ? [pipeTmpfs] : []));
+
+    const socket = path.join(work, 'agent.sock');
+    const agent = await startDaemon('sender agent', [bin('relay-sender'), '--socket', socket, '--allow-root', path.join(work, 'src'),
+      ...Object.entries(recv).flatMap(([n, d]) => ['--receiver', `${n}=${url(d)}`]), '--summary-every', '0'],
+    { env: { RELAY_TOKEN: TOKEN }, isReady: (l) => l.msg === 'sender agent started', nodeArgs: profArgs });
+    daemons.push(agent);
+
+    let ssh: Ssh | undefined;
+    if (only.has('ssh') || only.has('small')) {
+      const s = await startSsh(work).catch((err: Error) => `failed to start: ${err.message}`);
+      if (typeof s === 'string') say(`scp/rsync: ${s}`);
+      else {
+        ssh = s;
+        daemons.push(s.sshd);
+        if (!s.scp) say('scp: not installed');
+        if (!s.rsync) say('rsync: not installed (apt-get install rsync)');
       }
-      await rm(path.join(work, 'in'), { recursive: true, force: true }).then(() => mkdir(path.join(work, 'in', '.relay-partial'), { recursive: true }));
     }
-    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    const base = median(times.get(methods[0]![0])!);
-    console.log(`\n${'method'.padEnd(36)} ${'median'.padStart(9)} ${'MiB/s'.padStart(8)}  vs baseline`);
-    for (const [name] of methods) {
-      const m = median(times.get(name)!);
-      console.log(`${name.padEnd(36)} ${(m / 1000).toFixed(2).padStart(8)}s ${((SIZE / 1024 / 1024) / (m / 1000)).toFixed(0).padStart(8)}  ${(base / m).toFixed(2)}x`);
+
+    // One-shot senders: `relay send --direct` and `relay send` (through the agent) as child processes.
+    const relay = async (args: string[]): Promise<{ cost: Cost; events: Record<string, unknown>[] }> => {
+      const r = await runNode([bin('relay'), 'send', '--json', '--socket', socket, ...args], { RELAY_TOKEN: TOKEN }, rusage);
+      const events = r.stdout.split('\n').filter(Boolean).flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
+      if (r.code !== 0) throw new Error(`relay send ${args.join(' ')} exited ${String(r.code)}: ${r.stderr.slice(-500)} ${JSON.stringify(events.filter((e) => e.type === 'failed').slice(0, 3))}`);
+      return { cost: r, events };
+    };
+    let seq = 0;
+    const name = (): string => `n${++seq}`;
+    /** Times fn; the receiving daemons' cost windows span exactly the run. */
+    const timed = async (receivers: Daemon[], fn: () => Promise<{ sender?: Cost; receiver?: Cost; extra?: Record<string, number> }>, senderDaemon?: Daemon): Promise<Sample> => {
+      const ends = receivers.map((d) => d.window());
+      const endSender = senderDaemon?.window();
+      const t0 = performance.now();
+      const r = await fn();
+      const ms = performance.now() - t0;
+      const rc = ends.map((e) => e());
+      const receiverCost = rc.length ? { cpuSec: rc.reduce((n, c) => n + c.cpuSec, 0), peakRssMB: Math.max(...rc.map((c) => c.peakRssMB)) } : r.receiver;
+      let sender = r.sender;
+      let extra = r.extra;
+      if (endSender) {
+        // The agent does the work; the `relay` client only renders its events: its CPU (mostly Node's
+        // start-up) is kept apart as clientCpuSec.
+        sender = endSender();
+        if (r.sender) extra = { ...extra, clientCpuSec: r.sender.cpuSec };
+      }
+      return { ms, sender, receiver: receiverCost, extra };
+    };
+    const pipeSender = await startDaemon('pipe sender', [path.join(DIST, 'pipe-send.js')], { stream: 'stdout', isReady: (l) => l.ready === true, commands: true });
+    daemons.push(pipeSender);
+    const pipe = (server: Daemon) => () => timed([server], async () => {
+      const r = await pipeSender.command({ file: payload, port: server.ready.port });
+      if (r.sent !== SIZE) throw new Error(`pipe send failed: ${JSON.stringify(r)}`);
+      return {};
+    }, pipeSender);
+    const direct = (target: Daemon, extra: string[] = []) => () => timed([target], async () => ({ sender: (await relay(['--direct', '--to', url(target), '--as', name(), ...extra, payload])).cost }));
+    const viaAgent = (targets: string[], src = payload, extra: string[] = []) => () => timed(targets.map((t) => recv[t]!), async () => ({ sender: (await relay(['--to', targets.join(','), '--as', name(), ...extra, src])).cost }), agent);
+
+    const cut = Math.floor(SIZE / 2);
+    const MiB = 1024 * 1024;
+    const specs: MethodSpec[] = [];
+    const runners = new Map<string, () => Promise<Sample>>();
+    const add = (group: Group, spec: MethodSpec, fn: () => Promise<Sample>): void => {
+      if (!only.has(group)) return;
+      specs.push(spec);
+      runners.set(spec.key, fn);
+    };
+    const big = { unit: 'MiB/s' as const, amount: SIZE, bytes: SIZE };
+    const small = { unit: 'files/s' as const, amount: SMALL, bytes: SMALL * SMALL_SIZE };
+    add('big', { key: 'pipe', label: 'node net pipe + fsync, disk (baseline)', ...big }, pipe(pipeDisk));
+    add('big', { key: 'direct', label: 'relay send --direct, disk', ...big, baseline: 'pipe' }, direct(recv.disk));
+    add('big', { key: 'agent', label: 'relay send via agent, disk', ...big, baseline: 'pipe' }, viaAgent(['disk']));
+    if (pipeTmpfs) {
+      add('tmpfs', { key: 'pipeTmpfs', label: 'node net pipe + fsync, tmpfs (baseline)', ...big }, pipe(pipeTmpfs));
+      add('tmpfs', { key: 'directTmpfs', label: 'relay send --direct, tmpfs', ...big, baseline: 'pipeTmpfs' }, direct(recv.tmpfs!));
+      add('tmpfs', { key: 'agentTmpfs', label: 'relay send via agent, tmpfs', ...big, baseline: 'pipeTmpfs' }, viaAgent(['tmpfs']));
+      add('window', { key: 'directW16Tmpfs', label: 'relay --direct --window 16, tmpfs', ...big, baseline: 'directTmpfs' }, direct(recv.tmpfs!, ['--window', '16']));
     }
-    if (scp) {
-      const ratio = median(times.get('scp (no fsync)')!) / median(times.get(methods[1]![0])!);
-      console.log(`\nrelay (default settings) is ${ratio.toFixed(2)}x the speed of scp in this run`);
+    add('window', { key: 'directW16', label: 'relay --direct --window 16, disk', ...big, baseline: 'direct' }, direct(recv.disk, ['--window', '16']));
+    if (ssh?.scp) add('ssh', { key: 'scp', label: 'scp over ssh (no fsync), disk', ...big, baseline: 'pipe' }, () => timed([], async () => (await ssh.scp!(payload, path.join(dirs.ssh, name())), {})));
+    if (ssh?.rsync) add('ssh', { key: 'rsync', label: 'rsync over ssh (no fsync), disk', ...big, baseline: 'pipe' }, () => timed([], async () => (await ssh.rsync!(path.dirname(payload) + '/payload-only', path.join(dirs.ssh, name())), {})));
+    add('fanout', { key: 'fanout3', label: 'relay via agent to 3 receivers, disk', ...big, bytes: SIZE, baseline: 'agent' }, viaAgent(['disk', 'b', 'c']));
+    add('resume', { key: 'resume', label: `relay --direct, cut at 50%, disk`, ...big, baseline: 'direct' }, () => timed([recv.disk], async () => {
+      const proxy = new FaultProxy(recv.disk.ready.port as number, { cutAfterBytes: cut, cuts: 1 });
+      await proxy.start();
+      try {
+        const { cost, events } = await relay(['--direct', '--to', proxy.url, '--as', name(), payload]);
+        const got = events.find((e) => e.type === 'received');
+        if (!got || proxy.cutsDone !== 1) throw new Error('resume: no cut or no confirmation');
+        return { sender: cost, extra: { resentBytes: (got.bytesSent as number) - SIZE, resumedFrom: got.resumedFrom as number } };
+      } finally {
+        await proxy.close();
+      }
+    }));
+    add('small', { key: 'diskProbe', label: `disk probe: ${SMALL} × 4 KiB write+fsync+rename, 16 parallel (baseline)`, ...small }, () => timed([], async () => {
+      const r = await runNode([path.join(DIST, 'disk-probe.js'), path.join(dirs.probe, name()), String(SMALL), String(SMALL_SIZE), '16'], {}, rusage);
+      if (r.code !== 0) throw new Error(`disk probe failed: ${r.stderr}`);
+      return { receiver: r };
+    }));
+    add('small', { key: 'smallAgent', label: `relay via agent: ${SMALL} × 4 KiB, disk`, ...small, baseline: 'diskProbe' }, viaAgent(['disk'], smallDir));
+    // 4 files at once per receiver is how jobs ran before --files-in-flight (the agent's shared limit of 4).
+    add('small', { key: 'smallAgent4', label: `relay via agent, --files-in-flight 4: ${SMALL} × 4 KiB, disk`, ...small, baseline: 'diskProbe' }, viaAgent(['disk'], smallDir, ['--files-in-flight', '4']));
+    if (ssh?.rsync) add('small', { key: 'rsyncSmall', label: `rsync over ssh: ${SMALL} × 4 KiB (no fsync)`, ...small, baseline: 'diskProbe' }, () => timed([], async () => (await ssh.rsync!(smallDir, path.join(dirs.ssh, name())), {})));
+    if (ssh?.rsync && only.has('ssh')) {
+      // rsync copies folders: give it a folder holding only the payload.
+      await mkdir(path.join(path.dirname(payload), 'payload-only'));
+      await import('node:fs/promises').then((fs) => fs.link(payload, path.join(path.dirname(payload), 'payload-only', 'payload.bin')));
     }
+
+    // Warm-up (not timed): every link connected, JIT warm, folders created.
+    await relay(['--to', Object.keys(recv).join(','), '--as', 'warmup', await makePayload(path.join(work, 'src', 'warmup.bin'), 4 * 1024 * 1024)]);
+    for (const d of Object.values(dirs)) if (d) await empty(d);
+
+    const samples = new Map<string, Sample[]>(specs.map((s) => [s.key, []]));
+    say(`bench: ${argv.size} file (${SIZE} bytes), ${SMALL} small files of 4 KiB, ${RUNS} rounds, methods interleaved; node ${process.version}, ${os.cpus().length} cpus, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    for (let r = 0; r < RUNS; r++) {
+      for (const spec of specs) {
+        const s = await runners.get(spec.key)!();
+        samples.get(spec.key)!.push(s);
+        say(`  round ${r + 1} ${spec.label}: ${(s.ms / 1000).toFixed(2)} s`);
+        for (const d of Object.values(dirs)) if (d) await empty(d);
+      }
+    }
+    const results = summarize(specs, samples);
+    say('');
+    say(table(results, specs));
+    const by = (k: string) => results.find((x) => x.key === k);
+    const num = (x: number | null | undefined): number | null => (x === null || x === undefined || !Number.isFinite(x) ? null : Number(x.toFixed(3)));
+    const pipeCpu = by('pipe') ? (by('pipe')!.senderCpuSecPerGiB ?? 0) + (by('pipe')!.receiverCpuSecPerGiB ?? 0) : null;
+    const agentCpu = by('agent') ? (by('agent')!.senderCpuSecPerGiB ?? 0) + (by('agent')!.receiverCpuSecPerGiB ?? 0) : null;
+    const relayResults = results.filter((x) => !['pipe', 'pipeTmpfs', 'scp', 'rsync', 'rsyncSmall', 'diskProbe'].includes(x.key));
+    const maxOf = (xs: (number | null)[]): number | null => (xs.some((x) => x !== null) ? Math.max(...xs.filter((x): x is number => x !== null)) : null);
+    const summary = {
+      size: SIZE, smallFiles: SMALL, runs: RUNS, rateUnit: 'MiB/s', loadavg: os.loadavg(),
+      rawMBps: num(by('pipe')?.rate), directMBps: num(by('direct')?.rate), agentMBps: num(by('agent')?.rate),
+      directRatio: num(by('direct')?.ratio), agentRatio: num(by('agent')?.ratio),
+      rawTmpfsMBps: num(by('pipeTmpfs')?.rate), tmpfsRatio: num(by('agentTmpfs')?.ratio), directTmpfsRatio: num(by('directTmpfs')?.ratio),
+      window16Ratio: num(by('directW16')?.ratio), window16TmpfsRatio: num(by('directW16Tmpfs')?.ratio),
+      senderCpuSecPerGiB: num(by('agent')?.senderCpuSecPerGiB), receiverCpuSecPerGiB: num(by('agent')?.receiverCpuSecPerGiB),
+      pipeCpuSecPerGiB: num(pipeCpu), cpuRatio: num(agentCpu !== null && pipeCpu ? agentCpu / pipeCpu : null),
+      senderPeakRssMB: num(maxOf(relayResults.map((x) => x.senderPeakRssMB))), receiverPeakRssMB: num(maxOf(relayResults.map((x) => x.receiverPeakRssMB))),
+      smallFilesPerSec: num(by('smallAgent')?.rate), smallFilesPerSecInFlight4: num(by('smallAgent4')?.rate), diskFsyncFilesPerSec: num(by('diskProbe')?.rate), smallFilesRatio: num(by('smallAgent')?.ratio),
+      rsyncSmallFilesPerSec: num(by('rsyncSmall')?.rate), scpMBps: num(by('scp')?.rate), rsyncMBps: num(by('rsync')?.rate),
+      fanout3TimeRatio: num(by('fanout3') && by('agent') ? by('fanout3')!.medianMs / by('agent')!.medianMs : null),
+      resumeResentBytes: num(by('resume')?.extra.resentBytes), resumeWindowBytes: 8 * MiB,
+      methods: results.map((x) => ({ ...x, rate: num(x.rate), ratio: num(x.ratio), medianMs: num(x.medianMs) })),
+    };
+    say('');
+    if (summary.smallFilesRatio !== null && summary.rsyncSmallFilesPerSec) say(`small files: ${(summary.smallFilesPerSec! / summary.rsyncSmallFilesPerSec).toFixed(2)}× rsync over ssh`);
+    if (summary.fanout3TimeRatio !== null) say(`fan-out to 3 took ${summary.fanout3TimeRatio}× the time of one`);
+    if (summary.resumeResentBytes !== null) say(`resume after a cut at 50%: ${summary.resumeResentBytes} bytes sent twice (one window is ${8 * MiB})`);
+    if (summary.cpuRatio !== null) say(`CPU-s/GiB sender+receiver via agent: ${agentCpu!.toFixed(2)} vs pipe ${pipeCpu!.toFixed(2)} (${summary.cpuRatio}×)`);
+    say(`load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    if (argv.json) say(JSON.stringify(summary));
+    void median;
   } finally {
-    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(daemons.map((d) => d.stop().catch(() => undefined)));
+    killAll();
     await rm(work, { recursive: true, force: true });
+    if (shmRoot) await rm(shmRoot, { recursive: true, force: true });
   }
 }
 
 main().catch((err: unknown) => {
-  console.error(`bench failed: ${(err as Error).message}`);
-  for (const c of children) c.kill('SIGKILL');
+  console.error(`bench failed: ${(err as Error).stack ?? String(err)}`);
+  killAll('SIGKILL');
   process.exit(1);
 });

@@ -41,7 +41,7 @@ check_socket_access() {
 
 # The sender agent's `relay status --json`, as the Jenkins user asks it.
 status_json() { timeout 20 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" exec "$JENKINS" relay status --json; }
-# receiver_state <name> [<status json>]: connected | stale | disconnected
+# receiver_state <name> [<status json>]: connected | stale | disconnected | absent (not a known receiver)
 receiver_state() {
   local s=${2:-$(status_json)}
   node -e 'const s=JSON.parse(process.argv[1]); const r=s.receivers.find(x=>x.name===process.argv[2]); console.log(r?r.state:"absent")' "$s" "$1"
@@ -72,6 +72,7 @@ same_tree_on_all() {   # same_tree_on_all <source dir> <relative dir>
 }
 
 check_send_all() {
+  check "the sender knows rlys-a and rlys-b by node name, both connected" wait_until 60 "both receivers connected" both_connected
   make_file app.bin 24
   make_file site/index.html 1; make_file site/img/logo.png 2
   local out
@@ -86,7 +87,13 @@ check_send_all() {
   check "site/ tree byte-identical on both nodes" same_tree_on_all "$(host_job_dir)/site" www/site
 }
 
-not_connected() { [[ $(receiver_state "$(host_name b)") != connected ]]; }
+both_connected() {
+  local s
+  s=$(status_json) || return 1
+  [[ $(receiver_state "$(host_name a)" "$s") == connected && $(receiver_state "$(host_name b)" "$s") == connected ]]
+}
+
+not_connected() { [[ $(receiver_state "$(host_name b)") =~ ^(stale|disconnected)$ ]]; }
 is_connected() { [[ $(receiver_state "$(host_name b)") == connected ]]; }
 # A transfer to rlys-b is in flight while rlys-b is not connected: the send really started meanwhile.
 send_waits_for_b() {
@@ -104,7 +111,7 @@ check_receiver_restart() {
   log "killing the receiver's container on rlys-b ($old)"
   dk b kill "$old" >/dev/null
   # Swarm restarts it after its restart delay (5 s): the send starts now, the checks follow.
-  jenkins_relay send late.bin --to all --as builds/late.bin --timeout 120s >"$send_log" 2>&1 &
+  (trap - ERR; jenkins_relay send late.bin --to all --as builds/late.bin --timeout 120s >"$send_log" 2>&1) &
   send_pid=$!
   check "sender marks rlys-b stale or disconnected" wait_until 30 "rlys-b not connected" not_connected
   seen=$(receiver_state "$(host_name b)"); log "rlys-b is $seen"
@@ -117,4 +124,15 @@ check_receiver_restart() {
   cat "$send_log" >&2
   check "that send completes (exit 0)" test "$rc" -eq 0
   check "late.bin byte-identical on both nodes" same_on_all "$(host_job_dir)/late.bin" builds/late.bin
+}
+
+# The image as `docker run` gives it, no options but a token: a receiver, as uid 1000, writing to its own
+# /data, healthy by the image's own HEALTHCHECK.
+plain_healthy() { [[ $(dk b inspect -f '{{.State.Health.Status}}' rlys-plain) == healthy ]]; }
+check_image_defaults() {
+  dk b run -d --name rlys-plain --network none -e RELAY_TOKEN=plain-image-check-token "$IMAGE" >/dev/null
+  check "the image run as it is: healthy by its own HEALTHCHECK" wait_until 40 "rlys-plain healthy" plain_healthy
+  check "...as uid:gid $RELAY_UID:$RELAY_GID, with its partials in /data" \
+    eval '[[ $(dk b exec rlys-plain sh -c "id -u; id -g; stat -c %u /data/.relay-partial" | tr "\n" " ") == "$RELAY_UID $RELAY_GID $RELAY_UID " ]]'
+  dk b rm -f rlys-plain >/dev/null
 }

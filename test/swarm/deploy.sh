@@ -36,12 +36,21 @@ prepare_nodes() {
   log "nodes: secret relay_token, label relay.sender=true on rlys-a, /srv/relay-inbox on both, /run/relay + $WORKSPACE on rlys-a"
 }
 
-# The repository's swarm-stack.yml as it is; only the values a user sets, in the environment.
+# The repository's swarm-stack.yml as it is; only the values a user sets, in the environment: the
+# receivers as an explicit list of the nodes' addresses (RELAY_SWARM_RECEIVERS=list, the default), or
+# discovered through tasks.receiver on the stack's overlay network (=discover, needs `--discover`).
 deploy_stack() {
-  RELAY_RECEIVERS="$(host_name a)=http://${ADDR[a]}:7420,$(host_name b)=http://${ADDR[b]}:7420" \
-  RELAY_WORKSPACE=$WORKSPACE RELAY_UID=$RELAY_UID RELAY_GID=$RELAY_GID \
-    dk a stack deploy --resolve-image never -c "$REPO_DIR/swarm-stack.yml" "$STACK" >/dev/null
-  log "stack: deployed $STACK"
+  local mode=${RELAY_SWARM_RECEIVERS:-list} set=()
+  case $mode in
+    discover) ;;
+    list) set=(RELAY_DISCOVER= "RELAY_RECEIVERS=$(host_name a)=http://${ADDR[a]}:7420,$(host_name b)=http://${ADDR[b]}:7420") ;;
+    *) die "RELAY_SWARM_RECEIVERS: discover or list, not $mode" ;;
+  esac
+  env -u RELAY_DISCOVER -u RELAY_RECEIVERS "${set[@]}" \
+    RELAY_WORKSPACE=$WORKSPACE RELAY_UID=$RELAY_UID RELAY_GID=$RELAY_GID \
+    "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" stack deploy --resolve-image never \
+      -c "$REPO_DIR/swarm-stack.yml" "$STACK" >/dev/null
+  log "stack: deployed $STACK (receivers: $mode)"
 }
 
 # healthy_task <node> <service>: the node runs a container of that service and its healthcheck passes.

@@ -45,6 +45,7 @@ iptables_before=$(docker_iptables)
 start_engines
 swarm_up
 images_up
+check_image_defaults
 if [[ ${RELAY_SWARM_FROM_SOURCE:-0} == 1 ]]; then check_build_from_source; fi
 prepare_nodes
 deploy_stack

@@ -33,19 +33,41 @@ stop_engine() {
   for p in $pids; do wait_until 10 "process $p of node $n to exit" pid_gone "$p" || true; done
 }
 
+nothing_left() {   # nothing_left <mount namespace ids of the nodes...>
+  local left=() p ns
+  for p in /proc/[0-9]*; do
+    ns=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
+    for n in "$@"; do [[ -n $n && $ns == "$n" ]] && left+=("process ${p#/proc/}"); done
+  done
+  ip netns list | grep -q '^rlys[ab]\b' && left+=("namespaces")
+  compgen -G '/sys/fs/cgroup/*/rlys-*' >/dev/null && left+=("cgroups")
+  [[ -e $RUN_DIR ]] && left+=("$RUN_DIR")
+  ((${#left[@]} == 0)) || { log "left: ${left[*]}"; return 1; }
+}
+
 teardown() {
   local rc=$? n
   set +e
   trap - EXIT INT TERM ERR
   log "teardown"
   stop_proxy
+  # Containers first, at once (a test container need not get its 10 s stop grace), then the swarm.
   for n in "${NODES[@]}"; do
     if engine_up "$n"; then
       if [[ $n == a ]]; then timeout 30 dk a stack rm "$STACK" >/dev/null 2>&1; fi
+      local ids
+      ids=$(timeout 10 dk "$n" ps -aq 2>/dev/null)
+      [[ -n $ids ]] && timeout 30 dk "$n" rm -f $ids >/dev/null 2>&1
       timeout 30 dk "$n" swarm leave --force >/dev/null 2>&1
     fi
   done
+  log "teardown: stack, containers and swarm gone"
+  local node_ns=() pid
+  for n in "${NODES[@]}"; do
+    pid=$(cat "$(node_dir "$n")/init.pid" 2>/dev/null) && node_ns+=("$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)")
+  done
   for n in "${NODES[@]}"; do stop_engine "$n"; done
+  log "teardown: engines stopped"
   # Deleting a namespace removes its veth end (and so the pair), its bridges and vxlans, and every
   # iptables chain and rule the engine made in it: none of them were ever in the host's tables.
   for n in "${NODES[@]}"; do ip netns del "$(netns "$n")" 2>/dev/null; done
@@ -58,6 +80,9 @@ teardown() {
   local m
   for m in $(findmnt -rn -o TARGET | grep "^$RUN_DIR" | sort -r); do umount -l "$m"; done
   rm -rf "$RUN_DIR"
+  if ((${#node_ns[@]} > 0)); then
+    check "nothing of the test left (processes, namespaces, cgroups, $RUN_DIR)" nothing_left "${node_ns[@]}"
+  fi
   # The host's own firewall tables are as they were: the engines' chains lived in their namespaces only.
   if [[ -n ${iptables_before+set} ]]; then
     check "no Docker chain or rule left in the host's iptables" test "$(docker_iptables)" == "$iptables_before"

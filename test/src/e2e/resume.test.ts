@@ -206,8 +206,10 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
     const twoDaysAgo = new Date(Date.now() - 48 * 3_600_000);
     for (const ext of ['part', 'json']) await utimes(path.join(pdir, `${partialKey('old.bin')}.${ext}`), twoDaysAgo, twoDaysAgo);
     // A .part without its .json (a crash between the two writes) is an orphan, removed after a minute.
-    await writeFile(path.join(pdir, 'stray.part'), 'x');
-    await utimes(path.join(pdir, 'stray.part'), new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    // (Named as the store names its files: the sweep never removes a name it did not create.)
+    const stray = path.join(pdir, `${partialKey('stray.bin')}.part`);
+    await writeFile(stray, 'x');
+    await utimes(stray, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
 
     const r2 = await startReceiver({ dir, partialTtlMs: 24 * 3_600_000 });
     const fresh = partialKey('fresh.bin');

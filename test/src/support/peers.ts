@@ -1,6 +1,6 @@
 /** In-process receivers, links and sends, on 127.0.0.1 with ephemeral ports, closed after the test. */
 import { randomBytes } from 'node:crypto';
-import { Receiver, type ReceiverOptions } from '@relayer/agent-receiver';
+import { Receiver } from '@relayer/agent-receiver';
 import { Link, sendDirect, type JobEvent, type TransferOptions } from '@relayer/agent-sender';
 import { tmpDir } from './files.js';
 import { testLogger, track } from './lifecycle.js';
@@ -10,7 +10,7 @@ export const TOKEN = 'test-token-' + randomBytes(8).toString('hex');
 export type TestReceiver = Receiver & { dir: string };
 
 /** A receiver on 127.0.0.1, port 0, in a fresh temp folder, closed after the test. */
-export async function startReceiver(opts: Partial<ReceiverOptions> = {}): Promise<TestReceiver> {
+export async function startReceiver(opts: Partial<ConstructorParameters<typeof Receiver>[0]> = {}): Promise<TestReceiver> {
   const dir = opts.dir ?? (await tmpDir('relay-inbox-'));
   const r = new Receiver({ host: '127.0.0.1', port: 0, token: TOKEN, minFree: 0, logger: testLogger('receiver'), ...opts, dir });
   await r.start();
@@ -43,11 +43,11 @@ export interface SendResult {
 export async function send(
   paths: string[],
   urls: string[],
-  opts: { as?: string; token?: string; transfer?: Partial<TransferOptions>; signal?: AbortSignal; onEvent?: (e: JobEvent) => void } = {},
+  opts: { as?: string; token?: string; ca?: string | Buffer; transfer?: Partial<TransferOptions>; signal?: AbortSignal; onEvent?: (e: JobEvent) => void } = {},
 ): Promise<SendResult> {
   const events: JobEvent[] = [];
   const ok = await sendDirect({
-    paths, urls, as: opts.as, token: opts.token ?? TOKEN, logger: testLogger('sender'), signal: opts.signal,
+    paths, urls, as: opts.as, token: opts.token ?? TOKEN, ca: opts.ca, logger: testLogger('sender'), signal: opts.signal,
     transfer: { timeoutMs: 20_000, ackTimeoutMs: 10_000, ...opts.transfer },
   }, (e) => {
     events.push(e);

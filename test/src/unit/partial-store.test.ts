@@ -62,10 +62,12 @@ describe('PartialStore: one .part and one .json per transfer in progress', () =>
     for (const name of ['old.bin', 'active.bin']) {
       for (const ext of ['part', 'json']) await utimes(path.join(pdir, `${partialKey(name)}.${ext}`), old, old);
     }
-    await writeFile(path.join(pdir, 'orphan.part'), 'x');
-    await utimes(path.join(pdir, 'orphan.part'), new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    // An orphan is named as the store names its files: the sweep never removes a name it did not create.
+    const orphan = path.join(pdir, `${partialKey('orphan.bin')}.part`);
+    await writeFile(orphan, 'x');
+    await utimes(orphan, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
     const removed = await s.sweep(24 * 3_600_000, new Set([partialKey('active.bin')]));
-    expect(removed.sort()).to.deep.equal([partialKey('old.bin'), 'orphan'].sort());
+    expect(removed.sort()).to.deep.equal([partialKey('old.bin'), partialKey('orphan.bin')].sort());
     const left = (await partialEntries(dir)).sort();
     expect(left).to.deep.equal([`${partialKey('active.bin')}.json`, `${partialKey('active.bin')}.part`, `${partialKey('fresh.bin')}.json`, `${partialKey('fresh.bin')}.part`].sort());
   });

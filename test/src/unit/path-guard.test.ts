@@ -17,7 +17,7 @@ describe('path guard: a name from the wire becomes a path only through checkName
     });
 
     it('accepts dot files, names that merely start with dots, spaces and non-ASCII characters', () => {
-      for (const name of ['.env', '..hidden', 'a..b', 'my file.txt', 'données/été.bin', `${PARTIAL_DIR}x`, `sub/${PARTIAL_DIR}/x`]) {
+      for (const name of ['\u00a0nbsp', 'caf\u00e9', '\u2065reserved', '\u2070sup', '\u202Fnarrow', '.env', '..hidden', 'a..b', 'my file.txt', 'données/été.bin', `${PARTIAL_DIR}x`, `sub/${PARTIAL_DIR}/x`]) {
         expect(checkName(name), name).to.be.an('array').that.is.not.empty;
       }
     });
@@ -37,6 +37,14 @@ describe('path guard: a name from the wire becomes a path only through checkName
       ['a tab', 'a\tb'],
       ['an escape character', 'a\u001b[31m'],
       ['DEL', 'a\u007f'],
+      ['a C1 control (8-bit CSI, drives terminals)', 'a\u009b31mb'],
+      ['the first C1 control (U+0080)', 'a\u0080'],
+      ['the last C1 control (U+009F)', 'a\u009f'],
+      ['a right-to-left override (U+202E)', 'invoice\u202Efdp.exe'],
+      ['a left-to-right embedding (U+202A)', 'a\u202Ab'],
+      ['a pop directional formatting (U+202C)', 'a\u202Cb'],
+      ['a left-to-right isolate (U+2066)', 'a\u2066b'],
+      ['a pop directional isolate (U+2069)', 'sub\u2069/x'],
       ['a backslash', 'a\\b'],
       ['a backslash-style climb', '..\\..\\x'],
       ['an empty segment (double slash)', 'a//b'],
@@ -54,6 +62,12 @@ describe('path guard: a name from the wire becomes a path only through checkName
         expect(err.message).to.match(/^refused name/);
       });
     }
+
+    it('escapes C1 and bidi characters in the refusal message, so printing it cannot drive a terminal', () => {
+      const err = expectThrowsCode(() => checkName('a\u009b31m\u202eb'), ErrorCode.BAD_NAME);
+      expect(err.message).to.not.match(/[\u0080-\u009f\u202a-\u202e]/);
+      expect(err.message).to.contain('\\u009b').and.to.contain('\\u202e');
+    });
 
     it('refuses a value that is not a string with BAD_NAME', () => {
       expectThrowsCode(() => checkName(42 as unknown as string), ErrorCode.BAD_NAME);

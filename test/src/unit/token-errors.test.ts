@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import {
-  createError, ErrorCode, fromWireError, isErrorCode, isRelayError, loadToken, RelayError, toRelayError, toWireError, tokensEqual,
+  createError, ErrorCode, fromWireError, isErrorCode, isRelayError, loadToken, loadTokens, RelayError, toRelayError, toWireError, tokenAccepted, tokensEqual,
 } from '@relayer/common';
 import { closeAll, expectThrowsCode, tmpDir } from '../support/util.js';
 
@@ -24,6 +24,34 @@ describe('token: where the shared secret comes from and how it is compared', () 
     });
   });
 
+  describe('token rotation: a token file may list several tokens', () => {
+    it('reads every token, one per line, ignoring blank lines and # comments; the first one is the one presented', async () => {
+      const file = path.join(await tmpDir(), 'tokens');
+      await writeFile(file, '# new token, presented by senders\n  new-one \n\n# old token, still accepted until every sender has the new one\nold-one\r\n');
+      expect(loadTokens(file, 'env')).to.deep.equal(['new-one', 'old-one']);
+      expect(loadToken(file, 'env')).to.equal('new-one');
+    });
+
+    it('the environment value gives exactly one token', () => {
+      expect(loadTokens(undefined, ' env-token ')).to.deep.equal(['env-token']);
+    });
+
+    it('accepts any listed token and nothing else', () => {
+      const accepted = ['new-one', 'old-one'];
+      expect(tokenAccepted(accepted, 'new-one')).to.equal(true);
+      expect(tokenAccepted(accepted, 'old-one')).to.equal(true);
+      for (const v of ['', 'new-on', 'new-one ', 'NEW-ONE', undefined, 42, ['new-one']]) expect(tokenAccepted(accepted, v), String(v)).to.equal(false);
+      expect(tokenAccepted([], 'anything')).to.equal(false);
+    });
+
+    it('never puts a token value in an error message', async () => {
+      const file = path.join(await tmpDir(), 'tokens');
+      await writeFile(file, 'secret-value-1\n#c\nsecret-value-2\n');
+      const err = expectThrowsCode(() => loadTokens(path.join(path.dirname(file), 'missing'), 'secret-value-env'), ErrorCode.USAGE);
+      expect(err.message).to.not.contain('secret-value');
+    });
+  });
+
   describe('loadToken', () => {
     it('reads the first line of the token file, trimmed, in preference to the environment', async () => {
       const file = path.join(await tmpDir(), 'token');
@@ -37,7 +65,7 @@ describe('token: where the shared secret comes from and how it is compared', () 
 
     it('refuses a missing token, an empty token file and an unreadable token file with USAGE', async () => {
       const dir = await tmpDir();
-      await writeFile(path.join(dir, 'empty'), '\nsecond');
+      await writeFile(path.join(dir, 'empty'), '\n  \n# only a comment\n');
       expectThrowsCode(() => loadToken(undefined, undefined), ErrorCode.USAGE);
       expectThrowsCode(() => loadToken(undefined, '   '), ErrorCode.USAGE);
       expectThrowsCode(() => loadToken(path.join(dir, 'empty'), 'env'), ErrorCode.USAGE);
