@@ -139,7 +139,8 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
 
       // The new version arrives whole, not spliced onto the old bytes.
       const fresh = Buffer.alloc(size, 7);
-      await link.request('chunk', chunkOf(changed.lease, 0, fresh), 5000);
+      await link.request('chunk', chunkOf(changed.lease, 0, fresh.subarray(0, half)), 5000);
+      await link.request('chunk', chunkOf(changed.lease, half, fresh.subarray(half)), 5000);
       const sha256 = createHash('sha256').update(fresh).digest('hex');
       const done = await link.request('commit', { lease: changed.lease, sha256 }, 5000);
       expect(done.sha256).to.equal(sha256);
