@@ -1,33 +1,10 @@
 /** `relay-receiver`: turns argv and env into ReceiverOptions, runs the receiver until SIGINT/SIGTERM. */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { createLogger, loadTokens, parseDuration, parseSize, RelayError, runUntilSignal, VERSION } from '@relayer/common';
+import { Command, CommanderError, Option } from 'commander';
+import { arg, createLogger, loadTokens, parseDuration, parsePort, parsePositiveInt, parseSize, runUntilSignal, VERSION } from '@relayer/common';
 import { Receiver } from './receiver.js';
 import { RECEIVER_DEFAULTS } from './options.js';
 import { admissionCliOptions, admissionFromCli, type AdmissionFlags } from './admission-cli.js';
 import { readTlsServerFiles } from './tls-server.js';
-
-/** A commander argument parser from one of ours: a bad value is a usage error naming the flag. */
-function arg<T>(parse: (text: string) => T): (text: string) => T {
-  return (text) => {
-    try {
-      return parse(text);
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
-}
-
-function parsePort(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n > 65535) throw new RelayError('USAGE', `not a port: ${text}`);
-  return n;
-}
-
-function parsePositiveInt(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw new RelayError('USAGE', `not a positive integer: ${text}`);
-  return n;
-}
 
 const program = new Command('relay-receiver')
   .description('Relayer receiver agent: accepts verified, resumable file transfers from relay senders.')
@@ -44,8 +21,9 @@ const program = new Command('relay-receiver')
   .addOption(new Option('--summary-every <duration>', 'status summary log interval (0 = off)').env('RELAY_SUMMARY_EVERY').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.summaryEveryMs, '60s'))
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info'))
   .addOption(new Option('--max-transfers-per-connection <n>', 'open transfers one sender connection may hold').env('RELAY_MAX_TRANSFERS_PER_CONNECTION').argParser(arg(parsePositiveInt)).default(RECEIVER_DEFAULTS.maxTransfersPerConnection))
-  .addOption(new Option('--max-buffered <size>', 'chunk bytes one connection may make the receiver hold before reading from it stops').env('RELAY_MAX_BUFFERED').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.maxBufferedBytesPerConnection, '64M'))
+  .addOption(new Option('--max-buffered <size>', 'chunk bytes one connection may make the receiver hold before reading from it stops').env('RELAY_MAX_BUFFERED').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.maxBufferedBytesPerConnection, '4M'))
   .addOption(new Option('--transfer-idle <duration>', 'release a held transfer after this long without a request (partial kept)').env('RELAY_TRANSFER_IDLE').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.transferIdleMs, '5m'))
+  .addOption(new Option('--token <token>', 'the shared token (prefer --token-file: argv and env are visible to other processes)').env('RELAY_TOKEN').hideHelp())
   .addOption(new Option('--tls-cert <file>', 'serve https/wss with this PEM certificate (chain)').env('RELAY_TLS_CERT'))
   .addOption(new Option('--tls-key <file>', 'the PEM private key of --tls-cert').env('RELAY_TLS_KEY'))
   .exitOverride()
@@ -59,6 +37,7 @@ interface ReceiverFlags extends AdmissionFlags {
   port: number;
   dir: string;
   tokenFile?: string;
+  token?: string;
   maxFileSize: number;
   minFree: number;
   partialTtl: number;
@@ -85,7 +64,7 @@ async function main(): Promise<void> {
       host: opts.host,
       port: opts.port,
       dir: opts.dir,
-      token: loadTokens(opts.tokenFile, process.env.RELAY_TOKEN),
+      token: loadTokens(opts.tokenFile, opts.token),
       tls: readTlsServerFiles(opts.tlsCert, opts.tlsKey),
       admission: admissionFromCli(opts),
       maxFileSize: opts.maxFileSize,

@@ -1,6 +1,6 @@
 /** `relay`: the command a Jenkins step runs. Only this file reads argv and env for it. */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { createLogger, ErrorCode, isReceiverUrl, loadToken, parseDuration, parseSize, RelayError, VERSION } from '@relayer/common';
+import { Command, CommanderError, Option } from 'commander';
+import { arg, createLogger, ErrorCode, isReceiverUrl, loadToken, parseDuration, parsePositiveInt, parseSize, RelayError, VERSION } from '@relayer/common';
 import { dropOutputOnClosedPipe } from './closed-pipe.js';
 import { sendDirect } from './direct.js';
 import { makeCertsCommand } from './certs-cli.js';
@@ -23,26 +23,11 @@ interface SendFlags {
   quiet?: boolean;
   socket: string;
   tokenFile?: string;
+  token?: string;
+  agentUser?: string;
   ca?: string;
   concurrency?: number;
   logLevel: string;
-}
-
-/** A commander argument parser from one of ours: a bad value is a usage error (exit 2) naming flag and value. */
-function arg<T>(parse: (text: string) => T): (text: string) => T {
-  return (text) => {
-    try {
-      return parse(text);
-    } catch (err) {
-      throw new InvalidArgumentError(`USAGE: ${(err as Error).message}`);
-    }
-  };
-}
-
-function positiveInt(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw new RelayError(ErrorCode.USAGE, `not a positive integer: ${text}`);
-  return n;
 }
 
 function transferOptions(f: SendFlags): Partial<TransferOptions> {
@@ -60,7 +45,7 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
   try {
     if (f.direct) {
       for (const t of targets) if (!isReceiverUrl(t)) throw new RelayError(ErrorCode.USAGE, `--direct needs URLs in --to, got ${t}`);
-      const token = loadToken(f.tokenFile, process.env.RELAY_TOKEN);
+      const token = loadToken(f.tokenFile, f.token);
       const logger = createLogger({ name: 'relay', level: f.logLevel });
       const ok = await sendDirect({
         paths, as: f.as, urls: targets, token, ca: readCaFile(f.ca), transfer: transferOptions(f),
@@ -69,7 +54,7 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
       return ok ? ExitCode.OK : ExitCode.FAILED;
     }
     const ok = await sendViaAgent({
-      socketPath: f.socket, paths, as: f.as, to: targets, transfer: transferOptions(f), signal: controller.signal, agentUser: process.env.RELAY_AGENT_USER,
+      socketPath: f.socket, paths, as: f.as, to: targets, transfer: transferOptions(f), signal: controller.signal, agentUser: f.agentUser,
     }, render);
     return ok ? ExitCode.OK : ExitCode.FAILED;
   } finally {
@@ -94,15 +79,17 @@ program.command('send')
   .option('--direct', 'send from this process straight to receiver URLs, without the sender agent')
   .option('--as <name>', 'name on the receiver (relative path), for a single path')
   .addOption(new Option('--chunk-size <size>', `bytes per chunk (default ${TRANSFER_DEFAULTS.chunkSize / 1024 / 1024}M)`).argParser(arg(parseSize)))
-  .addOption(new Option('--window <n>', `chunks in flight (default ${TRANSFER_DEFAULTS.window})`).argParser(arg(positiveInt)))
-  .addOption(new Option('--files-in-flight <n>', `files of this send in flight to each receiver at once (default ${TRANSFER_DEFAULTS.filesInFlight})`).argParser(arg(positiveInt)))
+  .addOption(new Option('--window <n>', `chunks in flight (default ${TRANSFER_DEFAULTS.window})`).argParser(arg(parsePositiveInt)))
+  .addOption(new Option('--files-in-flight <n>', `files of this send in flight to each receiver at once (default ${TRANSFER_DEFAULTS.filesInFlight})`).argParser(arg(parsePositiveInt)))
   .addOption(new Option('--bwlimit <rate>', 'bytes per second per transfer, e.g. 40M').argParser(arg(parseSize)))
-  .addOption(new Option('--concurrency <n>', '--direct: transfers of files over 1 MiB at once (default 4)').argParser(arg(positiveInt)))
+  .addOption(new Option('--concurrency <n>', '--direct: transfers of files over 1 MiB at once (default 4)').argParser(arg(parsePositiveInt)))
   .addOption(new Option('--timeout <duration>', 'give up after this long without progress, e.g. a receiver that stays down').argParser(arg(parseDuration)).default(TRANSFER_DEFAULTS.timeoutMs, '10m'))
   .option('--json', 'print JSON lines instead of text')
   .option('--quiet', 'print only failures and the summary')
-  .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath()))
+  .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath(process.env)))
   .addOption(new Option('--token-file <path>', '--direct: file holding the shared token (else env RELAY_TOKEN)').env('RELAY_TOKEN_FILE'))
+  .addOption(new Option('--agent-user <user>', 'besides root and you, the user trusted to own the agent\'s socket (name or uid)').env('RELAY_AGENT_USER'))
+  .addOption(new Option('--token <token>', '--direct: the shared token (prefer --token-file: argv and env are visible to other processes)').env('RELAY_TOKEN').hideHelp())
   .addOption(new Option('--ca <file>', '--direct: PEM CA certificate to trust for https:// receivers').env('RELAY_CA'))
   .addOption(new Option('--log-level <level>', 'log level for --direct diagnostics on stderr').env('RELAY_LOG_LEVEL').default('warn'))
   .action(async (paths: string[], flags: SendFlags) => {
@@ -112,9 +99,10 @@ program.command('send')
 program.command('status')
   .description('show the receivers the sender agent knows and the transfers in flight')
   .option('--json', 'print exactly one JSON object')
-  .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath()))
-  .action(async (flags: { json?: boolean; socket: string }) => {
-    process.exitCode = await statusViaAgent(flags.socket, Boolean(flags.json), process.env.RELAY_AGENT_USER);
+  .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath(process.env)))
+  .addOption(new Option('--agent-user <user>', 'besides root and you, the user trusted to own the agent\'s socket (name or uid)').env('RELAY_AGENT_USER'))
+  .action(async (flags: { json?: boolean; socket: string; agentUser?: string }) => {
+    process.exitCode = await statusViaAgent(flags.socket, Boolean(flags.json), flags.agentUser);
   });
 
 program.addCommand(makeCertsCommand());

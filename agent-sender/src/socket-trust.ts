@@ -20,15 +20,16 @@ const octal = (mode: number): string => `0${(mode & 0o7777).toString(8)}`;
 
 /**
  * The private default: `$XDG_RUNTIME_DIR/relay/`, else `/run/relay/` for root, else `<tmp>/relay-<uid>/`
- * (created 0700 by the agent and checked, so another user cannot take the name first).
+ * (created 0700 by the agent and checked, so another user cannot take the name first). The CLI passes
+ * its environment in; a library caller that passes none gets the same answer as without XDG_RUNTIME_DIR.
  */
-export function defaultSocketDir(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultSocketDir(env: { XDG_RUNTIME_DIR?: string } = {}): string {
   if (env.XDG_RUNTIME_DIR) return path.join(env.XDG_RUNTIME_DIR, 'relay');
   if (uid() === 0) return '/run/relay';
   return path.join(os.tmpdir(), `relay-${uid()}`);
 }
 
-export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultSocketPath(env: { XDG_RUNTIME_DIR?: string } = {}): string {
   return path.join(defaultSocketDir(env), SOCKET_NAME);
 }
 

@@ -10,3 +10,4 @@ export * from './version.js';
 export * from './token.js';
 export * from './daemon.js';
 export * from './objects.js';
+export * from './cli-args.js';

@@ -23,7 +23,7 @@ check_build_from_source() {
   echo $! >"$RUN_DIR/proxy-forward.pid"
   log "app: docker build from source (APP_FROM=build), npm through $PROXY_ADDR"
   check "the Dockerfile builds from source (npm ci inside the build)" \
-    timeout 300 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" build -q \
+    dkt 300 a build -q \
       --build-arg "HTTPS_PROXY=http://$PROXY_ADDR" --build-arg "https_proxy=http://$PROXY_ADDR" \
       -t relayer:from-source "$REPO_DIR"
   check "that image has the same /app files as the prebuilt one" \

@@ -18,7 +18,7 @@ start_jenkins() {
     -e RELAY_SOCKET=$SOCKET "$IMAGE" infinity >/dev/null
 }
 jenkins_relay() {
-  timeout 180 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" exec "$JENKINS" relay "$@"
+  dkt 180 a exec "$JENKINS" relay "$@"
 }
 
 # relay_as <uid:gid> <extra docker run args...> -- <relay args...>: another local user of node a.
@@ -26,7 +26,7 @@ relay_as() {
   local user=$1; shift
   local extra=()
   while [[ $1 != -- ]]; do extra+=("$1"); shift; done; shift
-  timeout 60 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" run --rm --network none --no-healthcheck \
+  dkt 60 a run --rm --network none --no-healthcheck \
     --user "$user" "${extra[@]}" -v /run/relay:/run/relay -e RELAY_SOCKET=$SOCKET "$IMAGE" relay "$@"
 }
 
@@ -37,10 +37,20 @@ check_socket_access() {
   local rc=0
   relay_as "1001:1001" -- status >&2 || rc=$?
   check "a user outside it (1001:1001) is refused with exit 3" test "$rc" -eq 3
+  # Finding 2 of the first deployment: a socket folder left to root made the sender crash-loop with a stack
+  # trace. It must stop with one line that names the folder.
+  on_node a install -d -o 0 -g 0 -m 0755 /run/relay-root-owned
+  local err
+  err=$(dkt 60 a run --rm --network none --no-healthcheck -v /run/relay-root-owned:/run/relay \
+          -e RELAY_TOKEN=socket-folder-check-token -e RELAY_SOCKET=$SOCKET \
+          -e "RELAY_RECEIVERS=x=http://127.0.0.1:9" -e RELAY_LOG_LEVEL=error "$IMAGE" relay-sender 2>&1 >/dev/null) && rc=0 || rc=$?
+  printf '%s\n' "$err" >&2
+  check "a sender whose socket folder is root's exits non-zero with one line naming the folder" \
+    eval '((rc != 0)) && [[ $(grep -c . <<<"$err") == 1 && $err == *"/run/relay"* ]]'
 }
 
 # The sender agent's `relay status --json`, as the Jenkins user asks it.
-status_json() { timeout 20 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" exec "$JENKINS" relay status --json; }
+status_json() { dkt 20 a exec "$JENKINS" relay status --json; }
 # receiver_state <name> [<status json>]: connected | stale | disconnected | absent (not a known receiver)
 receiver_state() {
   local s=${2:-$(status_json)}
@@ -79,6 +89,8 @@ check_send_all() {
   check "relay send app.bin --to all (uid $RELAY_UID, through the socket) exits 0" \
     eval 'out=$(jenkins_relay send app.bin --to all --as builds/app.bin --timeout 60s 2>&1); rc=$?; printf "%s\n" "$out" >&2; ((rc == 0))'
   check "app.bin byte-identical on both nodes, owned by $RELAY_UID:$RELAY_GID" same_on_all "$(host_job_dir)/app.bin" builds/app.bin
+  check "each confirmation names the node and its host path (rlys-a:/srv/relay-inbox/builds/app.bin)" \
+    eval '[[ $out == *"rlys-a:/srv/relay-inbox/builds/app.bin"* && $out == *"rlys-b:/srv/relay-inbox/builds/app.bin"* ]]'
   check "relay send app.bin --to $(host_name b) (one node) exits 0, lands there only" \
     eval 'jenkins_relay send app.bin --to "$(host_name b)" --as builds/only-b.bin --quiet --timeout 60s >&2 \
           && [[ $(sha "$(inbox b)/builds/only-b.bin") == $(sha "$(host_job_dir)/app.bin") && ! -e $(inbox a)/builds/only-b.bin ]]'
@@ -103,27 +115,44 @@ send_waits_for_b() {
   node -e 'const s=JSON.parse(process.argv[1]); process.exit(s.transfers.some(t=>t.receiver===process.argv[2])?0:1)' "$s" "$(host_name b)"
 }
 
+# check_receiver_restart <label> <file>: kill rlys-b's receiver, start a send at once, see it through.
 check_receiver_restart() {
-  local old new send_pid send_log=$RUN_DIR/send-meanwhile.log seen
+  local label=$1 file=$2.bin old new send_pid send_log=$RUN_DIR/send-$2.log seen
   old=$(task_container b receiver)
-  [[ -n $old ]] || { check "receiver container on rlys-b found" false; return; }
-  make_file late.bin 32
-  log "killing the receiver's container on rlys-b ($old)"
+  [[ -n $old ]] || { check "($label) receiver container on rlys-b found" false; return; }
+  make_file "$file" 32
+  log "($label) killing the receiver's container on rlys-b ($old)"
   dk b kill "$old" >/dev/null
   # Swarm restarts it after its restart delay (5 s): the send starts now, the checks follow.
-  (trap - ERR; jenkins_relay send late.bin --to all --as builds/late.bin --timeout 120s >"$send_log" 2>&1) &
+  (trap - ERR; jenkins_relay send "$file" --to all --as "builds/$file" --timeout 120s >"$send_log" 2>&1) &
   send_pid=$!
-  check "sender marks rlys-b stale or disconnected" wait_until 30 "rlys-b not connected" not_connected
-  seen=$(receiver_state "$(host_name b)"); log "rlys-b is $seen"
-  check "a send started while rlys-b is down waits for it" wait_until 30 "transfer to rlys-b in flight while it is down" send_waits_for_b
-  check "Swarm restarts the receiver on rlys-b (a new container, healthy)" \
+  check "($label) sender marks rlys-b stale or disconnected" wait_until 30 "rlys-b not connected" not_connected
+  seen=$(receiver_state "$(host_name b)"); log "($label) rlys-b is $seen"
+  check "($label) a send started while rlys-b is down waits for it" \
+    wait_until 30 "transfer to rlys-b in flight while it is down" send_waits_for_b
+  check "($label) Swarm restarts the receiver on rlys-b (a new container, healthy)" \
     wait_until 90 "new healthy receiver on rlys-b" eval 'new=$(task_container b receiver); [[ -n $new && $new != "$old" ]] && healthy_task b receiver'
-  check "sender reconnects to rlys-b" wait_until 60 "rlys-b connected again" is_connected
+  check "($label) sender reconnects to rlys-b" wait_until 60 "rlys-b connected again" is_connected
   local rc=0
   wait "$send_pid" || rc=$?
   cat "$send_log" >&2
-  check "that send completes (exit 0)" test "$rc" -eq 0
-  check "late.bin byte-identical on both nodes" same_on_all "$(host_job_dir)/late.bin" builds/late.bin
+  check "($label) that send completes (exit 0)" test "$rc" -eq 0
+  check "($label) $file byte-identical on both nodes" same_on_all "$(host_job_dir)/$file" "builds/$file"
+}
+
+# The documented alternative to discovery, deployed over the running stack as a user would.
+listed() {
+  local s
+  s=$(status_json) || return 1
+  node -e 'const s=JSON.parse(process.argv[1]); const want={[process.argv[2]]:process.argv[3],[process.argv[4]]:process.argv[5]};
+    process.exit(s.receivers.length===2 && s.receivers.every(r=>want[r.name]===r.url && r.state==="connected")?0:1)' \
+    "$s" "$(host_name a)" "http://${ADDR[a]}:7420" "$(host_name b)" "http://${ADDR[b]}:7420"
+}
+check_explicit_list() {
+  RELAY_SWARM_RECEIVERS=list deploy_stack
+  check "(list) redeployed with RELAY_DISCOVER= RELAY_RECEIVERS=…: both receivers by address, connected" \
+    wait_until 90 "the sender uses the explicit list" listed
+  check_receiver_restart list late-list
 }
 
 # The image as `docker run` gives it, no options but a token: a receiver, as uid 1000, writing to its own
@@ -135,4 +164,23 @@ check_image_defaults() {
   check "...as uid:gid $RELAY_UID:$RELAY_GID, with its partials in /data" \
     eval '[[ $(dk b exec rlys-plain sh -c "id -u; id -g; stat -c %u /data/.relay-partial" | tr "\n" " ") == "$RELAY_UID $RELAY_GID $RELAY_UID " ]]'
   dk b rm -f rlys-plain >/dev/null
+}
+
+# metric <prometheus text> <series, e.g. name{label="v"}>: its value (empty when absent).
+metric() { awk -v k="$2" '$1 == k { print $2 }' <<<"$1"; }
+at_least() { [[ -n $1 ]] && awk -v v="$1" -v m="$2" 'BEGIN { exit !(v + 0 >= m + 0) }'; }
+fetch_text() { printf "fetch('%s').then(r=>r.text()).then(t=>process.stdout.write(t),()=>process.exit(1))" "$1"; }
+
+# After check_send_all: 24 MiB (app.bin) went to each receiver at least.
+check_metrics() {
+  local sm ra rb min=$((24 * 1024 * 1024))
+  sm=$(dk a exec "$(task_container a sender)" node -e "$(fetch_text http://127.0.0.1:7421/metrics)")
+  ra=$(on_node a node -e "$(fetch_text "http://${ADDR[a]}:7420/metrics")")
+  rb=$(on_node a node -e "$(fetch_text "http://${ADDR[b]}:7420/metrics")")
+  check "sender /metrics (--http 127.0.0.1:7421): bytes sent to rlys-a and rlys-b" \
+    eval 'at_least "$(metric "$sm" "relay_sender_bytes_sent_total{receiver=\"rlys-a\"}")" $min && at_least "$(metric "$sm" "relay_sender_bytes_sent_total{receiver=\"rlys-b\"}")" $min'
+  check "receivers /metrics (port 7420 on each node): bytes received" \
+    eval 'at_least "$(metric "$ra" relay_receiver_bytes_received_total)" $min && at_least "$(metric "$rb" relay_receiver_bytes_received_total)" $min'
+  check "no token and no file name in any /metrics" \
+    eval '! grep -qF -e "$TOKEN" -e app.bin -e index.html <<<"$sm$ra$rb"'
 }

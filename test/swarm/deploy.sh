@@ -25,7 +25,8 @@ images_up() {
 
 # Secret, label, and the bind-mount sources with their owners, made on each node's own host.
 prepare_nodes() {
-  head -c 32 /dev/urandom | base64 | tr -d '\n' | dk a secret create relay_token - >/dev/null
+  TOKEN=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+  printf '%s' "$TOKEN" | dk a secret create relay_token - >/dev/null
   dk a node update --label-add relay.sender=true "$(host_name a)" >/dev/null
   local n
   for n in "${NODES[@]}"; do
@@ -36,19 +37,19 @@ prepare_nodes() {
   log "nodes: secret relay_token, label relay.sender=true on rlys-a, /srv/relay-inbox on both, /run/relay + $WORKSPACE on rlys-a"
 }
 
-# The repository's swarm-stack.yml as it is; only the values a user sets, in the environment: the
-# receivers as an explicit list of the nodes' addresses (RELAY_SWARM_RECEIVERS=list, the default), or
-# discovered through tasks.receiver on the stack's overlay network (=discover, needs `--discover`).
+# The repository's swarm-stack.yml as it is; only the values a user sets, in the environment: receivers
+# discovered through tasks.receiver on the stack's overlay network (RELAY_SWARM_RECEIVERS=discover, the
+# stack's default), or the documented alternative, an explicit list of the nodes' addresses (=list).
 deploy_stack() {
-  local mode=${RELAY_SWARM_RECEIVERS:-list} set=()
+  local mode=${RELAY_SWARM_RECEIVERS:-discover} set=()
   case $mode in
     discover) ;;
     list) set=(RELAY_DISCOVER= "RELAY_RECEIVERS=$(host_name a)=http://${ADDR[a]}:7420,$(host_name b)=http://${ADDR[b]}:7420") ;;
     *) die "RELAY_SWARM_RECEIVERS: discover or list, not $mode" ;;
   esac
   env -u RELAY_DISCOVER -u RELAY_RECEIVERS "${set[@]}" \
-    RELAY_WORKSPACE=$WORKSPACE RELAY_UID=$RELAY_UID RELAY_GID=$RELAY_GID \
-    "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" stack deploy --resolve-image never \
+    RELAY_WORKSPACE="$WORKSPACE" RELAY_UID="$RELAY_UID" RELAY_GID="$RELAY_GID" \
+    timeout 60 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" stack deploy --resolve-image never \
       -c "$REPO_DIR/swarm-stack.yml" "$STACK" >/dev/null
   log "stack: deployed $STACK (receivers: $mode)"
 }

@@ -26,16 +26,18 @@ netns() { echo "rlys$1"; }                     # network namespace of node $1
 host_name() { echo "rlys-$1"; }                # its UTS host name = its Swarm node name
 engine_pid() { cat "$(node_dir "$1")/dockerd.pid" 2>/dev/null; }
 
-# The docker client of node $1's engine.
-dk() {
-  local n=$1; shift
-  DOCKER_BUILDKIT=1 "$DOCKER_BIN" -H "unix://$(node_dir "$n")/docker.sock" "$@"
+# The docker client of node $1's engine: `dkt <seconds> <node> args...`, or `dk <node> args...` (300 s,
+# enough for a build). A hung engine ends a step, never the test's bound.
+dkt() {
+  local t=$1 n=$2; shift 2
+  DOCKER_BUILDKIT=1 timeout "$t" "$DOCKER_BIN" -H "unix://$(node_dir "$n")/docker.sock" "$@"
 }
+dk() { dkt 300 "$@"; }
 
 # Run a command in node $1's namespaces (network, mount, UTS), i.e. "on that node's host".
 on_node() {
   local n=$1; shift
-  nsenter --target "$(engine_pid "$n")" --net --mount --uts -- "$@"
+  timeout 60 nsenter --target "$(engine_pid "$n")" --net --mount --uts -- "$@"
 }
 
 # wait_until <seconds> <what> <command...>: poll every 0.5 s until the command succeeds or the deadline

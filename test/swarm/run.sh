@@ -54,4 +54,6 @@ check "both receivers and the sender healthy" wait_healthy
 start_jenkins
 check_send_all
 check_socket_access
-check_receiver_restart
+check_metrics
+check_receiver_restart "${RELAY_SWARM_RECEIVERS:-discover}" late
+if [[ ${RELAY_SWARM_RECEIVERS:-discover} == discover ]]; then check_explicit_list; fi

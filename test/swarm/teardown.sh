@@ -54,11 +54,12 @@ teardown() {
   # Containers first, at once (a test container need not get its 10 s stop grace), then the swarm.
   for n in "${NODES[@]}"; do
     if engine_up "$n"; then
-      if [[ $n == a ]]; then timeout 30 dk a stack rm "$STACK" >/dev/null 2>&1; fi
+      if [[ $n == a ]]; then dkt 30 a stack rm "$STACK" >/dev/null 2>&1; fi
       local ids
-      ids=$(timeout 10 dk "$n" ps -aq 2>/dev/null)
-      [[ -n $ids ]] && timeout 30 dk "$n" rm -f $ids >/dev/null 2>&1
-      timeout 30 dk "$n" swarm leave --force >/dev/null 2>&1
+      ids=$(dkt 10 "$n" ps -aq 2>/dev/null)
+      # shellcheck disable=SC2086 # one id per word
+      [[ -n $ids ]] && dkt 30 "$n" rm -f $ids >/dev/null 2>&1
+      dkt 30 "$n" swarm leave --force >/dev/null 2>&1
     fi
   done
   log "teardown: stack, containers and swarm gone"
@@ -80,6 +81,7 @@ teardown() {
   local m
   for m in $(findmnt -rn -o TARGET | grep "^$RUN_DIR" | sort -r); do umount -l "$m"; done
   rm -rf "$RUN_DIR"
+  log "teardown: namespaces, cgroups and $RUN_DIR removed"
   if ((${#node_ns[@]} > 0)); then
     check "nothing of the test left (processes, namespaces, cgroups, $RUN_DIR)" nothing_left "${node_ns[@]}"
   fi

@@ -44,6 +44,8 @@ export interface AgentStartOptions {
   extraArgs?: string[];
   /** The agent's token (default: the receivers' TOKEN). */
   token?: string;
+  /** More environment for the agent process. */
+  env?: Record<string, string>;
 }
 
 /** Starts relay-sender on a socket in a fresh temp folder and waits until it says it started. */
@@ -55,7 +57,7 @@ export async function startAgent(opts: AgentStartOptions): Promise<AgentProcess>
     ...opts.allowRoots.flatMap((r) => ['--allow-root', r]),
     ...(opts.extraArgs ?? []),
   ];
-  const p = spawnBin(BIN.sender, args, { env: { RELAY_TOKEN: opts.token ?? TOKEN }, stopSignal: 'SIGTERM' });
+  const p = spawnBin(BIN.sender, args, { env: { RELAY_TOKEN: opts.token ?? TOKEN, ...opts.env }, stopSignal: 'SIGTERM' });
   const agent = new AgentProcess(p, socketPath);
   await agent.waitLog('sender agent started');
   return agent;
