@@ -174,11 +174,15 @@ describe('receiver discovery (--discover name:port)', function () {
     const back = await comeBackAt(agent, 2, 8, 'node2');
     expect(await done, JSON.stringify(events.filter((e) => e.type === 'failed'))).to.equal(true);
     expect(await sha256File(path.join(back.dir, 'moving.bin'))).to.equal(f.sha256);
+    // It went on from the partial the restarted receiver kept (same --dir), not from byte 0.
+    const received = events.find((e): e is Extract<JobEvent, { type: 'received' }> => e.type === 'received');
+    expect(received!.resumedFrom).to.be.greaterThan(0);
   });
 
   it('after the grace without return, fails the transfers in flight and waiting with UNREACHABLE and drops the receiver from status', async () => {
     answer = ['127.0.0.2', '127.0.0.3'];
-    const agent = await startDiscoveringAgent(testLogger('agent'), 1500);
+    // The grace only has to outlast starting the second send below (a few ms), on a loaded machine too.
+    const agent = await startDiscoveringAgent(testLogger('agent'), 3000);
     const f = await randomFile(src, 8 * MiB, 'slow.bin');
     const events: JobEvent[] = [];
     let inFlight!: Promise<boolean>;
