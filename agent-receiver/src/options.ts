@@ -36,7 +36,9 @@ export interface ReceiverOptions {
   pingTimeoutMs: number;
   /** Transfers one connection may hold open at once; more offers get LIMIT. Default 64. */
   maxTransfersPerConnection: number;
-  /** Chunk bytes one connection may make the receiver hold; beyond it, reading from it stops. Default 64 MiB. */
+  /** Chunk bytes one connection may make the receiver hold; beyond it, reading from it stops. Default 4 MiB
+   * (enough to keep the disk busy; the rest of a sender's window waits in TCP buffers, outside the process.
+   * A larger budget costs RSS twice: held chunks outlive two scavenges, then their garbage waits for a major GC). */
   maxBufferedBytesPerConnection: number;
   /** A held transfer with no request for this long is released (partial kept, space freed). Default 5 min. */
   transferIdleMs: number;
@@ -58,7 +60,7 @@ export const RECEIVER_DEFAULTS = {
   pingTimeoutMs: 10_000,
   summaryEveryMs: 60_000,
   maxTransfersPerConnection: 64,
-  maxBufferedBytesPerConnection: 64 * 1024 * 1024,
+  maxBufferedBytesPerConnection: 4 * 1024 * 1024,
   transferIdleMs: 5 * 60_000,
   lockTimeoutMs: 30_000,
 } as const;

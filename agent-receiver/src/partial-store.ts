@@ -43,6 +43,8 @@ function sameSource(meta: PartialMeta, name: string, id: SourceIdentity): boolea
 
 export class PartialStore {
   readonly dir: string;
+  /** Keys the sweep is removing right now: offers for them wait, then start fresh. */
+  private readonly removing = new Map<string, Promise<void>>();
 
   constructor(root: string) {
     this.dir = path.join(root, PARTIAL_DIR);
@@ -78,6 +80,7 @@ export class PartialStore {
   /** Bytes held on disk for this exact source, without hashing them (0 when none or a different source). */
   async peek(name: string, id: SourceIdentity): Promise<number> {
     const key = partialKey(name);
+    await this.removing.get(key);
     const meta = await this.readMeta(key);
     if (!meta || !sameSource(meta, name, id)) return 0;
     try {
@@ -90,6 +93,7 @@ export class PartialStore {
   /** Opens the partial for this source: resumes what is on disk, or starts over when the source differs. */
   async open(name: string, id: SourceIdentity): Promise<OpenedPartial> {
     const key = partialKey(name);
+    await this.removing.get(key);
     const { data, meta: metaFile } = this.files(key);
     const meta = await this.readMeta(key);
     if (meta && sameSource(meta, name, id)) {
@@ -143,8 +147,12 @@ export class PartialStore {
     await rm(meta, { force: true });
   }
 
-  /** Removes partials untouched for longer than ttlMs, except the keys in `active`. Returns keys removed. */
-  async sweep(ttlMs: number, active: ReadonlySet<string>, now = Date.now()): Promise<string[]> {
+  /**
+   * Removes partials untouched for longer than ttlMs, except keys `isActive` claims. The check runs again
+   * right before each removal, and an offer that peeks or opens a key waits for its removal to finish, so a
+   * transfer starting while the sweep runs is either skipped by it or starts fresh after it, never half-deleted.
+   */
+  async sweep(ttlMs: number, isActive: (key: string) => boolean, now = Date.now()): Promise<string[]> {
     const removed: string[] = [];
     let entries: string[];
     try {
@@ -155,16 +163,22 @@ export class PartialStore {
     // Only names this store creates: a planted or foreign file is never removed.
     const keys = new Set(entries.filter(isStoreFileName).map((e) => e.replace(/\.(part|json)$/, '')));
     for (const key of keys) {
-      if (active.has(key)) continue;
+      if (isActive(key)) continue;
       const { data, meta } = this.files(key);
-      const times = await Promise.all([data, meta].map((f) => stat(f).then((s) => s.mtimeMs, () => undefined)));
+      const times = await Promise.all([data, meta].map((f) => stat(f).then((st) => st.mtimeMs, () => undefined)));
       const newest = Math.max(...times.map((t) => t ?? -Infinity));
       const orphan = times[0] === undefined || times[1] === undefined;
       // A fresh orphan may be a transfer being created right now; give it the same grace as the rest.
-      if (now - newest > ttlMs || (orphan && now - newest > Math.min(ttlMs, 60_000))) {
-        await this.discard(key);
-        removed.push(key);
+      if (!(now - newest > ttlMs || (orphan && now - newest > Math.min(ttlMs, 60_000)))) continue;
+      if (isActive(key)) continue;
+      const removal = this.discard(key);
+      this.removing.set(key, removal);
+      try {
+        await removal;
+      } finally {
+        this.removing.delete(key);
       }
+      removed.push(key);
     }
     return removed;
   }

@@ -50,6 +50,7 @@ export class Receiver {
   private readonly admission: Admission;
   private readonly sessions = new Set<Session>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private summaryTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
@@ -117,7 +118,6 @@ export class Receiver {
   async start(): Promise<AddressInfo> {
     const { dir, host, port, partialTtlMs, transferIdleMs } = this.options;
     await this.store.init();
-    await this.sweep();
     this.sweepTimer = setInterval(() => void this.sweep(), Math.min(Math.max(partialTtlMs / 4, 1000), 3_600_000));
     this.sweepTimer.unref();
     this.idleTimer = setInterval(() => void this.registry.releaseIdle(), Math.min(Math.max(transferIdleMs / 4, 50), 60_000));
@@ -134,6 +134,9 @@ export class Receiver {
       });
     });
     this.state = ReceiverState.RUNNING;
+    // Swept after listening: a restart over many partials is healthy at once, and the sweep is safe
+    // beside live offers (the registry tells the store which keys are in use).
+    void this.sweep();
     const addr = this.address();
     this.log.info({ host: addr.address, port: addr.port, dir, version: VERSION, protocol: PROTOCOL_VERSION, node: this.options.node, tls: this.options.tls !== undefined }, 'receiver listening');
     return addr;
@@ -161,6 +164,7 @@ export class Receiver {
     const closed = this.registry.close();
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
     await closed;
+    await this.sweeping;
     this.state = ReceiverState.CLOSED;
     this.log.info('receiver closed');
   }
@@ -202,13 +206,24 @@ export class Receiver {
     };
   }
 
-  private async sweep(): Promise<void> {
-    try {
-      const removed = await this.registry.sweep(this.options.partialTtlMs);
-      if (removed.length) this.log.info({ count: removed.length }, 'expired partials removed');
-    } catch (err) {
-      this.log.warn({ err }, 'partial sweep failed');
-    }
+  /** Resolves once the sweep in progress, if any (one starts right after listening), has finished. */
+  async swept(): Promise<void> {
+    await this.sweeping;
+  }
+
+  private sweep(): Promise<void> {
+    // One sweep at a time: a slow one (many partials, a slow disk) is not joined by the next tick's.
+    this.sweeping ??= (async () => {
+      try {
+        const removed = await this.registry.sweep(this.options.partialTtlMs);
+        if (removed.length) this.log.info({ count: removed.length }, 'expired partials removed');
+      } catch (err) {
+        this.log.warn({ err }, 'partial sweep failed');
+      } finally {
+        this.sweeping = undefined;
+      }
+    })();
+    return this.sweeping;
   }
 
   private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {

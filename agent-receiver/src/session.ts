@@ -4,6 +4,7 @@
  * (reading from the connection stops while they are over the budget). A bad frame costs the sender an
  * error reply, never the server. The session is the Owner of its transfers; its signal aborts on disconnect.
  */
+import { setMaxListeners } from 'node:events';
 import type { Socket } from 'socket.io';
 import type { Logger } from 'pino';
 import {
@@ -62,6 +63,9 @@ export class Session implements Owner {
     this.log.info({ version: typeof auth.version === 'string' ? auth.version.slice(0, 64) : undefined, protocol: PROTOCOL_VERSION }, 'sender connected');
 
     const registry = ctx.registry;
+    // Every request waiting on a name's lock listens on this signal; a sender with many files in flight
+    // has that many waiting, which is expected (bounded by the per-connection transfer limit), not a leak.
+    setMaxListeners(2 * registry.limits.maxTransfersPerConnection + 16, this.controller.signal);
     const handlers: Handlers = {
       offer: (f) => registry.offer(this, f),
       chunk: (f) => this.buffering(f.data.length, () => registry.chunk(this, f)),

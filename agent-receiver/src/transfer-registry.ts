@@ -39,6 +39,8 @@ const SUPERSEDED_MEMORY = 4096;
 
 export class TransferRegistry {
   private readonly byName = new Map<string, IncomingTransfer>();
+  /** Partial keys of offers in progress (under the name lock, before they are in byName). */
+  private readonly offering = new Set<string>();
   private readonly byLease = new Map<string, IncomingTransfer>();
   private readonly superseded = new Set<string>();
   private readonly owned = new Map<Owner, Set<IncomingTransfer>>();
@@ -46,6 +48,10 @@ export class TransferRegistry {
   private readonly finals: FinalHashCache;
   private reservedBytes = 0;
   private closing = false;
+
+  get limits(): RegistryLimits {
+    return this.init.limits;
+  }
 
   constructor(private readonly init: RegistryInit) {
     this.finals = new FinalHashCache(init.log);
@@ -70,6 +76,8 @@ export class TransferRegistry {
       throw createError(ErrorCode.TOO_LARGE, `${frame.name} is ${frame.size} bytes, over this receiver's limit of ${limits.maxFileSize}`);
     }
     const unlock = await this.lock.acquire(frame.name, { timeoutMs: limits.lockTimeoutMs, signal: owner.signal });
+    const key = partialKey(frame.name);
+    this.offering.add(key);
     try {
       this.checkLive(owner);
       const identity = { size: frame.size, mtimeMs: frame.mtimeMs };
@@ -131,6 +139,7 @@ export class TransferRegistry {
         ...(offset > 0 ? { prefixSha256: transfer.prefixSha256() } : {}),
       };
     } finally {
+      this.offering.delete(key);
       unlock();
     }
   }
@@ -209,8 +218,10 @@ export class TransferRegistry {
   /** Forgets abandoned transfers older than ttlMs; the store removes their partials. */
   async sweep(ttlMs: number, now = Date.now()): Promise<string[]> {
     for (const [name, t] of this.byName) if (t.owner === undefined && now - t.lastActivity > ttlMs) this.forget(t, name);
-    const active = new Set([...this.byName.values()].map((t) => t.key));
-    return this.init.store.sweep(ttlMs, active, now);
+    // Asked live for each key: a transfer that starts while the sweep runs is never swept from under it,
+    // and once the receiver closes, the rest of the sweep is skipped.
+    const isActive = (key: string): boolean => this.closing || this.offering.has(key) || [...this.byName.values()].some((t) => t.key === key);
+    return this.init.store.sweep(ttlMs, isActive, now);
   }
 
   /** No offer is taken from now on; every transfer is released (partials kept). */

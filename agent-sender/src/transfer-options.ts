@@ -2,7 +2,7 @@
 import { createError, DEFAULT_CHUNK_SIZE, DEFAULT_WINDOW, ErrorCode, MAX_CHUNK_SIZE, MAX_WINDOW } from '@relayer/common';
 
 export interface TransferOptions {
-  /** Bytes per chunk. Default 1 MiB, at most 16 MiB. */
+  /** Bytes per chunk. Default 1 MiB, at most 2 MiB (MAX_CHUNK_SIZE). */
   chunkSize: number;
   /** Chunks in flight. Default 8. */
   window: number;

@@ -19,8 +19,11 @@ export const Events = {
 } as const;
 export type EventName = (typeof Events)[keyof typeof Events];
 
-/** Largest chunk a receiver accepts; the Socket.IO buffer limit is sized from it. */
-export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
+/**
+ * Largest chunk a receiver accepts; the Socket.IO buffer limit is sized from it. 2 MiB, not more: ws holds a
+ * message twice while it arrives (its reads, then one copy), so each MiB here costs the receiver ~2 MiB of RSS.
+ */
+export const MAX_CHUNK_SIZE = 2 * 1024 * 1024;
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const DEFAULT_WINDOW = 8;
 export const MAX_WINDOW = 256;

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { ErrorCode, PARTIAL_DIR, RelayError } from '@relayer/common';
+import { ErrorCode, MAX_CHUNK_SIZE, PARTIAL_DIR, RelayError } from '@relayer/common';
 import {
   captureLogger, chunkOf, closeAll, connectedLink, expectRejectsCode, MiB, randomFile, rawClient, send, sha256File, startReceiver,
   tmpDir, track, type SendResult,
@@ -41,7 +41,7 @@ describe('issue 7 findings: a connection owns only what it can use, and only whi
     const link = await connectedLink(first.url);
     for (let i = 0; i < 8; i++) {
       const o = await link.request('offer', { name: `drop-${i}.bin`, size, mtimeMs: 1 }, 5000);
-      await link.request('chunk', chunkOf(o.lease, 0, bytes), 10_000);
+      for (let at = 0; at < bytes.length; at += MAX_CHUNK_SIZE) await link.request('chunk', chunkOf(o.lease, at, bytes.subarray(at, at + MAX_CHUNK_SIZE)), 10_000);
     }
     link.close();
     await first.close();

@@ -48,7 +48,7 @@ describe('inbox guard: the receiver never follows a planted link, and sweeps onl
     await oldFile(path.join(store, `${key}.part`));
     await oldFile(path.join(store, `${key}.json`), '{}');
     for (const foreign of ['notes.json', 'keep.part', `${'b'.repeat(39)}.part`, `${'c'.repeat(40)}.part.bak`]) await oldFile(path.join(store, foreign));
-    await startReceiver({ dir: inbox, partialTtlMs: 3_600_000 });
+    await (await startReceiver({ dir: inbox, partialTtlMs: 3_600_000 })).swept();
     expect((await readdir(store)).sort()).to.deep.equal([`${'b'.repeat(39)}.part`, `${'c'.repeat(40)}.part.bak`, 'keep.part', 'notes.json']);
   });
 });

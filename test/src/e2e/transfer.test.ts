@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
+import { MAX_CHUNK_SIZE } from '@relayer/common';
 import {
   closeAll, MiB, partialEntries, publishedEntries, randomFile, send, sha256File, startReceiver, tmpDir,
   type RandomFile, type SendResult, type TestReceiver,
@@ -49,10 +50,10 @@ describe('transfers: a direct send publishes byte-identical files and confirms t
     });
   }
 
-  it('accepts chunks of the largest size (16 MiB) in one message each', async () => {
+  it('accepts chunks of the largest size (MAX_CHUNK_SIZE) in one message each', async () => {
     const r = await startReceiver();
-    const f = await randomFile(await tmpDir(), 20 * MiB + 1);
-    const res = await send([f.path], [r.url], { transfer: { chunkSize: 16 * MiB, window: 2 } });
+    const f = await randomFile(await tmpDir(), 5 * MAX_CHUNK_SIZE + 1);
+    const res = await send([f.path], [r.url], { transfer: { chunkSize: MAX_CHUNK_SIZE, window: 2 } });
     await expectDelivered(res, r, f, path.basename(f.path));
   });
 

@@ -6,3 +6,4 @@ export { TOKEN, startReceiver, startLink, connectedLink, send, type TestReceiver
 export { rawClient, chunkOf, type RawClient } from './raw-client.js';
 export { expectThrowsCode, expectRejectsCode } from './assertions.js';
 export { startReceiverProcess, type ReceiverProcess } from './receiver-process.js';
+export { procMemory, type ProcMemory } from './proc-memory.js';

@@ -66,10 +66,47 @@ describe('PartialStore: one .part and one .json per transfer in progress', () =>
     const orphan = path.join(pdir, `${partialKey('orphan.bin')}.part`);
     await writeFile(orphan, 'x');
     await utimes(orphan, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
-    const removed = await s.sweep(24 * 3_600_000, new Set([partialKey('active.bin')]));
+    const removed = await s.sweep(24 * 3_600_000, (key) => key === partialKey('active.bin'));
     expect(removed.sort()).to.deep.equal([partialKey('old.bin'), partialKey('orphan.bin')].sort());
     const left = (await partialEntries(dir)).sort();
     expect(left).to.deep.equal([`${partialKey('active.bin')}.json`, `${partialKey('active.bin')}.part`, `${partialKey('fresh.bin')}.json`, `${partialKey('fresh.bin')}.part`].sort());
+  });
+
+  it('a key claimed while the sweep runs is left alone; an open during its removal waits and starts fresh', async () => {
+    const { s, dir } = await store();
+    const pdir = path.join(dir, '.relay-partial');
+    const names = Array.from({ length: 40 }, (_, i) => `f${i}.bin`);
+    for (const name of names) {
+      const p = await s.open(name, { size: 10, mtimeMs: 1 });
+      await p.fh.write(Buffer.alloc(5, 1), 0, 5, 0);
+      await p.fh.close();
+      const old = new Date(Date.now() - 48 * 3_600_000);
+      for (const ext of ['part', 'json']) await utimes(path.join(pdir, `${partialKey(name)}.${ext}`), old, old);
+    }
+    // The registry claims a key before it peeks or opens it, and the sweep asks again right before removing.
+    // Here: the first key is claimed before the sweep reaches it; the last is claimed and opened just as
+    // its removal starts (after the sweep's second look), so the open must wait and start fresh.
+    const first = partialKey(names[0]!);
+    const last = partialKey(names[names.length - 1]!);
+    const claimed = new Set<string>([first]);
+    const asked = new Map<string, number>();
+    let opened: Promise<{ offset: number }> | undefined;
+    const removed = await s.sweep(24 * 3_600_000, (key) => {
+      asked.set(key, (asked.get(key) ?? 0) + 1);
+      if (key === last && asked.get(key) === 2 && !claimed.has(key)) {
+        queueMicrotask(() => {
+          claimed.add(last);
+          opened = s.open(names[names.length - 1]!, { size: 10, mtimeMs: 1 }).then(async (p) => { await p.fh.close(); return p; });
+        });
+        return false;
+      }
+      return claimed.has(key);
+    });
+    expect(opened, 'the sweep reached the last key').to.not.equal(undefined);
+    const reopened = await opened!;
+    expect(removed).to.have.length(names.length - 1).and.include(last).and.not.include(first);
+    expect(reopened.offset, 'an open that raced the removal starts fresh, not on bytes being deleted').to.equal(0);
+    expect((await partialEntries(dir)).sort()).to.deep.equal([`${first}.json`, `${first}.part`, `${last}.json`, `${last}.part`].sort());
   });
 
   it('makes its folder again when it was removed under a running receiver, and says whether it is usable', async () => {
