@@ -24,6 +24,8 @@ const program = new Command('relay-sender')
     .env('RELAY_DISCOVER').argParser(list(one(parseDiscover))))
   .addOption(new Option('--discover-every <duration>', 'how often discovered names are resolved again').env('RELAY_DISCOVER_EVERY')
     .argParser(arg(parseDuration)).default(d.discoverEveryMs, secs(d.discoverEveryMs)))
+  .addOption(new Option('--discover-grace <duration>', 'how long a discovered receiver whose address left DNS is kept (disconnected, in --to all) for it to come back (0 … 1h)')
+    .env('RELAY_DISCOVER_GRACE').argParser(arg(parseDuration)).default(d.discoverGraceMs, secs(d.discoverGraceMs)))
   .addOption(new Option('--http <host:port>', 'serve /healthz and /metrics here, e.g. 127.0.0.1:7421 (default: off)').env('RELAY_HTTP').argParser(arg(parseListen)))
   .addOption(new Option('--allow-root <dir>', 'a folder whose files may be sent (repeatable; env: colon-separated)').env('RELAY_ALLOW_ROOTS')
     .argParser(list((s) => s, ':')).default([], 'none: every send is refused'))
@@ -43,6 +45,7 @@ interface AgentFlags {
   receiver?: ReceiverEntry[];
   discover?: DiscoverEntry[];
   discoverEvery: number;
+  discoverGrace: number;
   http?: HttpListen;
   allowRoot: string[];
   heartbeat: number;
@@ -69,6 +72,7 @@ try {
     receivers: opts.receiver ?? [],
     discover: opts.discover ?? [],
     discoverEveryMs: opts.discoverEvery,
+    discoverGraceMs: opts.discoverGrace,
     http: opts.http,
     allowRoots: opts.allowRoot,
     heartbeatMs: opts.heartbeat,

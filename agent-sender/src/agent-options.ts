@@ -37,6 +37,11 @@ export interface SenderAgentOptions {
   discover: DiscoverEntry[];
   /** How often discovered names are resolved again, so nodes that join or leave are followed. Default 10s (100ms … 1h). */
   discoverEveryMs: number;
+  /**
+   * How long a discovered receiver whose address left DNS is kept (disconnected, still in `--to all`, its
+   * transfers waiting) for the same node name to answer again at any address. Default 60s (0 … 1h; 0 closes it at once).
+   */
+  discoverGraceMs: number;
   /** How long to wait for a new address's /healthz (which names it). Default 3s. */
   discoverProbeTimeoutMs: number;
   /** Resolves a discovered name. Default the system resolver; tests pass their own. */
@@ -65,6 +70,7 @@ export const SENDER_AGENT_DEFAULTS = {
   receivers: [] as ReceiverEntry[],
   discover: [] as DiscoverEntry[],
   discoverEveryMs: 10_000,
+  discoverGraceMs: 60_000,
   discoverProbeTimeoutMs: 3000,
   resolver: systemResolver,
 } as const;
@@ -86,6 +92,7 @@ export function resolveSenderAgentOptions(given: Partial<SenderAgentOptions> & {
   if (!(o.concurrency >= 1)) throw createError(ErrorCode.USAGE, 'concurrency must be at least 1');
   if (!(o.heartbeatMs >= 50)) throw createError(ErrorCode.USAGE, 'heartbeat must be at least 50ms');
   if (!(o.discoverEveryMs >= 100 && o.discoverEveryMs <= 3_600_000)) throw createError(ErrorCode.USAGE, 'discover interval must be between 100ms and 1h');
+  if (!(o.discoverGraceMs >= 0 && o.discoverGraceMs <= 3_600_000)) throw createError(ErrorCode.USAGE, 'discover grace must be between 0 and 1h');
   if (!(o.discoverProbeTimeoutMs >= 10 && o.discoverProbeTimeoutMs <= 60_000)) throw createError(ErrorCode.USAGE, 'discover probe timeout must be between 10ms and 60s');
   for (const d of o.discover) {
     if (!/^[A-Za-z0-9_.-]+$/.test(d.host) || !Number.isInteger(d.port) || d.port < 1 || d.port > 65535) {

@@ -43,9 +43,9 @@ export class SenderAgent {
     this.limit = pLimit(this.options.concurrency);
     this.control = new ControlServer(this.options.socketPath, (req, reply, signal) => this.handle(req, reply, signal), this.log, { group: this.options.socketGroup });
     this.metrics = new SenderMetrics({ links: () => this.links.values(), activeTransfers: () => this.transfers.size });
-    const { discover, resolver, discoverEveryMs: everyMs, discoverProbeTimeoutMs: probeTimeoutMs, http } = this.options;
+    const { discover, resolver, discoverEveryMs: everyMs, discoverGraceMs: graceMs, discoverProbeTimeoutMs: probeTimeoutMs, http } = this.options;
     const host = { links: this.links, createLink: (name: string, url: string) => this.createLink(name, url) };
-    this.discoveries = discover.map((entry) => new Discovery({ entry, resolver, everyMs, probeTimeoutMs, host, logger: this.log }));
+    this.discoveries = discover.map((entry) => new Discovery({ entry, resolver, everyMs, graceMs, probeTimeoutMs, host, logger: this.log }));
     this.http = http && new AgentHttpServer(http, () => this.health(), this.metrics, this.log);
   }
 

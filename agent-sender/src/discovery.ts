@@ -2,9 +2,13 @@
  * Receiver discovery: every address behind a DNS name (e.g. `tasks.receiver` on a Swarm overlay) is one
  * receiver. A new address is asked its node name (GET /healthz, the same `node` its heartbeats report)
  * and gets a Link named after it; the name is resolved again every interval, so a node that joins
- * appears and one whose address left DNS is closed, failing its in-flight transfers with UNREACHABLE
- * at once instead of letting them wait out their timeout. Two addresses reporting the same node name
- * stay two receivers: the second is named `<node>@<address>`, and a warning says so.
+ * appears. A receiver whose address left DNS is usually restarting (a Swarm task leaves `tasks.*` while
+ * it restarts, and often comes back at a new address), so it is kept for a grace period: shown as
+ * disconnected, still part of `--to all`, its transfers waiting as for any disconnected receiver. An
+ * address that identifies as the same node within the grace gets the same Link (retargeted), and the
+ * transfers resume; only after the grace is the link closed, failing what waits on it with UNREACHABLE.
+ * Two addresses reporting the same node name stay two receivers: the second is named
+ * `<node>@<address>`, and a warning says so.
  */
 import { EventEmitter } from 'node:events';
 import { createError, ErrorCode, type Logger } from '@relayer/common';
@@ -22,6 +26,8 @@ export interface DiscoveryOptions {
   entry: DiscoverEntry;
   resolver: Resolver;
   everyMs: number;
+  /** How long a receiver whose address left DNS is kept (waiting for it to come back) before it is closed. */
+  graceMs: number;
   probeTimeoutMs: number;
   host: DiscoveryHost;
   logger: Logger;
@@ -38,6 +44,10 @@ export interface DiscoveryEvents {
   /** One round is over: the addresses the name resolved to (sorted). */
   refreshed: [addresses: string[]];
   added: [name: string, address: string];
+  /** Its address left DNS: the receiver is kept, disconnected, for the grace period. */
+  detached: [name: string, address: string];
+  /** It came back within the grace at `address` (the same or a new one): the same link now points there. */
+  returned: [name: string, address: string];
   removed: [name: string, address: string];
 }
 
@@ -48,6 +58,8 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
   private readonly known = new Map<string, Known>();
   /** Addresses in DNS whose /healthz did not answer yet: shown in status, probed again next round. */
   private readonly pending = new Map<string, string>();
+  /** Receivers whose address left DNS, by receiver name, within their grace period. */
+  private readonly gone = new Map<string, Known & { address: string; timer: NodeJS.Timeout }>();
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -71,6 +83,8 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
+    for (const g of this.gone.values()) clearTimeout(g.timer);
+    this.gone.clear();
   }
 
   /** Rows for `relay status` for addresses that are in DNS but not identified yet. */
@@ -115,7 +129,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     if (this.closed || addresses === undefined) return;
     const present = new Set(addresses);
     for (const [address, k] of this.known) {
-      if (!present.has(address)) this.remove(address, k, `its address ${address} is no longer in DNS for ${this.opts.entry.host}`);
+      if (!present.has(address)) this.detach(address, k);
       else if (k.link.status && k.link.status.node !== k.node) {
         this.log.warn({ address, was: k.node, now: k.link.status.node }, 'address now reports another node: identifying it again');
         this.remove(address, k, `${address} now reports node ${k.link.status.node}`);
@@ -133,7 +147,9 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
         continue;
       }
       this.pending.delete(address);
-      this.add(address, result.node);
+      const back = [...this.gone.values()].find((g) => g.node === result.node);
+      if (back) this.comeBack(address, back);
+      else this.add(address, result.node);
     }
     this.emit('refreshed', addresses);
   }
@@ -156,8 +172,40 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     this.emit('added', name, address);
   }
 
-  private remove(address: string, k: Known, why: string): void {
+  /** Its address left DNS: keep it (disconnected, waiting transfers kept) for the grace period. */
+  private detach(address: string, k: Known): void {
+    const why = `its address ${address} is no longer in DNS for ${this.opts.entry.host}`;
     this.known.delete(address);
+    const { graceMs } = this.opts;
+    if (graceMs <= 0) return this.remove(address, k, why);
+    k.link.detach(createError(ErrorCode.UNREACHABLE, `receiver ${k.name} left DNS (${why}); kept ${Math.round(graceMs / 1000)}s for it to come back`));
+    const timer = setTimeout(() => this.expire(gone, `${why}, and it did not come back within ${Math.round(graceMs / 1000)}s`), graceMs);
+    timer.unref();
+    const gone = { ...k, address, timer };
+    this.gone.set(k.name, gone);
+    this.log.warn({ receiver: k.name, address, graceMs }, 'discovered receiver left DNS: keeping it for the grace period');
+    this.emit('detached', k.name, address);
+  }
+
+  private expire(g: Known & { address: string; timer: NodeJS.Timeout }, why: string): void {
+    clearTimeout(g.timer);
+    if (this.gone.get(g.name) === g) this.gone.delete(g.name);
+    this.remove(g.address, g, why);
+  }
+
+  /** The same node answers again within the grace (at the same or a new address): retarget its link. */
+  private comeBack(address: string, g: Known & { address: string; timer: NodeJS.Timeout }): void {
+    clearTimeout(g.timer);
+    this.gone.delete(g.name);
+    if (this.opts.host.links.get(g.name) !== g.link) return this.add(address, g.node);
+    g.link.retarget(this.urlOf(address));
+    this.known.set(address, { name: g.name, node: g.node, link: g.link });
+    this.log.info({ receiver: g.name, address, was: g.address }, 'discovered receiver is back');
+    this.emit('returned', g.name, address);
+  }
+
+  private remove(address: string, k: Known, why: string): void {
+    if (this.known.get(address)?.link === k.link) this.known.delete(address);
     if (this.opts.host.links.get(k.name) === k.link) this.opts.host.links.delete(k.name);
     k.link.close(createError(ErrorCode.UNREACHABLE, `receiver ${k.name} left: ${why}`));
     this.log.info({ receiver: k.name, address, reason: why }, 'discovered receiver gone');

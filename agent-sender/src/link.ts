@@ -68,13 +68,18 @@ export interface LinkEvents {
 
 export class Link extends EventEmitter<LinkEvents> {
   readonly name: string;
-  readonly url: string;
+  /** Changes only by retarget() (a discovered receiver that came back at another address). */
+  url: string;
   state: LinkState = LinkState.DISCONNECTED;
   rttMs: number | null = null;
   lastBeatAt: number | null = null;
   status: ReceiverStatus | null = null;
   lastError: RelayError | null = null;
-  private readonly socket: ClientSocket;
+  private socket: ClientSocket;
+  private readonly auth: HandshakeAuth;
+  private readonly ca: LinkOptions['ca'];
+  /** Set while detached: the receiver's address is gone, nothing to reconnect to until retarget(). */
+  private detachedReason: string | undefined;
   private readonly log: Logger;
   private readonly opts: Required<Omit<LinkOptions, 'logger' | 'token' | 'ca'>>;
   private beatTimer: NodeJS.Timeout | undefined;
@@ -94,12 +99,54 @@ export class Link extends EventEmitter<LinkEvents> {
     this.name = options.name;
     this.url = options.url;
     this.log = options.logger.child({ receiver: options.name });
-    const auth: HandshakeAuth = { token: options.token, protocol: PROTOCOL_VERSION, sender: this.opts.sender, version: VERSION };
-    this.socket = io(options.url, this.clientOptions(auth, options.ca));
-    this.socket.on('connect', () => void this.onConnect());
-    this.socket.on('disconnect', (reason) => this.onDisconnect(reason));
-    this.socket.on('connect_error', (err) => this.onConnectError(err as Error & { data?: { code?: string } }));
-    this.socket.on('received', (frame) => this.emit('received', frame));
+    this.auth = { token: options.token, protocol: PROTOCOL_VERSION, sender: this.opts.sender, version: VERSION };
+    this.ca = options.ca;
+    this.socket = this.newSocket(options.url);
+  }
+
+  /** A socket to `url` wired to this link; its events are ignored once it is no longer this.socket. */
+  private newSocket(url: string): ClientSocket {
+    const socket: ClientSocket = io(url, this.clientOptions(this.auth, this.ca));
+    const mine = (): boolean => socket === this.socket;
+    socket.on('connect', () => { if (mine()) void this.onConnect(); });
+    socket.on('disconnect', (reason) => { if (mine()) this.onDisconnect(reason); });
+    socket.on('connect_error', (err) => { if (mine()) this.onConnectError(err as Error & { data?: { code?: string } }); });
+    socket.on('received', (frame) => { if (mine()) this.emit('received', frame); });
+    return socket;
+  }
+
+  /**
+   * The receiver's address is gone (a discovered receiver left DNS): stop reconnecting to it, but keep the
+   * link, its name and the transfers waiting on it, shown as disconnected with `reason`, until retarget()
+   * or close().
+   */
+  detach(reason: RelayError): void {
+    if (this.state === LinkState.CLOSED) return;
+    this.detachedReason = reason.message;
+    this.lastError = reason;
+    clearTimeout(this.authRetryTimer);
+    this.socket.disconnect();
+    this.onDisconnect(reason.message);
+  }
+
+  /**
+   * Points the link at a new address (the same receiver, restarted elsewhere): a new socket inside the same
+   * link, so its name, state and the transfers waiting on it carry over; they resume as after any reconnect.
+   */
+  retarget(url: string): void {
+    if (this.state === LinkState.CLOSED) return;
+    this.log.info({ from: this.url, to: url }, 'receiver moved: connecting to its new address');
+    const old = this.socket;
+    this.detachedReason = undefined;
+    this.url = url;
+    this.socket = this.newSocket(url);
+    old.disconnect();
+    this.onDisconnect(`moved to ${url}`);
+    this.socket.connect();
+  }
+
+  get detached(): boolean {
+    return this.detachedReason !== undefined;
   }
 
   /** The socket.io-client options: one place for transport, reconnection and (later) TLS settings. */
@@ -140,7 +187,7 @@ export class Link extends EventEmitter<LinkEvents> {
 
   /** Drops and re-establishes the connection (after an ack timeout the socket may be half dead). */
   recycle(reason: string): void {
-    if (this.state === LinkState.CLOSED) return;
+    if (this.state === LinkState.CLOSED || this.detached) return;
     this.log.warn({ reason }, 'recycling connection');
     this.socket.disconnect();
     this.onDisconnect(reason);
@@ -294,7 +341,7 @@ export class Link extends EventEmitter<LinkEvents> {
     this.socket.disconnect();
     if (this.opts.retryAuth && this.state !== LinkState.CLOSED) {
       clearTimeout(this.authRetryTimer);
-      this.authRetryTimer = setTimeout(() => this.socket.connect(), this.opts.reconnectDelayMaxMs * 6);
+      this.authRetryTimer = setTimeout(() => { if (!this.detached) this.socket.connect(); }, this.opts.reconnectDelayMaxMs * 6);
       this.authRetryTimer.unref();
     }
     this.emit('refused', error);
@@ -316,7 +363,7 @@ export class Link extends EventEmitter<LinkEvents> {
       this.lastError = createError(ErrorCode.AUTH, `receiver ${this.name} refused the token`);
       this.log.warn({ url: this.url }, 'receiver refused the token');
       if (this.opts.retryAuth) {
-        this.authRetryTimer = setTimeout(() => this.socket.connect(), this.opts.reconnectDelayMaxMs * 6);
+        this.authRetryTimer = setTimeout(() => { if (!this.detached) this.socket.connect(); }, this.opts.reconnectDelayMaxMs * 6);
         this.authRetryTimer.unref();
       }
       this.emit('refused', this.lastError);

@@ -38,10 +38,11 @@ describe('receiver discovery (--discover name:port)', function () {
     return [...answer];
   };
 
-  async function startDiscoveringAgent(logger = testLogger('agent')): Promise<SenderAgent> {
+  /** graceMs: how long a receiver that left DNS is kept; short by default, so tests of leaving end soon. */
+  async function startDiscoveringAgent(logger = testLogger('agent'), graceMs = 300): Promise<SenderAgent> {
     const agent = new SenderAgent({
       socketPath: path.join(await tmpDir('relay-agent-'), 'agent.sock'),
-      discover: [{ host: 'tasks.receiver', port }], discoverEveryMs: 100, resolver,
+      discover: [{ host: 'tasks.receiver', port }], discoverEveryMs: 100, discoverGraceMs: graceMs, resolver,
       heartbeatMs: 100, allowRoots: [src], token: TOKEN, logger,
     });
     await agent.start();
@@ -51,10 +52,6 @@ describe('receiver discovery (--discover name:port)', function () {
 
   const names = async (agent: SenderAgent): Promise<string[]> =>
     (await fetchStatus(agent.options.socketPath)).receivers.map((r) => r.name).sort();
-
-  /** Resolves when a round has seen exactly `addresses` and the links are in place. */
-  const settled = (agent: SenderAgent, addresses: string[]): Promise<unknown> =>
-    waitFor(agent.discoveries[0]!, 'refreshed', (seen: string[]) => seen.join() === [...addresses].sort().join());
 
   beforeEach(async () => {
     receivers.clear();
@@ -83,7 +80,7 @@ describe('receiver discovery (--discover name:port)', function () {
     }
   });
 
-  it('follows the name: a node that joins appears, one whose address left is closed and gone from status and --to all', async () => {
+  it('follows the name: a node that joins appears, one whose address left is closed after the grace and gone from status and --to all', async () => {
     answer = ['127.0.0.2', '127.0.0.3'];
     const agent = await startDiscoveringAgent();
     const node4 = await receiverAt(4, 'node4');
@@ -105,14 +102,92 @@ describe('receiver discovery (--discover name:port)', function () {
     expect(old.stderr).to.contain('UNREACHABLE: unknown receiver "node2"');
   });
 
-  it('fails a transfer in flight to a receiver whose address left DNS with UNREACHABLE, at once', async () => {
+  /** The receiver at 127.0.0.<last> goes (its task killed) and its address leaves DNS; resolves once discovery saw it. */
+  async function leave(agent: SenderAgent, last: number, node: string): Promise<void> {
+    const detached = waitFor(agent.discoveries[0]!, 'detached', (name: string) => name === node);
+    await receivers.get(`127.0.0.${last}`)!.close();
+    answer = (answer as string[]).filter((a) => a !== `127.0.0.${last}`);
+    await detached;
+  }
+
+  /** The same node (same --node, same --dir) restarts at a NEW address 127.0.0.<last> and enters DNS; resolves once discovery retargeted it. */
+  async function comeBackAt(agent: SenderAgent, oldLast: number, last: number, node: string): Promise<TestReceiver> {
+    const returned = waitFor(agent.discoveries[0]!, 'returned', (name: string, address: string) => name === node && address === `127.0.0.${last}`);
+    const r = await startReceiver({ host: `127.0.0.${last}`, port, node, dir: receivers.get(`127.0.0.${oldLast}`)!.dir });
+    receivers.set(`127.0.0.${last}`, r);
+    answer = [...(answer as string[]), `127.0.0.${last}`];
+    await returned;
+    return r;
+  }
+
+  it('keeps a receiver whose address left DNS as disconnected and in --to all; a send started meanwhile completes once it is back at a new address', async () => {
     answer = ['127.0.0.2', '127.0.0.3'];
-    const agent = await startDiscoveringAgent();
-    const f = await randomFile(src, 8 * MiB, 'slow.bin');
+    const agent = await startDiscoveringAgent(testLogger('agent'), 30_000);
+    await leave(agent, 2, 'node2');
+
+    const row = (await fetchStatus(agent.options.socketPath)).receivers.find((r) => r.name === 'node2');
+    expect(row).to.include({ state: 'disconnected', url: `http://127.0.0.2:${port}` });
+    expect(row!.lastError).to.include({ code: ErrorCode.UNREACHABLE });
+    expect(row!.lastError!.message).to.contain('left DNS').and.to.contain('no longer in DNS');
+
+    const f = await randomFile(src, 700_000, 'while-away.bin');
+    const events: JobEvent[] = [];
+    let job!: Promise<boolean>;
+    // --to all includes node2 while it is away: node3 gets the file now, node2's transfer waits.
+    const node3Done = new Promise<void>((resolve) => {
+      job = sendViaAgent({ socketPath: agent.options.socketPath, paths: [f.path], to: ['all'], transfer: { timeoutMs: 60_000 } }, (e) => {
+        events.push(e);
+        if (e.type === 'received' && e.target === 'node3') resolve();
+      });
+      track(() => job.catch(() => undefined));
+    });
+    await node3Done;
+    const back = await comeBackAt(agent, 2, 7, 'node2');
+    expect(await job, JSON.stringify(events.filter((e) => e.type === 'failed'))).to.equal(true);
+    const targets = events.filter((e): e is Extract<JobEvent, { type: 'received' }> => e.type === 'received').map((e) => e.target).sort();
+    expect(targets).to.deep.equal(['node2', 'node3']);
+    expect(await sha256File(path.join(back.dir, 'while-away.bin'))).to.equal(f.sha256);
+    const now = (await fetchStatus(agent.options.socketPath)).receivers.find((r) => r.name === 'node2');
+    expect(now).to.include({ state: 'connected', url: `http://127.0.0.7:${port}`, node: 'node2' });
+    expect(await names(agent)).to.deep.equal(['node2', 'node3']);
+  });
+
+  it('completes a transfer in flight while its receiver leaves DNS and comes back at a new address, byte-identical', async () => {
+    answer = ['127.0.0.2', '127.0.0.3'];
+    const agent = await startDiscoveringAgent(testLogger('agent'), 30_000);
+    const f = await randomFile(src, 6 * MiB, 'moving.bin');
     const events: JobEvent[] = [];
     let done!: Promise<boolean>;
     const progressed = new Promise<void>((resolve) => {
-      const job = sendViaAgent({
+      done = sendViaAgent({
+        socketPath: agent.options.socketPath, paths: [f.path], to: ['node2'],
+        // Paced so it is still running when its receiver goes.
+        transfer: { bwlimit: 1 * MiB, timeoutMs: 60_000, chunkSize: 256 * 1024 },
+      }, (e) => {
+        events.push(e);
+        if (e.type === 'progress') resolve();
+      });
+      track(() => done.catch(() => undefined));
+    });
+    await progressed;
+    await leave(agent, 2, 'node2');
+    const back = await comeBackAt(agent, 2, 8, 'node2');
+    expect(await done, JSON.stringify(events.filter((e) => e.type === 'failed'))).to.equal(true);
+    expect(await sha256File(path.join(back.dir, 'moving.bin'))).to.equal(f.sha256);
+    // It went on from the partial the restarted receiver kept (same --dir), not from byte 0.
+    const received = events.find((e): e is Extract<JobEvent, { type: 'received' }> => e.type === 'received');
+    expect(received!.resumedFrom).to.be.greaterThan(0);
+  });
+
+  it('after the grace without return, fails the transfers in flight and waiting with UNREACHABLE and drops the receiver from status', async () => {
+    answer = ['127.0.0.2', '127.0.0.3'];
+    // The grace only has to outlast starting the second send below (a few ms), on a loaded machine too.
+    const agent = await startDiscoveringAgent(testLogger('agent'), 3000);
+    const f = await randomFile(src, 8 * MiB, 'slow.bin');
+    const events: JobEvent[] = [];
+    let inFlight!: Promise<boolean>;
+    const progressed = new Promise<void>((resolve) => {
+      inFlight = sendViaAgent({
         socketPath: agent.options.socketPath, paths: [f.path], to: ['node2'],
         // Paced so it is still running when its receiver leaves; the 10-minute timeout must not be what ends it.
         transfer: { bwlimit: 1 * MiB, timeoutMs: 600_000, chunkSize: 256 * 1024 },
@@ -120,15 +195,25 @@ describe('receiver discovery (--discover name:port)', function () {
         events.push(e);
         if (e.type === 'progress') resolve();
       });
-      track(() => job.catch(() => undefined));
-      done = job;
+      track(() => inFlight.catch(() => undefined));
     });
     await progressed;
-    answer = ['127.0.0.3'];
-    expect(await done).to.equal(false);
-    const failed = events.find((e): e is Extract<JobEvent, { type: 'failed' }> => e.type === 'failed');
-    expect(failed).to.include({ target: 'node2', code: ErrorCode.UNREACHABLE });
-    expect(failed!.message).to.contain('left').and.to.contain('no longer in DNS');
+    const removed = waitFor(agent.discoveries[0]!, 'removed', (name: string) => name === 'node2');
+    await leave(agent, 2, 'node2');
+    // Started while node2 is away: it waits for node2 (within the grace).
+    const small = await randomFile(src, 1000, 'later.bin');
+    const waitingEvents: JobEvent[] = [];
+    const waiting = sendViaAgent({ socketPath: agent.options.socketPath, paths: [small.path], to: ['node2'], transfer: { timeoutMs: 600_000 } }, (e) => waitingEvents.push(e));
+    track(() => waiting.catch(() => undefined));
+    await removed;
+    expect(await inFlight).to.equal(false);
+    expect(await waiting).to.equal(false);
+    for (const evs of [events, waitingEvents]) {
+      const failed = evs.find((e): e is Extract<JobEvent, { type: 'failed' }> => e.type === 'failed');
+      expect(failed).to.include({ target: 'node2', code: ErrorCode.UNREACHABLE });
+      expect(failed!.message).to.contain('left').and.to.contain('did not come back');
+    }
+    expect(await names(agent)).to.deep.equal(['node3']);
   });
 
   it('keeps two addresses that report the same node name as two receivers, and says so', async () => {
@@ -180,7 +265,8 @@ describe('receiver discovery (--discover name:port)', function () {
     expect(await names(agent)).to.deep.equal(['node2', 'node3']);
     expect((await fetchStatus(agent.options.socketPath)).receivers.every((r) => r.state === 'connected')).to.equal(true);
     answer = Object.assign(new Error('getaddrinfo ENOTFOUND tasks.receiver'), { code: 'ENOTFOUND' });
-    await settled(agent, []);
+    let removed = 0;
+    await waitFor(agent.discoveries[0]!, 'removed', () => ++removed === 2);
     expect(await names(agent)).to.deep.equal([]);
   });
 });

@@ -27,11 +27,14 @@ describe('relay-sender CLI: argv and env', function () {
     expect(await refuse(['--http', 'localhost'])).to.contain('--http');
     expect(await refuse(['--receiver', 'no-equals-sign'])).to.contain('--receiver');
     expect(await refuse(['--discover', 'tasks.receiver'])).to.contain('--discover');
+    expect(await refuse(['--discover-grace', 'soon'])).to.contain('--discover-grace').and.contain('not a duration');
+    expect(await refuse(['--discover-grace', '2h'])).to.contain('discover grace must be between 0 and 1h');
   });
 
   it('refuses the same bad values from the environment', async () => {
     expect(await refuse([], { RELAY_CONCURRENCY: '0' })).to.contain('--concurrency');
     expect(await refuse([], { RELAY_RECEIVERS: 'a=http://127.0.0.1:1,broken' })).to.contain('--receiver');
+    expect(await refuse([], { RELAY_DISCOVER_GRACE: 'later' })).to.contain('--discover-grace');
   });
 
   it('takes receivers and allow-roots from the environment (comma- and colon-separated lists)', async () => {

@@ -16,15 +16,18 @@ describe('sender agent options: --discover and --http', () => {
     });
   }
 
-  it('refuses a discover port out of range and an interval out of bounds', () => {
+  it('refuses a discover port out of range and an interval or grace out of bounds', () => {
     expectThrowsCode(() => resolveSenderAgentOptions({ token: 't', discover: [{ host: 'x', port: 70000 }] }), ErrorCode.USAGE);
     expectThrowsCode(() => resolveSenderAgentOptions({ token: 't', discoverEveryMs: 10 }), ErrorCode.USAGE);
     expectThrowsCode(() => resolveSenderAgentOptions({ token: 't', discoverEveryMs: 2 * 3_600_000 }), ErrorCode.USAGE);
+    expectThrowsCode(() => resolveSenderAgentOptions({ token: 't', discoverGraceMs: -1 }), ErrorCode.USAGE);
+    expectThrowsCode(() => resolveSenderAgentOptions({ token: 't', discoverGraceMs: 2 * 3_600_000 }), ErrorCode.USAGE);
+    expect(resolveSenderAgentOptions({ token: 't', discoverGraceMs: 0 }).discoverGraceMs).to.equal(0);
   });
 
-  it('has documented defaults: no discovery, every 10s, the system resolver, no http listener', () => {
+  it('has documented defaults: no discovery, every 10s, a 60s grace for receivers that left DNS, the system resolver, no http listener', () => {
     const o = resolveSenderAgentOptions({ token: 't' });
-    expect(o).to.include({ discoverEveryMs: 10_000, discoverProbeTimeoutMs: 3000, resolver: systemResolver });
+    expect(o).to.include({ discoverEveryMs: 10_000, discoverGraceMs: 60_000, discoverProbeTimeoutMs: 3000, resolver: systemResolver });
     expect(o.http).to.equal(undefined);
     expect(o.discover).to.deep.equal([]);
     expect(SENDER_AGENT_DEFAULTS.discoverEveryMs).to.equal(10_000);
