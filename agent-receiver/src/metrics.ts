@@ -6,8 +6,8 @@
  * a file name, a path, a peer or a token.
  */
 import type { ServerResponse } from 'node:http';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ChunkAck, ChunkFrame, ErrorCode, IdenticalReply, OfferAccepted, ReceivedFrame } from '@relayer/common';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { metricsText, type ChunkAck, type ChunkFrame, type ErrorCode, type IdenticalReply, type OfferAccepted, type ReceivedFrame } from '@relayer/common';
 
 export interface ReceiverGauges {
   activeTransfers(): number;
@@ -116,26 +116,11 @@ export class ReceiverMetrics {
   }
 }
 
-let processRegistry: Registry | undefined;
-
-/**
- * The standard process_* / nodejs_* metrics describe the process, not one agent, so there is one registry
- * of them per process (each collectDefaultMetrics call starts an event-loop monitor that is never stopped).
- */
-function processMetrics(): Registry {
-  if (!processRegistry) {
-    processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry });
-  }
-  return processRegistry;
-}
-
 /** Writes an agent's registry, with the process metrics, as Prometheus text. */
 async function serveRegistry(registry: Registry, res: ServerResponse): Promise<void> {
   try {
-    const merged = Registry.merge([registry, processMetrics()]);
-    const body = await merged.metrics();
-    res.writeHead(200, { 'content-type': merged.contentType }).end(body);
+    const { contentType, body } = await metricsText(registry);
+    res.writeHead(200, { 'content-type': contentType }).end(body);
   } catch (err) {
     res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`);
   }

@@ -5,7 +5,8 @@
  * state events (bytes), and the links read at scrape time (states, heartbeat RTT). Label values are
  * bounded: receiver names, outcomes and error codes; never a file name, a path or a token.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { metricsText } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import { LinkState, type Link } from './link.js';
 import { OutgoingState, type OutgoingTransfer, type Progress } from './outgoing-transfer.js';
@@ -13,20 +14,6 @@ import { OutgoingState, type OutgoingTransfer, type Progress } from './outgoing-
 export interface SenderGauges {
   links(): Iterable<Link>;
   activeTransfers(): number;
-}
-
-let processRegistry: Registry | undefined;
-
-/**
- * The standard process_* / nodejs_* metrics describe the process, not one agent, so there is one registry
- * of them per process (each collectDefaultMetrics call starts an event-loop monitor that is never stopped).
- */
-function processMetrics(): Registry {
-  if (!processRegistry) {
-    processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry });
-  }
-  return processRegistry;
 }
 
 export const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
@@ -88,8 +75,7 @@ export class SenderMetrics {
 
   /** Prometheus text: this agent's metrics and the process's. */
   async text(): Promise<{ contentType: string; body: string }> {
-    const merged = Registry.merge([this.registry, processMetrics()]);
-    return { contentType: merged.contentType, body: await merged.metrics() };
+    return metricsText(this.registry);
   }
 
   /**

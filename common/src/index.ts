@@ -11,3 +11,4 @@ export * from './token.js';
 export * from './daemon.js';
 export * from './objects.js';
 export * from './cli-args.js';
+export * from './metrics-text.js';

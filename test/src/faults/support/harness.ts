@@ -4,12 +4,13 @@
  * figures each scenario prints (also collected into one JSON file the README quotes).
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes, randomFillSync } from 'node:crypto';
-import { createReadStream, rmSync } from 'node:fs';
-import { appendFile, mkdir, mkdtemp, open, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { randomFile as randomFileIn, sha256File, type RandomFile } from '../../support/files.js';
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
@@ -58,36 +59,14 @@ export async function tmpDir(cleanup: Cleanup, prefix = 'rlyf-', base = os.tmpdi
   return dir;
 }
 
-export interface SourceFile {
-  path: string;
-  size: number;
-  sha256: string;
-}
+export type SourceFile = RandomFile;
 
 /** Writes `size` random bytes to `file` (parents created) and returns its sha256. */
-export async function randomFile(file: string, size: number): Promise<SourceFile> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const fh = await open(file, 'w');
-  const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(4 * MiB);
-  try {
-    for (let pos = 0; pos < size; pos += buf.length) {
-      const piece = buf.subarray(0, Math.min(buf.length, size - pos));
-      randomFillSync(piece);
-      hash.update(piece);
-      await fh.write(piece, 0, piece.length, pos);
-    }
-  } finally {
-    await fh.close();
-  }
-  return { path: file, size, sha256: hash.digest('hex') };
+export function randomFile(file: string, size: number): Promise<SourceFile> {
+  return randomFileIn(path.dirname(file), size, path.basename(file));
 }
 
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const c of createReadStream(file, { highWaterMark: 4 * MiB })) hash.update(c as Buffer);
-  return hash.digest('hex');
-}
+export { sha256File };
 
 /** Regular files below dir (relative '/'-paths), skipping the names in `skip` at any depth. */
 export async function listFiles(dir: string, skip: ReadonlySet<string> = new Set()): Promise<string[]> {
