@@ -8,7 +8,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { ErrorCode, MAX_CHUNK_SIZE, PARTIAL_DIR, RelayError } from '@relayer/common';
 import {
-  captureLogger, chunkOf, closeAll, connectedLink, expectRejectsCode, MiB, randomFile, rawClient, send, sha256File, startReceiver,
+  captureLogger, chunkOf, closeAll, connectedLink, eventually, expectRejectsCode, MiB, randomFile, rawClient, send, sha256File, startReceiver,
   tmpDir, track, type SendResult,
 } from '../support/util.js';
 
@@ -20,15 +20,6 @@ async function health(url: string): Promise<{ code: number; body: Health }> {
   return { code: res.status, body: (await res.json()) as Health };
 }
 
-/** Polls a condition (bounded): for state the receiver reaches after an event the test cannot observe. */
-async function eventually(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  expect.fail(`${what}: not true within ${ms}ms`);
-}
 
 describe('issue 7 findings: a connection owns only what it can use, and only while it lives', () => {
   afterEach(closeAll);

@@ -5,16 +5,9 @@ import { SenderAgent, sendViaAgent, type AgentHealth, type JobEvent } from '@rel
 import { startAgent } from '../support/agent.js';
 import { count, sample, scrape } from '../support/metrics.js';
 import {
-  closeAll, connectedLink, MiB, randomFile, send, startReceiver, testLogger, tmpDir, TOKEN, track,
+  closeAll, connectedLink, eventually, MiB, randomFile, send, startReceiver, testLogger, tmpDir, TOKEN, track,
 } from '../support/util.js';
 
-/** Polls a condition that no event announces, every 20ms, failing after timeoutMs. */
-async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  for (const end = Date.now() + timeoutMs; !check(); ) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('receiver GET /metrics (Prometheus text)', function () {
   this.timeout(60_000);
@@ -109,7 +102,7 @@ describe('sender agent --http: /healthz and /metrics', function () {
     expect(ok).to.equal(false);
     expect(events.find((e) => e.type === 'failed')).to.include({ target: 'small', code: ErrorCode.TOO_LARGE });
     // The first heartbeat goes out on connect; wait (bounded) until its answer is in.
-    await until(() => agent.links.get('a')!.rttMs !== null);
+    await eventually(() => agent.links.get('a')!.rttMs !== null, 'a heartbeat RTT measured');
 
     const text = await scrape(base);
     expect(sample(text, 'relay_sender_bytes_sent_total', { receiver: 'a' })).to.equal(f.size);

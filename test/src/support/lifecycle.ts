@@ -70,3 +70,14 @@ export function waitFor<T extends unknown[] = unknown[]>(
     emitter.on(event, onEvent);
   });
 }
+
+/**
+ * Polls a condition (bounded in time) for state a peer reaches after an event the test cannot observe,
+ * such as a counter on another process's /metrics. Prefer waitFor wherever an event exists.
+ */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  for (const end = Date.now() + timeoutMs; !(await check()); ) {
+    if (Date.now() > end) throw new Error(`${what}: not true within ${timeoutMs}ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { BIN, sh, TOKEN, type Cleanup } from './harness.js';
@@ -238,13 +237,7 @@ export async function healthz(url: string, netns?: string): Promise<Health> {
 }
 
 /** A port that was free a moment ago on 127.0.0.1 (for a receiver that must restart on the same port). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from '../../support/processes.js';
 
 export function socketPathIn(dir: string): string {
   return path.join(dir, 'agent.sock');
