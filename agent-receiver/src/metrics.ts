@@ -7,7 +7,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { metricsText, type ChunkAck, type ChunkFrame, type ErrorCode, type IdenticalReply, type OfferAccepted, type ReceivedFrame } from '@relayer/common';
+import { metricsText, type ChunkAck, type ChunkFrame, type ErrorCode, type IdenticalReply, type OfferAccepted, type PutFrame, type PutReply, type ReceivedFrame } from '@relayer/common';
 
 export interface ReceiverGauges {
   activeTransfers(): number;
@@ -92,10 +92,24 @@ export class ReceiverMetrics {
     if (request === 'offer') this.started((outcome.result as OfferAccepted).lease);
     else if (request === 'chunk' && (outcome.result as ChunkAck).taken) this.bytes.inc((frame as ChunkFrame).data.length);
     else if (request === 'commit') this.ended(outcome.result as ReceivedFrame);
+    else if (request === 'put') this.put(frame as PutFrame, outcome.result as PutReply);
     else if (request === 'identical') {
       const { received } = outcome.result as IdenticalReply;
       if (received) this.ended(received);
     }
+  }
+
+  /** A put's files are transfers of their own, each with its outcome (their time is the request's, not counted). */
+  private put(frame: PutFrame, reply: PutReply): void {
+    reply.results.forEach((r, i) => {
+      if (r.ok) {
+        this.transfers.inc({ outcome: r.unchanged ? 'unchanged' : 'published', code: 'none' });
+        if (!r.unchanged) this.bytes.inc(frame.files[i]!.data.length);
+        return;
+      }
+      this.errors.inc({ request: 'put', code: r.error.code });
+      if (isFinalRefusal('put', r.error.code)) this.transfers.inc({ outcome: 'refused', code: r.error.code });
+    });
   }
 
   private started(lease: string): void {

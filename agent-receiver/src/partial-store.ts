@@ -65,6 +65,11 @@ export class PartialStore {
     return this.files(key).data;
   }
 
+  /** Where a put writes a small file before renaming it into place (see put-batch.ts). */
+  putPath(key: string): string {
+    return path.join(this.dir, `${key}.put`);
+  }
+
   private files(key: string): { data: string; meta: string } {
     return { data: path.join(this.dir, `${key}.part`), meta: path.join(this.dir, `${key}.json`) };
   }
@@ -161,7 +166,18 @@ export class PartialStore {
       return removed;
     }
     // Only names this store creates: a planted or foreign file is never removed.
-    const keys = new Set(entries.filter(isStoreFileName).map((e) => e.replace(/\.(part|json)$/, '')));
+    const ours = entries.filter(isStoreFileName);
+    // A put's file left by a crash: never confirmed, so it goes once it is older than the orphan grace.
+    for (const put of ours.filter((e) => e.endsWith('.put'))) {
+      const key = put.slice(0, -'.put'.length);
+      if (isActive(key)) continue;
+      const file = this.putPath(key);
+      const mtime = await stat(file).then((st) => st.mtimeMs, () => undefined);
+      if (mtime === undefined || now - mtime <= Math.min(ttlMs, 60_000) || isActive(key)) continue;
+      await rm(file, { force: true });
+      removed.push(key);
+    }
+    const keys = new Set(ours.filter((e) => !e.endsWith('.put')).map((e) => e.replace(/\.(part|json)$/, '')));
     for (const key of keys) {
       if (isActive(key)) continue;
       const { data, meta } = this.files(key);

@@ -9,7 +9,7 @@ import type { Socket } from 'socket.io';
 import type { Logger } from 'pino';
 import {
   createError, ErrorCode, Events, isAbortFrame, isAckCallback, PROTOCOL_VERSION, REQUEST_NAMES, Requests, toWireError,
-  type ClientToServerEvents, type HandshakeAuth, type ReceivedFrame, type ReceiverStatus, type ReplyOf, type Reply, type RequestName,
+  type ClientToServerEvents, type HandshakeAuth, type PutFrame, type ReceivedFrame, type ReceiverStatus, type ReplyOf, type Reply, type RequestName,
   type RequestOf, type ServerToClientEvents,
 } from '@relayer/common';
 import type { RequestOutcome } from './metrics.js';
@@ -17,6 +17,13 @@ import type { Owner } from './owner.js';
 import type { TransferRegistry } from './transfer-registry.js';
 
 export type ReceiverSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+
+/** What one file of a put frame counts against the connection's buffer budget, whatever its size. */
+const PUT_FILE_COST = 16 * 1024;
+
+function putCost(frame: PutFrame): number {
+  return frame.files.reduce((n, f) => n + Math.max(f.data.length, PUT_FILE_COST), 0);
+}
 
 /** Missed beats before a sender is logged as stale; the sender uses the same rule for receivers. */
 const STALE_AFTER_BEATS = 3;
@@ -80,6 +87,13 @@ export class Session implements Owner {
         this.socket.emit(Events.RECEIVED, received);
         return received;
       },
+      // Small files whole: counted against the buffer budget (at least PUT_FILE_COST each, so a frame of empty
+      // files cannot make the receiver open descriptors without bound); confirmations go out before the ack.
+      put: (f) => this.buffering(putCost(f), async () => {
+        const { results, received } = await registry.put(this, f);
+        for (const r of received) this.socket.emit(Events.RECEIVED, ctx.describe(r));
+        return { results };
+      }),
       heartbeat: async (f) => {
         this.onBeat(f.seq, f.intervalMs);
         return ctx.status(f.seq);

@@ -8,8 +8,11 @@ import { lstat, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { createError, ErrorCode } from '@relayer/common';
 
-/** `<40 hex>.part` and `<40 hex>.json`: the only names the partial store creates (see partialKey). */
-const STORE_FILE = /^[0-9a-f]{40}\.(part|json)$/;
+/**
+ * `<40 hex>.part` and `<40 hex>.json` (a transfer in progress) and `<40 hex>.put` (a small file of a put
+ * being written): the only names the partial store creates (see partialKey).
+ */
+const STORE_FILE = /^[0-9a-f]{40}\.(part|json|put)$/;
 
 export function isStoreFileName(name: string): boolean {
   return STORE_FILE.test(name);

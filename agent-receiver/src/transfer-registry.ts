@@ -6,17 +6,19 @@
  * idle time after which it is released (partial kept). Free space is accounted with a running total.
  */
 import { stat } from 'node:fs/promises';
+import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import {
   createError, ErrorCode, isRelayError, resolveInside,
   type ChunkAck, type ChunkFrame, type CommitFrame, type IdenticalFrame, type IdenticalReply, type OfferAccepted,
-  type OfferFrame, type ReceivedFrame,
+  type OfferFrame, type PutFrame, type ReceivedFrame,
 } from '@relayer/common';
 import { FinalHashCache } from './final-hash-cache.js';
 import { IncomingTransfer } from './incoming-transfer.js';
 import { OfferCommitLock } from './offer-commit-lock.js';
 import type { Owner } from './owner.js';
 import { partialKey, type PartialStore } from './partial-store.js';
+import { receivePut, type PutHost, type PutOutcome } from './put-batch.js';
 
 export interface RegistryLimits {
   maxFileSize: number;
@@ -36,6 +38,8 @@ export interface RegistryInit {
 
 /** Leases remembered as superseded (their senders are told SUPERSEDED, a final answer). */
 const SUPERSEDED_MEMORY = 4096;
+/** Files of put frames written at once, over all connections: each holds a descriptor while it is written. */
+const PUT_WRITES = 64;
 
 export class TransferRegistry {
   private readonly byName = new Map<string, IncomingTransfer>();
@@ -48,6 +52,7 @@ export class TransferRegistry {
   private readonly finals: FinalHashCache;
   private reservedBytes = 0;
   private closing = false;
+  private readonly putHost: PutHost;
 
   get limits(): RegistryLimits {
     return this.init.limits;
@@ -55,6 +60,11 @@ export class TransferRegistry {
 
   constructor(private readonly init: RegistryInit) {
     this.finals = new FinalHashCache(init.log);
+    this.putHost = {
+      root: init.root, store: init.store, finals: this.finals, maxFileSize: init.limits.maxFileSize, writes: pLimit(PUT_WRITES),
+      withName: (owner, name, fn) => this.withName(owner, name, fn),
+      reserve: (bytes, what) => this.reserveBytes(bytes, what),
+    };
   }
 
   /** Transfers held by a live connection. */
@@ -190,6 +200,56 @@ export class TransferRegistry {
         }
       }
     });
+  }
+
+  /** Small files whole, in one request (see put-batch.ts). */
+  async put(owner: Owner, frame: PutFrame): Promise<PutOutcome> {
+    this.checkLive(owner);
+    return receivePut(this.putHost, owner, frame);
+  }
+
+  /**
+   * Runs fn under the name's lock, as an offer would: a transfer of that name, resumable or not, is
+   * superseded first (last offer wins), and the sweep leaves its key alone meanwhile.
+   */
+  private async withName<T>(owner: Owner, name: string, fn: (key: string) => Promise<T>): Promise<T> {
+    const unlock = await this.lock.acquire(name, { timeoutMs: this.init.limits.lockTimeoutMs, signal: owner.signal });
+    const key = partialKey(name);
+    this.offering.add(key);
+    try {
+      this.checkLive(owner);
+      const transfer = this.byName.get(name);
+      if (transfer) {
+        if (transfer.resumable) {
+          transfer.log.info('superseded by a put of this name');
+          if (transfer.lease) this.markSuperseded(transfer.lease);
+          this.setOwner(transfer, undefined);
+          await transfer.refuse();
+        }
+        this.forget(transfer);
+        this.checkLive(owner);
+      }
+      return await fn(key);
+    } finally {
+      this.offering.delete(key);
+      unlock();
+    }
+  }
+
+  /** Reserves free space for bytes about to be written outside any transfer; returns its release. */
+  private async reserveBytes(bytes: number, what: string): Promise<() => void> {
+    const free = await this.init.freeBytes();
+    if (free - this.reservedBytes - bytes < this.init.limits.minFree) {
+      throw createError(ErrorCode.DISK_FULL, `not enough space for ${what}: needs ${bytes} bytes, ${free - this.reservedBytes} free, must keep ${this.init.limits.minFree}`);
+    }
+    this.reservedBytes += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      // close() zeroes the total: never take it below that.
+      this.reservedBytes = Math.max(0, this.reservedBytes - bytes);
+    };
   }
 
   /** The sender gave up on this lease: keep the partial for a later resume. */

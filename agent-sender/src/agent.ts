@@ -11,10 +11,10 @@ import { checkSendRequest, type ControlMessage, type ControlRequest, type SendRe
 import { ControlServer } from './control-server.js';
 import { Discovery } from './discovery.js';
 import { AgentHttpServer, type AgentHealth } from './http-server.js';
-import { runJob } from './job.js';
+import { runJob, type TransferView } from './job.js';
 import { Link } from './link.js';
 import { SenderMetrics } from './metrics.js';
-import type { OutgoingTransfer } from './outgoing-transfer.js';
+import { OutgoingTransfer } from './outgoing-transfer.js';
 import { checkTransferOptions } from './transfer-options.js';
 import { AllowRoots, checkAllowed, expandSources, openAllowed } from './sources.js';
 
@@ -24,7 +24,7 @@ export class SenderAgent {
   private readonly log: Logger;
   private readonly limit: LimitFunction;
   private readonly control: ControlServer;
-  private readonly transfers = new Set<OutgoingTransfer>();
+  private readonly transfers = new Set<TransferView>();
   /** Aborted by close(): every running job's signal follows it. */
   private readonly closing = new AbortController();
   private summaryTimer: NodeJS.Timeout | undefined;
@@ -157,7 +157,7 @@ export class SenderAgent {
       track: (t, running) => {
         if (running) this.transfers.add(t);
         else this.transfers.delete(t);
-        this.metrics.track(t, running);
+        if (t instanceof OutgoingTransfer) this.metrics.track(t, running);
       },
     }, (e) => {
       this.metrics.onJobEvent(e);

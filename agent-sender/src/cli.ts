@@ -17,6 +17,7 @@ interface SendFlags {
   chunkSize?: number;
   window?: number;
   filesInFlight?: number;
+  smallMax?: number;
   bwlimit?: number;
   timeout: number;
   json?: boolean;
@@ -31,7 +32,7 @@ interface SendFlags {
 }
 
 function transferOptions(f: SendFlags): Partial<TransferOptions> {
-  return checkTransferOptions({ chunkSize: f.chunkSize, window: f.window, filesInFlight: f.filesInFlight, bwlimit: f.bwlimit, timeoutMs: f.timeout });
+  return checkTransferOptions({ chunkSize: f.chunkSize, window: f.window, filesInFlight: f.filesInFlight, smallFileMax: f.smallMax, bwlimit: f.bwlimit, timeoutMs: f.timeout });
 }
 
 async function send(paths: string[], f: SendFlags): Promise<number> {
@@ -81,6 +82,7 @@ program.command('send')
   .addOption(new Option('--chunk-size <size>', `bytes per chunk (default ${TRANSFER_DEFAULTS.chunkSize / 1024 / 1024}M)`).argParser(arg(parseSize)))
   .addOption(new Option('--window <n>', `chunks in flight (default ${TRANSFER_DEFAULTS.window})`).argParser(arg(parsePositiveInt)))
   .addOption(new Option('--files-in-flight <n>', `files of this send in flight to each receiver at once (default ${TRANSFER_DEFAULTS.filesInFlight})`).argParser(arg(parsePositiveInt)))
+  .addOption(new Option('--small-max <size>', `files up to this size travel whole, many per round trip (default ${TRANSFER_DEFAULTS.smallFileMax / 1024}K, at most 1M; 0: every file is offered and sent in chunks)`).argParser(arg(parseSize)))
   .addOption(new Option('--bwlimit <rate>', 'bytes per second per transfer, e.g. 40M').argParser(arg(parseSize)))
   .addOption(new Option('--concurrency <n>', '--direct: transfers of files over 1 MiB at once (default 4)').argParser(arg(parsePositiveInt)))
   .addOption(new Option('--timeout <duration>', 'give up after this long without progress, e.g. a receiver that stays down').argParser(arg(parseDuration)).default(TRANSFER_DEFAULTS.timeoutMs, '10m'))

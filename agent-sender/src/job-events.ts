@@ -18,6 +18,8 @@ export type JobEvent =
     type: 'received'; sha256: string; path: string; unchanged: boolean; bytesSent: number; resumedFrom: number; elapsedMs: number;
     /** The receiver's node name and the file's path on that node's host (when the receiver knows it). */
     node?: string; displayPath?: string;
+    /** It travelled whole with other small files in one put frame (a start event came before, no progress events). */
+    whole?: boolean;
   } & JobFileEvent)
   | ({ type: 'failed'; code: ErrorCode; message: string } & JobFileEvent)
   | { type: 'done'; ok: boolean; confirmed: number; failed: number; bytes: number; elapsedMs: number };

@@ -2,6 +2,10 @@
  * Runs a send job: every file to every target, fanned out so one file goes to all targets at once.
  * Reports through JobEvents only.
  *
+ * Files up to `smallFileMax` travel whole, many per put frame (whole-files.ts): each batch is read and
+ * hashed once and sent to every target, a few batches in flight. A file the receiver could not take for
+ * a reason worth retrying (or one that grew since it was listed) goes the offer path below instead.
+ *
  * Each target gets up to `filesInFlight` files of the job at once (default 16) over its one link: for
  * small files the cost is round trips (offer, chunk, commit) and the receiver's fsync of each file, and
  * both overlap when several files are in flight (the receiver's filesystem groups concurrent fsyncs into
@@ -11,14 +15,16 @@
  * at most filesInFlight × SMALL_FILE_MAX per target plus `limit` windows over all jobs.
  */
 import { getMaxListeners, setMaxListeners } from 'node:events';
-import type { FileHandle } from 'node:fs/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { ErrorCode, toRelayError, type Logger } from '@relayer/common';
+import { ErrorCode, RelayError, toRelayError, type Logger, type ReceivedFrame } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
+import { open as openPlain, type FileHandle } from 'node:fs/promises';
 import type { Link } from './link.js';
-import { OutgoingTransfer } from './outgoing-transfer.js';
+import { OutgoingState, OutgoingTransfer } from './outgoing-transfer.js';
+import { RetryPolicy } from './retry-policy.js';
 import { TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
 import type { SourceFile } from './sources.js';
+import { planBatches, putBatch, readWhole, type WholeFile } from './whole-files.js';
 
 export interface JobSpec {
   files: SourceFile[];
@@ -36,6 +42,18 @@ export const SMALL_FILE_MAX = 1024 * 1024;
 /** Listeners one running transfer may hold at once on its link or its signal (ready, retry, commit). */
 const LISTENERS_PER_TRANSFER = 4;
 
+/** Put batches of one job in flight at once (each to all its targets): reading the next overlaps the fsyncs of the last. */
+const BATCHES_IN_FLIGHT = 4;
+
+/** What `relay status` shows of a running transfer (an OutgoingTransfer, or a put batch to one target). */
+export interface TransferView {
+  readonly receiver: string;
+  readonly name: string;
+  readonly size: number;
+  readonly acked: number;
+  readonly state: string;
+}
+
 export interface JobContext {
   /** Shared by the jobs of an agent: transfers of files over SMALL_FILE_MAX (or one chunk) at once. */
   limit: LimitFunction;
@@ -44,7 +62,7 @@ export interface JobContext {
   /** Minimum gap between progress events of one transfer. Default 250ms. */
   progressEveryMs?: number;
   /** Sees each transfer while it runs (the agent's status view). */
-  track?: (t: OutgoingTransfer, running: boolean) => void;
+  track?: (t: TransferView, running: boolean) => void;
 }
 
 export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent) => void): Promise<boolean> {
@@ -95,26 +113,112 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
 
   const inFlight = spec.transfer.filesInFlight ?? TRANSFER_DEFAULTS.filesInFlight;
   const smallMax = Math.min(SMALL_FILE_MAX, spec.transfer.chunkSize ?? TRANSFER_DEFAULTS.chunkSize);
+  const wholeMax = spec.transfer.smallFileMax ?? TRANSFER_DEFAULTS.smallFileMax;
   const lanes = new Map(spec.targets.map((link) => [link, pLimit(inFlight)]));
+  const offered = (file: SourceFile, link: Link): Promise<void> =>
+    lanes.get(link)!(() => (file.size <= smallMax ? one(file, link) : ctx.limit(() => one(file, link))));
+
+  /** One batch of small files: read and hashed once, then put to every target. */
+  const batch = async (files: SourceFile[]): Promise<void> => {
+    const read = await Promise.all(files.map((f) => readWhole(f, spec.open ?? ((p) => openPlain(p)), wholeMax).then(
+      (w): WholeFile | 'large' | RelayError => w,
+      (err: unknown) => toRelayError(err, ErrorCode.SOURCE),
+    )));
+    const whole: WholeFile[] = [];
+    const later: Promise<void>[] = [];
+    read.forEach((r, i) => {
+      const file = files[i]!;
+      if (r === 'large') later.push(...spec.targets.map((link) => offered(file, link)));
+      else if (r instanceof RelayError) {
+        for (const link of spec.targets) {
+          failed++;
+          emit({ type: 'failed', target: link.name, name: file.name, size: file.size, code: r.code, message: r.message });
+        }
+      } else whole.push(r);
+    });
+    if (whole.length > 0) await Promise.all(spec.targets.map((link) => putTo(link, whole, later)));
+    await Promise.all(later);
+  };
+
+  const putTo = async (link: Link, files: WholeFile[], later: Promise<void>[]): Promise<void> => {
+    const started = Date.now();
+    const view = { receiver: link.name, name: `${files[0]!.source.name}${files.length > 1 ? ` (+${files.length - 1} more)` : ''}`, size: files.reduce((n, f) => n + f.data.length, 0), acked: 0, state: OutgoingState.SENDING as string };
+    ctx.track?.(view, true);
+    for (const f of files) emit({ type: 'start', target: link.name, name: f.source.name, size: f.data.length });
+    let results: Array<ReceivedFrame | RelayError>;
+    try {
+      results = await putWithRetry(link, files, spec.transfer, ctx);
+    } catch (err) {
+      results = files.map(() => (ctx.signal?.aborted ? new RelayError(ErrorCode.CANCELLED, 'cancelled') : toRelayError(err)));
+    } finally {
+      ctx.track?.(view, false);
+    }
+    results.forEach((r, i) => {
+      const file = files[i]!.source;
+      if (!(r instanceof RelayError)) {
+        confirmed++;
+        emit({
+          type: 'received', target: link.name, name: r.name, size: r.size, sha256: r.sha256, path: r.path, unchanged: r.unchanged,
+          bytesSent: r.unchanged ? 0 : r.size, resumedFrom: 0, elapsedMs: Date.now() - started, whole: true,
+          ...(typeof r.node === 'string' ? { node: r.node } : {}),
+          ...(typeof r.displayPath === 'string' ? { displayPath: r.displayPath } : {}),
+        });
+      } else if (r.retryable && !ctx.signal?.aborted) {
+        // Worth another try: the offer path retries and resumes on its own.
+        later.push(offered(file, link));
+      } else {
+        failed++;
+        emit({ type: 'failed', target: link.name, name: file.name, size: file.size, code: r.code, message: r.message });
+      }
+    });
+  };
+
+  const { whole: wholeFiles, rest } = splitBySize(spec.files, wholeMax);
+  const batches = planBatches(wholeFiles);
   // Each transfer in flight listens on its link (and the job's signal) for a while: raise the leak
   // warning's threshold by what this job may add, and lower it again when the job ends (an agent's links
   // are shared by concurrent jobs).
-  const perSignal = LISTENERS_PER_TRANSFER * inFlight * spec.targets.length;
-  for (const link of spec.targets) link.setMaxListeners(link.getMaxListeners() + LISTENERS_PER_TRANSFER * inFlight);
+  const perLink = LISTENERS_PER_TRANSFER * (inFlight + BATCHES_IN_FLIGHT);
+  const perSignal = perLink * spec.targets.length;
+  for (const link of spec.targets) link.setMaxListeners(link.getMaxListeners() + perLink);
   if (ctx.signal) setMaxListeners(getMaxListeners(ctx.signal) + perSignal, ctx.signal);
-  const tasks: Promise<void>[] = [];
-  for (const file of spec.files) {
-    for (const link of spec.targets) {
-      tasks.push(lanes.get(link)!(() => (file.size <= smallMax ? one(file, link) : ctx.limit(() => one(file, link)))));
-    }
-  }
+  const batchSlots = pLimit(BATCHES_IN_FLIGHT);
+  const tasks: Promise<void>[] = batches.map((b) => batchSlots(() => batch(b)));
+  for (const file of rest) for (const link of spec.targets) tasks.push(offered(file, link));
   try {
     await Promise.all(tasks);
   } finally {
-    for (const link of spec.targets) link.setMaxListeners(link.getMaxListeners() - LISTENERS_PER_TRANSFER * inFlight);
+    for (const link of spec.targets) link.setMaxListeners(link.getMaxListeners() - perLink);
     if (ctx.signal) setMaxListeners(getMaxListeners(ctx.signal) - perSignal, ctx.signal);
   }
   const ok = failed === 0 && confirmed === spec.files.length * spec.targets.length;
   emit({ type: 'done', ok, confirmed, failed, bytes, elapsedMs: Date.now() - started });
   return ok;
+}
+
+function splitBySize(files: readonly SourceFile[], max: number): { whole: SourceFile[]; rest: SourceFile[] } {
+  const whole: SourceFile[] = [];
+  const rest: SourceFile[] = [];
+  for (const f of files) (f.size <= max ? whole : rest).push(f);
+  return { whole, rest };
+}
+
+/** A put of one batch, retried like a transfer's attempts (reconnect, backoff, --timeout without progress). */
+async function putWithRetry(link: Link, files: WholeFile[], options: Partial<TransferOptions>, ctx: JobContext): Promise<Array<ReceivedFrame | RelayError>> {
+  const timeoutMs = options.timeoutMs ?? TRANSFER_DEFAULTS.timeoutMs;
+  const ackTimeoutMs = options.ackTimeoutMs ?? TRANSFER_DEFAULTS.ackTimeoutMs;
+  const retry = new RetryPolicy({ timeoutMs });
+  return retry.run(async () => {
+    if (ctx.signal?.aborted) throw new RelayError(ErrorCode.CANCELLED, 'cancelled');
+    await link.ready(Math.max(1, retry.remainingMs()), ctx.signal);
+    try {
+      // The receiver fsyncs every file before it answers: allow for a slow disk.
+      return await putBatch(link, files, ackTimeoutMs + 250 * files.length);
+    } catch (err) {
+      if (err instanceof RelayError && err.code === ErrorCode.TIMEOUT) link.recycle(err.message);
+      throw err;
+    }
+  }, ctx.signal, ({ error, attemptNumber }) => {
+    ctx.logger.warn({ receiver: link.name, files: files.length, code: (error as RelayError).code, attempt: attemptNumber }, 'put attempt failed');
+  });
 }

@@ -111,6 +111,8 @@ export class SenderMetrics {
   /** Sees every event of every job the agent runs. */
   onJobEvent(e: JobEvent): void {
     if (e.type === 'received') {
+      // A file that travelled whole had no progress events: its bytes count here.
+      if (e.whole && !e.unchanged) this.bytes.inc({ receiver: e.target }, e.size);
       this.transfers.inc({ receiver: e.target, outcome: e.unchanged ? 'unchanged' : 'confirmed', code: 'none' });
       this.duration.observe({ receiver: e.target }, e.elapsedMs / 1000);
     } else if (e.type === 'failed') {

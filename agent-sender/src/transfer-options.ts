@@ -1,5 +1,5 @@
 /** Options of a send (per transfer, and the job's files in flight): defaults, and the bounds a client may set. */
-import { createError, DEFAULT_CHUNK_SIZE, DEFAULT_WINDOW, ErrorCode, MAX_CHUNK_SIZE, MAX_WINDOW } from '@relayer/common';
+import { createError, DEFAULT_CHUNK_SIZE, DEFAULT_WINDOW, ErrorCode, MAX_CHUNK_SIZE, MAX_PUT_FILE_SIZE, MAX_WINDOW } from '@relayer/common';
 
 export interface TransferOptions {
   /** Bytes per chunk. Default 1 MiB, at most 2 MiB (MAX_CHUNK_SIZE). */
@@ -17,6 +17,11 @@ export interface TransferOptions {
    * Default 16: small files' round trips and the receiver's fsyncs overlap. See job.ts.
    */
   filesInFlight: number;
+  /**
+   * Files up to this many bytes travel whole, many per round trip (see whole-files.ts); larger ones are
+   * offered and sent in chunks. Default 256 KiB, at most 1 MiB; 0 sends every file by offer.
+   */
+  smallFileMax: number;
 }
 
 export const TRANSFER_DEFAULTS: TransferOptions = {
@@ -26,15 +31,17 @@ export const TRANSFER_DEFAULTS: TransferOptions = {
   timeoutMs: 10 * 60_000,
   ackTimeoutMs: 30_000,
   filesInFlight: 16,
+  smallFileMax: 256 * 1024,
 };
 
 /** Bounds of the options a `relay` client may choose; anything else in a request is refused. */
-const CLIENT_OPTION_BOUNDS: Record<'chunkSize' | 'window' | 'bwlimit' | 'timeoutMs' | 'filesInFlight', [number, number]> = {
+const CLIENT_OPTION_BOUNDS: Record<'chunkSize' | 'window' | 'bwlimit' | 'timeoutMs' | 'filesInFlight' | 'smallFileMax', [number, number]> = {
   chunkSize: [1, MAX_CHUNK_SIZE],
   window: [1, MAX_WINDOW],
   bwlimit: [0, Number.MAX_SAFE_INTEGER],
   timeoutMs: [1000, 7 * 86_400_000],
   filesInFlight: [1, 64],
+  smallFileMax: [0, MAX_PUT_FILE_SIZE],
 };
 
 /** Checks transfer options that come from outside (CLI flags, control requests). Throws USAGE. */

@@ -1,11 +1,11 @@
 /**
- * The wire protocol between a sender and a receiver (version 2), defined once: frame shapes here, their
+ * The wire protocol between a sender and a receiver (version 3), defined once: frame shapes here, their
  * validators in validate.ts, and the request map in protocol.ts from which both sides derive their types.
  */
 import type { WireError } from './errors.js';
 
 /** Bumped on any change a peer of the other version would misread; peers of different versions refuse each other. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Socket.IO event names. */
 export const Events = {
@@ -13,6 +13,7 @@ export const Events = {
   CHUNK: 'chunk',
   IDENTICAL: 'identical',
   COMMIT: 'commit',
+  PUT: 'put',
   ABORT: 'abort',
   HEARTBEAT: 'heartbeat',
   RECEIVED: 'received',
@@ -97,6 +98,46 @@ export interface IdenticalReply {
 export interface CommitFrame {
   lease: string;
   sha256: string;
+}
+
+/**
+ * Sender → receiver: small files whole, in one frame and one round trip. Each is verified against its
+ * sha256, fsynced and published under its own name; the folders are fsynced once for all of them; then
+ * each published file gets its own "received" frame (its `lease` is the one in its result), before the ack.
+ */
+export interface PutFrame {
+  files: PutFile[];
+}
+
+export interface PutFile {
+  /** Relative path under the receiver's folder, '/'-separated. */
+  name: string;
+  /** sha256 of data: the receiver publishes nothing that does not match it. */
+  sha256: string;
+  data: Uint8Array;
+}
+
+/** One result per file of the frame, in the same order. */
+export interface PutReply {
+  results: PutResult[];
+}
+
+export type PutResult =
+  /** Published (or already there, byte for byte: `unchanged`); its "received" frame carries this lease. */
+  | { ok: true; lease: string; unchanged: boolean }
+  | { ok: false; error: WireError };
+
+/** Files in one put frame. */
+export const MAX_PUT_FILES = 256;
+/** Largest file a put frame may carry; larger ones are offered and sent in chunks. */
+export const MAX_PUT_FILE_SIZE = 1024 * 1024;
+
+/**
+ * Bytes a put frame counts against MAX_CHUNK_SIZE: its data plus its names at their longest in UTF-8, so
+ * the frame with its envelope stays under the receiver's message limit (FRAME_OVERHEAD covers the rest).
+ */
+export function putFileCost(nameLength: number, dataLength: number): number {
+  return dataLength + 3 * nameLength;
 }
 
 export interface AbortFrame {

@@ -3,6 +3,7 @@
  * '/'-separated path; it may not climb out of the root, name the partial folder, contain control
  * characters (C0, C1, bidi overrides/isolates), or pass through a symlink that exists inside the root.
  */
+import type { Stats } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { createError, ErrorCode } from './errors.js';
@@ -41,30 +42,68 @@ export function checkName(name: string): string[] {
   return segments;
 }
 
+/** What one folder on a name's way is: checked once per batch of names (see FolderChecks). */
+type FolderState = 'dir' | 'missing' | 'symlink' | 'other';
+
+/**
+ * Folder checks shared by the names of one batch: a folder holding many of them is looked at once, not
+ * once per file. Valid only while the batch is handled (a folder may change afterwards).
+ */
+export type FolderChecks = Map<string, Promise<FolderState>>;
+
+export interface Inspected {
+  /** Absolute final path. */
+  path: string;
+  /** What is at the final path now (lstat), when something is. */
+  existing: Stats | undefined;
+}
+
+async function folderState(dir: string): Promise<FolderState> {
+  try {
+    const st = await lstat(dir);
+    return st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : 'other';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    throw err;
+  }
+}
+
 /**
  * Resolves a name under root and checks, on disk, that no existing component inside root is a symlink
- * (or a non-directory where a directory is needed). Returns the absolute final path. Throws BAD_NAME.
+ * (or a non-directory where a directory is needed). Returns the absolute final path and what is there
+ * now. `folders` shares the folder checks between the names of one batch. Throws BAD_NAME.
  */
-export async function resolveInside(root: string, name: string): Promise<string> {
+export async function inspectInside(root: string, name: string, folders?: FolderChecks): Promise<Inspected> {
   const segments = checkName(name);
   const absRoot = path.resolve(root);
-  let current = absRoot;
-  for (let i = 0; i < segments.length; i++) {
-    current = path.join(current, segments[i]!);
-    const last = i === segments.length - 1;
-    let st;
-    try {
-      st = await lstat(current);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') break; // the rest will be created
-      throw err;
-    }
-    if (st.isSymbolicLink()) refuse(name, 'passes through a symlink');
-    if (!last && !st.isDirectory()) refuse(name, `${segments.slice(0, i + 1).join('/')} is not a directory`);
-    if (last && st.isDirectory()) refuse(name, 'is an existing directory');
-  }
   const final = path.join(absRoot, ...segments);
-  // Belt and braces: the syntax checks above already rule this out.
+  // Belt and braces: the syntax checks already rule this out.
   if (!final.startsWith(absRoot + path.sep)) refuse(name, 'escapes the root');
-  return final;
+  let current = absRoot;
+  for (let i = 0; i < segments.length - 1; i++) {
+    current = path.join(current, segments[i]!);
+    let state = folders?.get(current);
+    if (!state) {
+      state = folderState(current);
+      folders?.set(current, state);
+    }
+    const found = await state;
+    if (found === 'missing') return { path: final, existing: undefined }; // the rest will be created
+    if (found === 'symlink') refuse(name, 'passes through a symlink');
+    if (found === 'other') refuse(name, `${segments.slice(0, i + 1).join('/')} is not a directory`);
+  }
+  let existing: Stats | undefined;
+  try {
+    existing = await lstat(final);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (existing?.isSymbolicLink()) refuse(name, 'passes through a symlink');
+  if (existing?.isDirectory()) refuse(name, 'is an existing directory');
+  return { path: final, existing };
+}
+
+/** inspectInside for one name: the absolute final path. Throws BAD_NAME. */
+export async function resolveInside(root: string, name: string): Promise<string> {
+  return (await inspectInside(root, name)).path;
 }

@@ -5,11 +5,11 @@
  */
 import type {
   AbortFrame, ChunkAck, ChunkFrame, CommitFrame, HeartbeatFrame, IdenticalFrame, IdenticalReply, OfferAccepted,
-  OfferFrame, ReceivedFrame, ReceiverStatus, Reply,
+  OfferFrame, PutFrame, PutReply, ReceivedFrame, ReceiverStatus, Reply,
 } from './events.js';
 import {
   isChunkAck, isChunkFrame, isCommitFrame, isHeartbeatFrame, isIdenticalFrame, isIdenticalReply, isOfferAccepted,
-  isOfferFrame, isReceivedFrame, isReceiverStatus,
+  isOfferFrame, isPutFrame, isPutReply, isReceivedFrame, isReceiverStatus,
 } from './validate.js';
 
 interface RequestSpec<Req, Res> {
@@ -22,6 +22,7 @@ export const Requests = {
   chunk: { request: isChunkFrame, reply: isChunkAck } as RequestSpec<ChunkFrame, ChunkAck>,
   identical: { request: isIdenticalFrame, reply: isIdenticalReply } as RequestSpec<IdenticalFrame, IdenticalReply>,
   commit: { request: isCommitFrame, reply: isReceivedFrame } as RequestSpec<CommitFrame, ReceivedFrame>,
+  put: { request: isPutFrame, reply: isPutReply } as RequestSpec<PutFrame, PutReply>,
   heartbeat: { request: isHeartbeatFrame, reply: isReceiverStatus } as RequestSpec<HeartbeatFrame, ReceiverStatus>,
 };
 

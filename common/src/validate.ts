@@ -4,9 +4,9 @@
  */
 import type {
   AbortFrame, ChunkAck, ChunkFrame, CommitFrame, HeartbeatFrame, IdenticalFrame, IdenticalReply, OfferAccepted,
-  OfferFrame, ReceivedFrame, ReceiverStatus,
+  OfferFrame, PutFile, PutFrame, PutReply, PutResult, ReceivedFrame, ReceiverStatus,
 } from './events.js';
-import { MAX_CHUNK_SIZE, MAX_HEARTBEAT_MS, MAX_NAME_LENGTH } from './events.js';
+import { MAX_CHUNK_SIZE, MAX_HEARTBEAT_MS, MAX_NAME_LENGTH, MAX_PUT_FILE_SIZE, MAX_PUT_FILES, putFileCost } from './events.js';
 
 type Obj = Record<string, unknown>;
 
@@ -60,6 +60,30 @@ export function isIdenticalReply(v: unknown): v is IdenticalReply {
 
 export function isCommitFrame(v: unknown): v is CommitFrame {
   return isObject(v) && isId(v.lease) && isSha256(v.sha256);
+}
+
+function isPutFile(v: unknown): v is PutFile {
+  return isObject(v) && isText(v.name, MAX_NAME_LENGTH) && isSha256(v.sha256)
+    && v.data instanceof Uint8Array && v.data.length <= MAX_PUT_FILE_SIZE;
+}
+
+export function isPutFrame(v: unknown): v is PutFrame {
+  if (!isObject(v) || !Array.isArray(v.files) || v.files.length === 0 || v.files.length > MAX_PUT_FILES) return false;
+  let cost = 0;
+  for (const f of v.files) {
+    if (!isPutFile(f)) return false;
+    cost += putFileCost(f.name.length, f.data.length);
+  }
+  return cost <= MAX_CHUNK_SIZE;
+}
+
+function isPutResult(v: unknown): v is PutResult {
+  // An error's code is checked where it is used (fromWireError): an unknown one becomes PROTOCOL there.
+  return isObject(v) && (v.ok === true ? isId(v.lease) && typeof v.unchanged === 'boolean' : v.ok === false && isObject(v.error) && isText(v.error.code, 64) && isText(v.error.message, 4096));
+}
+
+export function isPutReply(v: unknown): v is PutReply {
+  return isObject(v) && Array.isArray(v.results) && v.results.length <= MAX_PUT_FILES && v.results.every(isPutResult);
 }
 
 export function isReceivedFrame(v: unknown): v is ReceivedFrame {

@@ -37,7 +37,7 @@ describe('files in flight: a job keeps several files in flight per receiver', fu
     process.on('warning', onWarning);
     let res;
     try {
-      res = await send([src], [a.url, b.url], { transfer: { filesInFlight }, signal: job.signal });
+      res = await send([src], [a.url, b.url], { transfer: { filesInFlight, smallFileMax: 0 }, signal: job.signal });
     } finally {
       process.off('warning', onWarning);
     }
@@ -64,7 +64,7 @@ describe('files in flight: a job keeps several files in flight per receiver', fu
     const r = await startReceiver();
     const src = path.join(await tmpDir('relay-src-'), 'few');
     const files = [await randomFile(src, 10, 'a'), await randomFile(src, 5000, 'b'), await randomFile(src, 3 * MiB, 'c')];
-    const res = await send([src], [r.url], { transfer: { filesInFlight: 1 } });
+    const res = await send([src], [r.url], { transfer: { filesInFlight: 1, smallFileMax: 0 } });
     expect(res.ok).to.equal(true);
     expect(mostInFlight(res.events, r.url)).to.equal(1);
     for (const f of files) expect(await sha256File(path.join(r.dir, 'few', path.basename(f.path)))).to.equal(f.sha256);
@@ -78,7 +78,7 @@ describe('files in flight: a job keeps several files in flight per receiver', fu
     for (let i = 0; i < 30; i++) files.push(await randomFile(dir, 4096, `f${i}.bin`));
     const agent = await startAgent({ receivers: { r: r.url }, allowRoots: [src] });
 
-    const res = await agent.relay(['send', dir, '--to', 'r', '--files-in-flight', '8', '--json']);
+    const res = await agent.relay(['send', dir, '--to', 'r', '--files-in-flight', '8', '--small-max', '0', '--json']);
     expect(res.code, res.stderr).to.equal(0);
     const events = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as JobEvent);
     const received = events.filter((e) => e.type === 'received');

@@ -45,12 +45,16 @@ describe('receiver GET /metrics (Prometheus text)', function () {
   it('counts refusals by code, and shows connected senders and active transfers', async () => {
     const r = await startReceiver({ maxFileSize: 1000 });
     const f = await randomFile(await tmpDir(), 1001);
-    const res = await send([f.path], [r.url]);
-    expect(res.failed[0]).to.include({ code: ErrorCode.TOO_LARGE });
+    // Offered (and refused at the offer), then sent whole in a put (and refused in its result).
+    const offered = await send([f.path], [r.url], { transfer: { smallFileMax: 0 } });
+    expect(offered.failed[0]).to.include({ code: ErrorCode.TOO_LARGE });
+    const whole = await send([f.path], [r.url]);
+    expect(whole.failed[0]).to.include({ code: ErrorCode.TOO_LARGE });
     const link = await connectedLink(r.url);
     const text = await scrape(r.url);
-    expect(sample(text, 'relay_receiver_transfers_total', { outcome: 'refused', code: 'TOO_LARGE' })).to.equal(1);
+    expect(sample(text, 'relay_receiver_transfers_total', { outcome: 'refused', code: 'TOO_LARGE' })).to.equal(2);
     expect(sample(text, 'relay_receiver_request_errors_total', { request: 'offer', code: 'TOO_LARGE' })).to.equal(1);
+    expect(sample(text, 'relay_receiver_request_errors_total', { request: 'put', code: 'TOO_LARGE' })).to.equal(1);
     expect(sample(text, 'relay_receiver_connected_senders')).to.equal(1);
     expect(sample(text, 'relay_receiver_active_transfers')).to.equal(0);
     link.close();

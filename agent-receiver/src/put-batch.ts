@@ -1,0 +1,157 @@
+/**
+ * The files of one put frame: small files that travel whole. Each is held to what a committed transfer
+ * is held to (its sha256 matched, fsynced, renamed under its final name, the folder fsynced before it is
+ * confirmed) but the batch shares what can be shared: one round trip, one space check, each folder
+ * checked and fsynced once, and the files written in parallel so the file system groups their fsyncs into
+ * few journal commits. Files succeed or fail one by one; a failure never leaves bytes under a final name.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { LimitFunction } from 'p-limit';
+import {
+  createError, ErrorCode, inspectInside, toWireError,
+  type FolderChecks, type PutFile, type PutFrame, type PutResult, type ReceivedFrame,
+} from '@relayer/common';
+import type { FinalHashCache } from './final-hash-cache.js';
+import { PUBLISHED_FILE_MODE } from './incoming-transfer.js';
+import type { Owner } from './owner.js';
+import { fsyncDir, type PartialStore } from './partial-store.js';
+
+/** What a put needs from the receiver's registry. */
+export interface PutHost {
+  root: string;
+  store: PartialStore;
+  finals: FinalHashCache;
+  maxFileSize: number;
+  /** Bounds the files being written at once, over every connection (each holds a descriptor). */
+  writes: LimitFunction;
+  /** Runs fn under the name's lock, any transfer of that name superseded first (last offer wins). */
+  withName<T>(owner: Owner, name: string, fn: (key: string) => Promise<T>): Promise<T>;
+  /** Reserves free space for `bytes` (DISK_FULL when short); returns its release. */
+  reserve(bytes: number, what: string): Promise<() => void>;
+}
+
+export interface PutOutcome {
+  /** One per file of the frame, in its order. */
+  results: PutResult[];
+  /** The confirmation of every file published (or found unchanged), to be emitted before the reply. */
+  received: ReceivedFrame[];
+}
+
+interface Placed {
+  path: string;
+  unchanged: boolean;
+}
+
+export async function receivePut(host: PutHost, owner: Owner, frame: PutFrame): Promise<PutOutcome> {
+  const bytes = frame.files.reduce((n, f) => n + f.data.length, 0);
+  const release = await host.reserve(bytes, `${frame.files.length} file(s)`);
+  try {
+    const batch = new PutBatch(host);
+    const placed = await Promise.all(frame.files.map((f) => host.writes(() => batch.place(owner, f)).then(
+      (p): Placed | Error => p,
+      (err: unknown): Error => err as Error,
+    )));
+    // Renamed files are durable only once their folders are: nothing is confirmed before this.
+    const unsynced = await batch.syncFolders();
+    const outcome: PutOutcome = { results: [], received: [] };
+    frame.files.forEach((file, i) => {
+      let p = placed[i]!;
+      if (!(p instanceof Error) && unsynced) p = unsynced;
+      if (p instanceof Error) {
+        const error = toWireError(p);
+        outcome.results.push({ ok: false, error });
+        owner.log[error.code === ErrorCode.IO ? 'error' : 'info']({ file: file.name, code: error.code, reason: error.message }, 'file refused');
+        return;
+      }
+      const lease = randomUUID();
+      const received: ReceivedFrame = { lease, name: file.name, size: file.data.length, sha256: file.sha256, path: p.path, unchanged: p.unchanged };
+      owner.log.info({ lease, file: file.name, size: received.size, sha256: file.sha256, path: p.path, unchanged: p.unchanged },
+        p.unchanged ? 'file received: already identical' : 'file received');
+      outcome.results.push({ ok: true, lease, unchanged: p.unchanged });
+      outcome.received.push(received);
+    });
+    return outcome;
+  } finally {
+    release();
+  }
+}
+
+class PutBatch {
+  private readonly folders: FolderChecks = new Map();
+  /** mkdir -p of each parent folder, once per batch. */
+  private readonly parents = new Map<string, Promise<void>>();
+  /** Folders whose entries changed: the parents of renamed files and of new sub-folders. */
+  private readonly dirty = new Set<string>();
+
+  constructor(private readonly host: PutHost) {}
+
+  /** Verifies one file and publishes it under its name (not yet durable: see syncFolders). */
+  async place(owner: Owner, file: PutFile): Promise<Placed> {
+    const { host } = this;
+    if (file.data.length > host.maxFileSize) {
+      throw createError(ErrorCode.TOO_LARGE, `${file.name} is ${file.data.length} bytes, over this receiver's limit of ${host.maxFileSize}`);
+    }
+    const actual = createHash('sha256').update(file.data).digest('hex');
+    if (actual !== file.sha256) {
+      throw createError(ErrorCode.CHECKSUM, `sha256 mismatch for ${file.name}: sender says ${file.sha256}, received bytes hash to ${actual}`);
+    }
+    return host.withName(owner, file.name, async (key) => {
+      const { path: finalPath, existing } = await inspectInside(host.root, file.name, this.folders);
+      if (existing?.isFile() && existing.size === file.data.length && (await host.finals.sha256(finalPath, existing.size)) === file.sha256) {
+        return { path: finalPath, unchanged: true };
+      }
+      const temp = await this.writeTemp(host.store.putPath(key), file.data);
+      try {
+        await this.parent(path.dirname(finalPath));
+        await rename(temp, finalPath);
+      } catch (err) {
+        await rm(temp, { force: true });
+        throw err;
+      }
+      this.dirty.add(path.dirname(finalPath));
+      return { path: finalPath, unchanged: false };
+    });
+  }
+
+  /** Writes the bytes to a private temporary file and fsyncs it; removes it again on any failure. */
+  private async writeTemp(temp: string, data: Uint8Array): Promise<string> {
+    const fh = await open(temp, 'w', 0o600).catch(async (err: NodeJS.ErrnoException) => {
+      // The partial folder was removed under a running receiver: make it again (once).
+      if (err.code !== 'ENOENT') throw err;
+      await this.host.store.init();
+      return open(temp, 'w', 0o600);
+    });
+    try {
+      for (let at = 0; at < data.length;) at += (await fh.write(data, at, data.length - at, at)).bytesWritten;
+      // Written private, published readable by the node's other users (as a committed transfer is).
+      await fh.chmod(PUBLISHED_FILE_MODE);
+      await fh.sync();
+      await fh.close();
+      return temp;
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await rm(temp, { force: true });
+      throw err;
+    }
+  }
+
+  private parent(dir: string): Promise<void> {
+    let made = this.parents.get(dir);
+    if (!made) {
+      made = mkdir(dir, { recursive: true }).then((first) => {
+        // Each new folder is durable only once its own entry is synced in its parent.
+        if (first) for (let d = dir; d.length >= first.length; d = path.dirname(d)) this.dirty.add(path.dirname(d));
+      });
+      this.parents.set(dir, made);
+    }
+    return made;
+  }
+
+  /** fsyncs every folder the batch changed, once each; the first failure, if any (it fails the whole batch). */
+  async syncFolders(): Promise<Error | undefined> {
+    const failures = await Promise.all([...this.dirty].map((d) => fsyncDir(d).then(() => undefined, (err: Error) => err)));
+    return failures.find((e) => e !== undefined);
+  }
+}
