@@ -103,8 +103,8 @@ export class ReceiverMetrics {
   private put(frame: PutFrame, reply: PutReply): void {
     reply.results.forEach((r, i) => {
       if (r.ok) {
-        this.transfers.inc({ outcome: r.unchanged ? 'unchanged' : 'published', code: 'none' });
-        if (!r.unchanged) this.bytes.inc(frame.files[i]!.data.length);
+        this.transfers.inc({ outcome: r.received.unchanged ? 'unchanged' : 'published', code: 'none' });
+        if (!r.received.unchanged) this.bytes.inc(frame.files[i]!.data.length);
         return;
       }
       this.errors.inc({ request: 'put', code: r.error.code });

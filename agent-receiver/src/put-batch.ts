@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { LimitFunction } from 'p-limit';
 import {
   createError, ErrorCode, inspectInside, toWireError,
-  type FolderChecks, type PutFile, type PutFrame, type PutResult, type ReceivedFrame,
+  type FolderChecks, type PutFile, type PutFrame, type PutReply, type PutResult, type ReceivedFrame,
 } from '@relayer/common';
 import type { FinalHashCache } from './final-hash-cache.js';
 import { PUBLISHED_FILE_MODE } from './incoming-transfer.js';
@@ -32,19 +32,18 @@ export interface PutHost {
   reserve(bytes: number, what: string): Promise<() => void>;
 }
 
-export interface PutOutcome {
-  /** One per file of the frame, in its order. */
-  results: PutResult[];
-  /** The confirmation of every file published (or found unchanged), to be emitted before the reply. */
-  received: ReceivedFrame[];
-}
+/**
+ * Whether a file created with PUBLISHED_FILE_MODE keeps it (the umask strips none of its bits), so no
+ * fchmod per file is needed. Read once: process.umask() without an argument briefly sets the mask to read it.
+ */
+const MODE_KEPT = (process.umask() & PUBLISHED_FILE_MODE) === 0;
 
 interface Placed {
   path: string;
   unchanged: boolean;
 }
 
-export async function receivePut(host: PutHost, owner: Owner, frame: PutFrame): Promise<PutOutcome> {
+export async function receivePut(host: PutHost, owner: Owner, frame: PutFrame): Promise<PutReply> {
   const bytes = frame.files.reduce((n, f) => n + f.data.length, 0);
   const release = await host.reserve(bytes, `${frame.files.length} file(s)`);
   try {
@@ -55,13 +54,13 @@ export async function receivePut(host: PutHost, owner: Owner, frame: PutFrame): 
     )));
     // Renamed files are durable only once their folders are: nothing is confirmed before this.
     const unsynced = await batch.syncFolders();
-    const outcome: PutOutcome = { results: [], received: [] };
+    const results: PutResult[] = [];
     frame.files.forEach((file, i) => {
       let p = placed[i]!;
       if (!(p instanceof Error) && unsynced) p = unsynced;
       if (p instanceof Error) {
         const error = toWireError(p);
-        outcome.results.push({ ok: false, error });
+        results.push({ ok: false, error });
         owner.log[error.code === ErrorCode.IO ? 'error' : 'info']({ file: file.name, code: error.code, reason: error.message }, 'file refused');
         return;
       }
@@ -69,10 +68,9 @@ export async function receivePut(host: PutHost, owner: Owner, frame: PutFrame): 
       const received: ReceivedFrame = { lease, name: file.name, size: file.data.length, sha256: file.sha256, path: p.path, unchanged: p.unchanged };
       owner.log.info({ lease, file: file.name, size: received.size, sha256: file.sha256, path: p.path, unchanged: p.unchanged },
         p.unchanged ? 'file received: already identical' : 'file received');
-      outcome.results.push({ ok: true, lease, unchanged: p.unchanged });
-      outcome.received.push(received);
+      results.push({ ok: true, received });
     });
-    return outcome;
+    return { results };
   } finally {
     release();
   }
@@ -115,18 +113,20 @@ class PutBatch {
     });
   }
 
-  /** Writes the bytes to a private temporary file and fsyncs it; removes it again on any failure. */
+  /**
+   * Writes the bytes to a temporary file in the partial folder and fsyncs it; removes it again on any
+   * failure. Created with its published mode: the folder (0700) keeps it private until the rename.
+   */
   private async writeTemp(temp: string, data: Uint8Array): Promise<string> {
-    const fh = await open(temp, 'w', 0o600).catch(async (err: NodeJS.ErrnoException) => {
+    const fh = await open(temp, 'w', PUBLISHED_FILE_MODE).catch(async (err: NodeJS.ErrnoException) => {
       // The partial folder was removed under a running receiver: make it again (once).
       if (err.code !== 'ENOENT') throw err;
       await this.host.store.init();
-      return open(temp, 'w', 0o600);
+      return open(temp, 'w', PUBLISHED_FILE_MODE);
     });
     try {
       for (let at = 0; at < data.length;) at += (await fh.write(data, at, data.length - at, at)).bytesWritten;
-      // Written private, published readable by the node's other users (as a committed transfer is).
-      await fh.chmod(PUBLISHED_FILE_MODE);
+      if (!MODE_KEPT) await fh.chmod(PUBLISHED_FILE_MODE);
       await fh.sync();
       await fh.close();
       return temp;

@@ -88,11 +88,10 @@ export class Session implements Owner {
         return received;
       },
       // Small files whole: counted against the buffer budget (at least PUT_FILE_COST each, so a frame of empty
-      // files cannot make the receiver open descriptors without bound); confirmations go out before the ack.
+      // files cannot make the receiver open descriptors without bound). The reply carries the confirmations.
       put: (f) => this.buffering(putCost(f), async () => {
-        const { results, received } = await registry.put(this, f);
-        for (const r of received) this.socket.emit(Events.RECEIVED, ctx.describe(r));
-        return { results };
+        const { results } = await registry.put(this, f);
+        return { results: results.map((r) => (r.ok ? { ok: true, received: ctx.describe(r.received) } : r)) };
       }),
       heartbeat: async (f) => {
         this.onBeat(f.seq, f.intervalMs);

@@ -11,14 +11,14 @@ import type { Logger } from 'pino';
 import {
   createError, ErrorCode, isRelayError, resolveInside,
   type ChunkAck, type ChunkFrame, type CommitFrame, type IdenticalFrame, type IdenticalReply, type OfferAccepted,
-  type OfferFrame, type PutFrame, type ReceivedFrame,
+  type OfferFrame, type PutFrame, type PutReply, type ReceivedFrame,
 } from '@relayer/common';
 import { FinalHashCache } from './final-hash-cache.js';
 import { IncomingTransfer } from './incoming-transfer.js';
 import { OfferCommitLock } from './offer-commit-lock.js';
 import type { Owner } from './owner.js';
 import { partialKey, type PartialStore } from './partial-store.js';
-import { receivePut, type PutHost, type PutOutcome } from './put-batch.js';
+import { receivePut, type PutHost } from './put-batch.js';
 
 export interface RegistryLimits {
   maxFileSize: number;
@@ -203,7 +203,7 @@ export class TransferRegistry {
   }
 
   /** Small files whole, in one request (see put-batch.ts). */
-  async put(owner: Owner, frame: PutFrame): Promise<PutOutcome> {
+  async put(owner: Owner, frame: PutFrame): Promise<PutReply> {
     this.checkLive(owner);
     return receivePut(this.putHost, owner, frame);
   }

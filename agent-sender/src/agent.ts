@@ -16,6 +16,7 @@ import { Link } from './link.js';
 import { SenderMetrics } from './metrics.js';
 import { OutgoingTransfer } from './outgoing-transfer.js';
 import { checkTransferOptions } from './transfer-options.js';
+import { WholeFileReader } from './whole-file-reader.js';
 import { AllowRoots, checkAllowed, expandSources, openAllowed } from './sources.js';
 
 export class SenderAgent {
@@ -36,6 +37,7 @@ export class SenderAgent {
   private readonly startedAt = Date.now();
   /** Fixed at start: a root swapped for a symlink later does not widen access. */
   private allowRoots: AllowRoots | undefined;
+  private reader: WholeFileReader | undefined;
 
   constructor(options: Partial<SenderAgentOptions> & { token: string }) {
     this.options = resolveSenderAgentOptions(options);
@@ -70,6 +72,7 @@ export class SenderAgent {
   async start(): Promise<void> {
     const { receivers, summaryEveryMs, socketPath, allowRoots, discover, discoverProbeTimeoutMs } = this.options;
     this.allowRoots = await AllowRoots.resolve(allowRoots);
+    this.reader = new WholeFileReader(this.allowRoots);
     await this.control.start();
     await this.http?.start();
     for (const r of receivers) this.links.set(r.name, this.createLink(r.name, r.url));
@@ -95,6 +98,7 @@ export class SenderAgent {
     await this.control.close();
     await this.http?.close();
     for (const l of this.links.values()) l.close();
+    await this.reader?.close();
     this.log.info('sender agent closed');
   }
 
@@ -152,6 +156,7 @@ export class SenderAgent {
     log.info({ files: files.length, targets: links.map((l) => l.name) }, 'job started');
     const ok = await runJob({ files, skipped, targets: links, transfer, open: (f) => openAllowed(f, allowRoots) }, {
       limit: this.limit,
+      reader: this.reader!,
       logger: log,
       signal: jobSignal,
       track: (t, running) => {

@@ -18,13 +18,14 @@ import { getMaxListeners, setMaxListeners } from 'node:events';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { ErrorCode, RelayError, toRelayError, type Logger, type ReceivedFrame } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
-import { open as openPlain, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { Link } from './link.js';
 import { OutgoingState, OutgoingTransfer } from './outgoing-transfer.js';
 import { RetryPolicy } from './retry-policy.js';
 import { TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
 import type { SourceFile } from './sources.js';
-import { planBatches, putBatch, readWhole, type WholeFile } from './whole-files.js';
+import { WholeFileReader } from './whole-file-reader.js';
+import { planBatches, putBatch, type WholeFile } from './whole-files.js';
 
 export interface JobSpec {
   files: SourceFile[];
@@ -61,6 +62,11 @@ export interface JobContext {
   signal?: AbortSignal;
   /** Minimum gap between progress events of one transfer. Default 250ms. */
   progressEveryMs?: number;
+  /**
+   * Reads small files whole (the agent's, with its allow-roots; it must check what `open` checks). Default:
+   * one for this job, without a root check, closed when the job ends.
+   */
+  reader?: WholeFileReader;
   /** Sees each transfer while it runs (the agent's status view). */
   track?: (t: TransferView, running: boolean) => void;
 }
@@ -120,10 +126,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
 
   /** One batch of small files: read and hashed once, then put to every target. */
   const batch = async (files: SourceFile[]): Promise<void> => {
-    const read = await Promise.all(files.map((f) => readWhole(f, spec.open ?? ((p) => openPlain(p)), wholeMax).then(
-      (w): WholeFile | 'large' | RelayError => w,
-      (err: unknown) => toRelayError(err, ErrorCode.SOURCE),
-    )));
+    const read = await reader.read(files, wholeMax).catch((err: unknown) => files.map(() => toRelayError(err, ErrorCode.SOURCE)));
     const whole: WholeFile[] = [];
     const later: Promise<void>[] = [];
     read.forEach((r, i) => {
@@ -174,6 +177,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   };
 
   const { whole: wholeFiles, rest } = splitBySize(spec.files, wholeMax);
+  const reader = ctx.reader ?? new WholeFileReader();
   const batches = planBatches(wholeFiles);
   // Each transfer in flight listens on its link (and the job's signal) for a while: raise the leak
   // warning's threshold by what this job may add, and lower it again when the job ends (an agent's links
@@ -188,6 +192,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   try {
     await Promise.all(tasks);
   } finally {
+    if (!ctx.reader) await reader.close();
     for (const link of spec.targets) link.setMaxListeners(link.getMaxListeners() - perLink);
     if (ctx.signal) setMaxListeners(getMaxListeners(ctx.signal) - perSignal, ctx.signal);
   }

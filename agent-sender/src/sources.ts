@@ -70,7 +70,7 @@ async function walk(dir: string, prefix: string, out: SourceFile[], skipped: str
 }
 
 /** One --allow-root as resolved at start: its real path and the identity of the folder found there. */
-interface FixedRoot {
+export interface FixedRoot {
   given: string;
   real: string;
   dev: number;
@@ -101,6 +101,11 @@ export class AllowRoots {
 
   get list(): string[] {
     return this.roots.map((r) => r.real);
+  }
+
+  /** The roots as recorded at start (for a worker thread that checks files against them). */
+  get fixed(): FixedRoot[] {
+    return this.roots.map((r) => ({ ...r }));
   }
 
   /** Throws NOT_ALLOWED unless `real` (a fully resolved path) lies under a root that is still the folder recorded. */

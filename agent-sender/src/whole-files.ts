@@ -2,16 +2,14 @@
  * Small files travel whole, many to a put frame: one round trip and one fsync of each folder for a batch,
  * instead of an offer, a chunk and a commit (three round trips) per file. Each file is still read from
  * the version that was opened (checked unchanged after the read), hashed, and confirmed only by its own
- * "received" frame, after the receiver matched its sha256 and made it durable under its final name.
+ * ReceivedFrame (in the put's reply), sent after the receiver matched its sha256 and made it durable
+ * under its final name.
  */
-import { createHash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
 import {
   createError, ErrorCode, fromWireError, MAX_CHUNK_SIZE, MAX_PUT_FILES, putFileCost,
   type ReceivedFrame, type RelayError,
 } from '@relayer/common';
 import type { Link } from './link.js';
-import { LocalSource } from './local-source.js';
 import type { SourceFile } from './sources.js';
 
 /** One file read whole, as it goes into a put frame. */
@@ -56,45 +54,18 @@ export function planBatches(files: readonly SourceFile[], limits: BatchLimits = 
 }
 
 /**
- * Reads a file whole through `open` (where the agent checks its allow-roots) and hashes it. 'large' when
- * it grew past `max` since it was listed (it is then offered like any large file). Throws SOURCE or
- * SOURCE_CHANGED.
- */
-export async function readWhole(file: SourceFile, open: (file: string) => Promise<FileHandle>, max: number): Promise<WholeFile | 'large'> {
-  const source = await LocalSource.open(file.file, open);
-  try {
-    if (source.size > max) return 'large';
-    const data = await source.read(0, source.size);
-    await source.checkUnchanged();
-    return { source: { ...file, size: source.size }, sha256: createHash('sha256').update(data).digest('hex'), data };
-  } finally {
-    await source.close();
-  }
-}
-
-/**
  * Sends one batch to one receiver. Per file, in order: its confirmation, or the coded error the receiver
  * gave for it. Throws when the request as a whole failed (connection lost, timeout, disk full).
  */
 export async function putBatch(link: Link, files: readonly WholeFile[], timeoutMs: number): Promise<Array<ReceivedFrame | RelayError>> {
-  const confirmations = new Map<string, ReceivedFrame>();
-  const onReceived = (f: ReceivedFrame): void => void confirmations.set(f.lease, f);
-  link.on('received', onReceived);
-  let results;
-  try {
-    ({ results } = await link.request('put', { files: files.map((f) => ({ name: f.source.name, sha256: f.sha256, data: f.data })) }, timeoutMs));
-  } finally {
-    link.off('received', onReceived);
-  }
+  const { results } = await link.request('put', { files: files.map((f) => ({ name: f.source.name, sha256: f.sha256, data: f.data })) }, timeoutMs);
   if (results.length !== files.length) {
     throw createError(ErrorCode.PROTOCOL, `receiver ${link.name} answered ${results.length} results for ${files.length} files`);
   }
   return results.map((r, i) => {
     if (!r.ok) return fromWireError(r.error);
     const file = files[i]!;
-    // Socket.IO keeps order: every file's "received" frame arrives before the put's ack.
-    const c = confirmations.get(r.lease);
-    if (!c) return createError(ErrorCode.PROTOCOL, `receiver ${link.name} acked ${file.source.name} without a "received" confirmation`);
+    const c = r.received;
     if (c.sha256 !== file.sha256 || c.size !== file.data.length || c.name !== file.source.name) {
       return createError(ErrorCode.CHECKSUM, `receiver ${link.name} confirmed ${c.name} ${c.size} ${c.sha256}, expected ${file.source.name} ${file.data.length} ${file.sha256}`);
     }

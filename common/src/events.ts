@@ -102,8 +102,9 @@ export interface CommitFrame {
 
 /**
  * Sender → receiver: small files whole, in one frame and one round trip. Each is verified against its
- * sha256, fsynced and published under its own name; the folders are fsynced once for all of them; then
- * each published file gets its own "received" frame (its `lease` is the one in its result), before the ack.
+ * sha256, fsynced and published under its own name; the folders are fsynced once for all of them; only
+ * then does the reply go out. A put's confirmations ride in its reply (one message for the batch, not one
+ * "received" event per file): each published file's result is its ReceivedFrame.
  */
 export interface PutFrame {
   files: PutFile[];
@@ -123,8 +124,8 @@ export interface PutReply {
 }
 
 export type PutResult =
-  /** Published (or already there, byte for byte: `unchanged`); its "received" frame carries this lease. */
-  | { ok: true; lease: string; unchanged: boolean }
+  /** Verified, durable and published under its name (or already there byte for byte: `unchanged`). */
+  | { ok: true; received: ReceivedFrame }
   | { ok: false; error: WireError };
 
 /** Files in one put frame. */

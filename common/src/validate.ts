@@ -79,7 +79,7 @@ export function isPutFrame(v: unknown): v is PutFrame {
 
 function isPutResult(v: unknown): v is PutResult {
   // An error's code is checked where it is used (fromWireError): an unknown one becomes PROTOCOL there.
-  return isObject(v) && (v.ok === true ? isId(v.lease) && typeof v.unchanged === 'boolean' : v.ok === false && isObject(v.error) && isText(v.error.code, 64) && isText(v.error.message, 4096));
+  return isObject(v) && (v.ok === true ? isReceivedFrame(v.received) : v.ok === false && isObject(v.error) && isText(v.error.code, 64) && isText(v.error.message, 4096));
 }
 
 export function isPutReply(v: unknown): v is PutReply {

@@ -1,0 +1,85 @@
+/**
+ * Reads batches of small files whole, off the main thread (see whole-file-worker.ts for why): one message
+ * per batch instead of several thread-pool round trips per file. Each file comes back as its bytes and
+ * sha256, 'large' (it grew past the limit since it was listed: it is then offered like any large file),
+ * or the coded error that stopped it. One worker per reader, started on first use, ended by close().
+ */
+import { Worker } from 'node:worker_threads';
+import { createError, ErrorCode, RelayError, type ErrorCode as Code } from '@relayer/common';
+import type { AllowRoots, FixedRoot, SourceFile } from './sources.js';
+import type { WholeFile } from './whole-files.js';
+
+export interface ReadRequest {
+  id: number;
+  files: { file: string; size: number }[];
+  max: number;
+  /** Allowed roots to check each descriptor against; null: no check (a --direct send reads what its user can). */
+  roots: FixedRoot[] | null;
+}
+
+export type ReadResult =
+  | { kind: 'read'; data: Uint8Array; sha256: string }
+  | { kind: 'large' }
+  | { kind: 'error'; code: Code; message: string };
+
+export interface ReadResponse {
+  id: number;
+  results: ReadResult[];
+}
+
+export class WholeFileReader {
+  private worker: Worker | undefined;
+  private seq = 0;
+  private readonly pending = new Map<number, { resolve: (r: ReadResult[]) => void; reject: (e: Error) => void }>();
+  private closed = false;
+
+  /** `allowRoots` undefined: files are read without a root check. */
+  constructor(private readonly allowRoots?: AllowRoots) {}
+
+  async read(files: readonly SourceFile[], max: number): Promise<Array<WholeFile | 'large' | RelayError>> {
+    if (this.closed) throw createError(ErrorCode.CANCELLED, 'file reader closed');
+    const id = ++this.seq;
+    const req: ReadRequest = { id, files: files.map((f) => ({ file: f.file, size: f.size })), max, roots: this.allowRoots?.fixed ?? null };
+    const results = await new Promise<ReadResult[]>((resolve, reject) => {
+      const worker = this.ensureWorker();
+      this.pending.set(id, { resolve, reject });
+      worker.ref();
+      worker.postMessage(req);
+    });
+    return results.map((r, i) => {
+      if (r.kind === 'large') return 'large';
+      if (r.kind === 'error') return new RelayError(r.code, r.message);
+      const data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.length);
+      return { source: { ...files[i]!, size: data.length }, sha256: r.sha256, data };
+    });
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(new URL('./whole-file-worker.js', import.meta.url));
+    worker.on('message', (res: ReadResponse) => {
+      const p = this.pending.get(res.id);
+      this.pending.delete(res.id);
+      // Idle between jobs it must not keep the process alive; reads that wait keep it referenced.
+      if (this.pending.size === 0) worker.unref();
+      p?.resolve(res.results);
+    });
+    const fail = (err: Error): void => {
+      if (this.worker === worker) this.worker = undefined;
+      const e = createError(ErrorCode.SOURCE, `file reader stopped: ${err.message}`);
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
+    this.worker = worker;
+    return worker;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.terminate();
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The worker behind WholeFileReader: reads a batch of small files with synchronous calls and hashes them.
+ * A synchronous open, fstat, read and close of a cached 4 KiB file costs a few microseconds; the same
+ * calls through the promise API cost a thread-pool round trip each (~15 µs of CPU apiece), which made
+ * reading, not sending, the sender's limit on folders of small files. Here they block only this thread.
+ *
+ * The checks are those of openAllowed and LocalSource: opened O_NONBLOCK (a FIFO swapped in does not
+ * hang), the descriptor's real path under an allowed root that is still the folder recorded at start,
+ * a regular file, and the same version after the read as before it.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import path from 'node:path';
+import { parentPort } from 'node:worker_threads';
+import { createError, ErrorCode, toRelayError } from '@relayer/common';
+import type { FixedRoot } from './sources.js';
+import type { ReadRequest, ReadResponse, ReadResult } from './whole-file-reader.js';
+
+function sameVersion(a: Stats, b: Stats): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.dev === b.dev;
+}
+
+/** Roots checked once per batch: each still the folder recorded at start (or not). */
+function rootChecker(roots: readonly FixedRoot[]): (real: string, file: string) => void {
+  const still = new Map<FixedRoot, boolean>();
+  return (real, file) => {
+    if (roots.length === 0) throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the sender agent has no --allow-root, so it sends nothing`);
+    for (const root of roots) {
+      const prefix = root.real.endsWith(path.sep) ? root.real : root.real + path.sep;
+      if (real !== root.real && !real.startsWith(prefix)) continue;
+      let ok = still.get(root);
+      if (ok === undefined) {
+        const now = lstatSync(root.real, { throwIfNoEntry: false });
+        still.set(root, (ok = Boolean(now?.isDirectory() && now.dev === root.dev && now.ino === root.ino)));
+      }
+      if (ok) return;
+      throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the allowed root ${root.given} is no longer the folder it was at start`);
+    }
+    throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: outside every allowed root (${roots.map((r) => r.given).join(', ')})`);
+  };
+}
+
+function descriptorPath(fd: number, file: string): string {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    const real = realpathSync(file);
+    const [a, b] = [fstatSync(fd), statSync(real)];
+    if (a.ino !== b.ino || a.dev !== b.dev) throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: it changed while being checked`);
+    return real;
+  }
+}
+
+function readOne(file: string, max: number, check: ((real: string, file: string) => void) | undefined, alloc: (size: number) => Buffer): ReadResult {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw createError(ErrorCode.SOURCE, `cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    check?.(descriptorPath(fd, file), file);
+    const before = fstatSync(fd);
+    if (!before.isFile()) throw createError(ErrorCode.SOURCE, `${file} is not a regular file`);
+    if (before.size > max) return { kind: 'large' };
+    const data = alloc(before.size);
+    for (let got = 0; got < data.length;) {
+      const n = readSync(fd, data, got, data.length - got, got);
+      if (n === 0) throw createError(ErrorCode.SOURCE_CHANGED, `${file} shrank while being read`);
+      got += n;
+    }
+    if (!sameVersion(before, fstatSync(fd))) {
+      throw createError(ErrorCode.SOURCE_CHANGED, `${file} changed while it was being sent: nothing was committed, send it again`);
+    }
+    return { kind: 'read', data, sha256: createHash('sha256').update(data).digest('hex') };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+parentPort!.on('message', (req: ReadRequest) => {
+  // One buffer for the batch, handed over (not copied) with the answer; each file is a view of it. A file
+  // that grew since it was listed (still within max) gets a buffer of its own.
+  const arena = new ArrayBuffer(req.files.reduce((n, f) => n + Math.min(f.size, req.max), 0));
+  const transfer: ArrayBuffer[] = [arena];
+  let used = 0;
+  const alloc = (size: number): Buffer => {
+    if (used + size <= arena.byteLength) {
+      used += size;
+      return Buffer.from(arena, used - size, size);
+    }
+    const own = Buffer.allocUnsafeSlow(size);
+    transfer.push(own.buffer as ArrayBuffer);
+    return own;
+  };
+  const check = req.roots ? rootChecker(req.roots) : undefined;
+  const results = req.files.map((f): ReadResult => {
+    try {
+      return readOne(f.file, req.max, check, alloc);
+    } catch (err) {
+      const e = toRelayError(err, ErrorCode.SOURCE);
+      return { kind: 'error', code: e.code, message: e.message };
+    }
+  });
+  const res: ReadResponse = { id: req.id, results };
+  parentPort!.postMessage(res, transfer);
+});
