@@ -22,3 +22,5 @@ export { sendViaAgent, fetchStatus, AgentUnreachableError } from './control-clie
 export { checkSocketTrust, defaultSocketDir, prepareSocketPath, trustedOwners } from './socket-trust.js';
 export { makeCerts, parseCertNode, type CertNode, type CertsResult } from './certs.js';
 export { readCaFile, tlsFailure } from './tls-client.js';
+export { WholeFileReader } from './whole-file-reader.js';
+export { planBatches, BATCH_LIMITS, type WholeFile, type BatchLimits } from './whole-files.js';

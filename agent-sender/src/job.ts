@@ -204,7 +204,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
 function splitBySize(files: readonly SourceFile[], max: number): { whole: SourceFile[]; rest: SourceFile[] } {
   const whole: SourceFile[] = [];
   const rest: SourceFile[] = [];
-  for (const f of files) (f.size <= max ? whole : rest).push(f);
+  for (const f of files) (max > 0 && f.size <= max ? whole : rest).push(f);
   return { whole, rest };
 }
 

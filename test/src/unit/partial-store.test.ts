@@ -118,4 +118,17 @@ describe('PartialStore: one .part and one .json per transfer in progress', () =>
     expect(await s.usable()).to.equal(true);
     expect((await stat(path.join(dir, '.relay-partial'))).mode & 0o777).to.equal(0o700);
   });
+
+  it('sweeps a put\'s temporary file left by a crash once it is older than a minute, never an active or fresh one', async () => {
+    const { s, dir } = await store();
+    const stale = s.putPath(partialKey('stale.bin'));
+    const fresh = s.putPath(partialKey('fresh.bin'));
+    const active = s.putPath(partialKey('active.bin'));
+    for (const f of [stale, fresh, active]) await writeFile(f, 'x');
+    const old = new Date(Date.now() - 120_000);
+    for (const f of [stale, active]) await utimes(f, old, old);
+    const removed = await s.sweep(24 * 3_600_000, (key) => key === partialKey('active.bin'));
+    expect(removed).to.deep.equal([partialKey('stale.bin')]);
+    expect((await partialEntries(dir)).sort()).to.deep.equal([path.basename(active), path.basename(fresh)].sort());
+  });
 });

@@ -1,7 +1,7 @@
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { checkName, ErrorCode, PARTIAL_DIR, resolveInside } from '@relayer/common';
+import { checkName, ErrorCode, inspectInside, PARTIAL_DIR, resolveInside, type FolderChecks } from '@relayer/common';
 import { closeAll, expectRejectsCode, expectThrowsCode, tmpDir } from '../support/util.js';
 
 describe('path guard: a name from the wire becomes a path only through checkName/resolveInside', () => {
@@ -71,6 +71,27 @@ describe('path guard: a name from the wire becomes a path only through checkName
 
     it('refuses a value that is not a string with BAD_NAME', () => {
       expectThrowsCode(() => checkName(42 as unknown as string), ErrorCode.BAD_NAME);
+    });
+  });
+
+  describe('inspectInside with folder checks shared by a batch of names', () => {
+    it('looks at each folder once, still refuses each name through a symlinked folder by its own name, and reports what exists', async () => {
+      const root = await tmpDir();
+      const outside = await tmpDir();
+      await mkdir(path.join(root, 'real'));
+      await writeFile(path.join(root, 'real', 'there.bin'), 'abc');
+      await symlink(outside, path.join(root, 'link'));
+      const folders: FolderChecks = new Map();
+      const there = await inspectInside(root, 'real/there.bin', folders);
+      expect(there.path).to.equal(path.join(root, 'real', 'there.bin'));
+      expect(there.existing?.size).to.equal(3);
+      expect((await inspectInside(root, 'real/new.bin', folders)).existing).to.equal(undefined);
+      for (const name of ['link/a.bin', 'link/b.bin']) {
+        const err = await expectRejectsCode(inspectInside(root, name, folders), ErrorCode.BAD_NAME);
+        expect(err.message).to.contain(name);
+      }
+      expect([...folders.keys()].sort()).to.deep.equal([path.join(root, 'link'), path.join(root, 'real')]);
+      await expectRejectsCode(inspectInside(root, 'real', folders), ErrorCode.BAD_NAME);
     });
   });
 
