@@ -56,7 +56,7 @@ export class WholeFileReader {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./whole-file-worker.js', import.meta.url));
+    const worker = new Worker(new URL('./whole-file-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
     worker.on('message', (res: ReadResponse) => {
       const p = this.pending.get(res.id);
       this.pending.delete(res.id);

@@ -62,6 +62,11 @@ function badFrame(ctx: HostileContext): [string, Buffer] {
     case 5: return pick([
       ['commit with a wrong sha256', event(WIRE.events.commit, WIRE.commit(pick([ctx.id ?? 'none', 'nope']), randomBytes(32).toString('hex')), id)],
       ['identical? with a wrong sha256', event(WIRE.events.identical, WIRE.identical(pick([ctx.id ?? 'none', 'nope']), randomBytes(32).toString('hex')), id)],
+      ['put with bad names, wrong sha256s or wrong types', event(WIRE.events.put, WIRE.put(Array.from({ length: 1 + int(8) }, () => ({
+        name: pick(['../escape.bin', '/etc/passwd', 'a\u0000b', '.relay-partial/x', '', `hostile/put-${int(1e6)}.bin`, randomValue()]),
+        sha256: pick([randomBytes(32).toString('hex'), 'zz', randomValue()]),
+        data: pick([randomBytes(int(4096)), randomValue()]),
+      }))), id)],
     ] as Array<[string, Buffer]>);
     case 6: return ['unknown event', event(randomBytes(1 + int(12)).toString('base64url'), randomValue(), id)];
     case 7: return ['ack for nothing', packr.pack({ type: PT.ACK, nsp: '/', data: [randomValue()], id: int(1e6) })];

@@ -10,9 +10,9 @@ import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
 
 export const WIRE = {
-  /** Protocol v2 (common/src/events.ts PROTOCOL_VERSION): the handshake names it, else the receiver refuses. */
-  protocol: 2,
-  events: { offer: 'offer', chunk: 'chunk', identical: 'identical', commit: 'commit', abort: 'abort', heartbeat: 'heartbeat' },
+  /** Protocol v3 (common/src/events.ts PROTOCOL_VERSION): the handshake names it, else the receiver refuses. */
+  protocol: 3,
+  events: { offer: 'offer', chunk: 'chunk', identical: 'identical', commit: 'commit', put: 'put', abort: 'abort', heartbeat: 'heartbeat' },
   /** The per-attempt id an accepted offer returns and the other requests carry (`transfer` in protocol v1). */
   idField: 'lease',
   auth: (token: unknown): Record<string, unknown> => ({ token, protocol: WIRE.protocol }),
@@ -25,6 +25,8 @@ export const WIRE = {
   identical: (id: string, sha256: string): Record<string, unknown> => ({ [WIRE.idField]: id, sha256 }),
   commit: (id: string, sha256: string): Record<string, unknown> => ({ [WIRE.idField]: id, sha256 }),
   abort: (id: string): Record<string, unknown> => ({ [WIRE.idField]: id }),
+  /** Small files whole (protocol v3): each with its name, sha256 and bytes. */
+  put: (files: Array<{ name: unknown; sha256: unknown; data: unknown }>): Record<string, unknown> => ({ files }),
   heartbeat: (seq: number): Record<string, unknown> => ({ seq, sentAt: Date.now(), intervalMs: 1000 }),
 };
 
