@@ -15,10 +15,10 @@
  * at most filesInFlight × SMALL_FILE_MAX per target plus `limit` windows over all jobs.
  */
 import { getMaxListeners, setMaxListeners } from 'node:events';
+import type { FileHandle } from 'node:fs/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { ErrorCode, RelayError, toRelayError, type Logger, type ReceivedFrame } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
-import type { FileHandle } from 'node:fs/promises';
 import type { Link } from './link.js';
 import { OutgoingState, OutgoingTransfer } from './outgoing-transfer.js';
 import { RetryPolicy } from './retry-policy.js';

@@ -14,6 +14,11 @@ export interface LocalIdentity {
   dev: number;
 }
 
+/** Both stats are of the same version of the same file. */
+export function sameVersion(a: LocalIdentity, b: LocalIdentity): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.dev === b.dev;
+}
+
 export class LocalSource {
   private constructor(readonly file: string, private readonly fh: FileHandle, readonly identity: LocalIdentity) {}
 
@@ -41,9 +46,7 @@ export class LocalSource {
 
   /** Throws SOURCE_CHANGED when the file is no longer the version that was opened. */
   async checkUnchanged(): Promise<void> {
-    const now = await this.fh.stat();
-    const id = this.identity;
-    if (now.size !== id.size || now.mtimeMs !== id.mtimeMs || now.ctimeMs !== id.ctimeMs || now.ino !== id.ino || now.dev !== id.dev) {
+    if (!sameVersion(this.identity, await this.fh.stat())) {
       throw createError(ErrorCode.SOURCE_CHANGED, `${this.file} changed while it was being sent: nothing was committed, send it again`);
     }
   }

@@ -110,18 +110,31 @@ export class AllowRoots {
 
   /** Throws NOT_ALLOWED unless `real` (a fully resolved path) lies under a root that is still the folder recorded. */
   async assertUnder(real: string, file: string): Promise<void> {
-    if (this.roots.length === 0) {
-      throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the sender agent has no --allow-root, so it sends nothing`);
-    }
-    for (const root of this.roots) {
-      const prefix = root.real.endsWith(path.sep) ? root.real : root.real + path.sep;
-      if (real !== root.real && !real.startsWith(prefix)) continue;
-      const now = await lstat(root.real).catch(() => undefined);
-      if (now && now.isDirectory() && now.dev === root.dev && now.ino === root.ino) return;
-      throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the allowed root ${root.given} is no longer the folder it was at start`);
-    }
-    throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: outside every allowed root (${this.roots.map((r) => r.given).join(', ')})`);
+    const root = rootOf(this.roots, real, file);
+    if (!isRecordedFolder(root, await lstat(root.real).catch(() => undefined))) throw rootMoved(root, file);
   }
+}
+
+/**
+ * The allow-root rule, shared by AllowRoots and the whole-file reader's worker: the root `real` lies
+ * under, or NOT_ALLOWED (no roots at all, or outside every one).
+ */
+export function rootOf(roots: readonly FixedRoot[], real: string, file: string): FixedRoot {
+  if (roots.length === 0) throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the sender agent has no --allow-root, so it sends nothing`);
+  for (const root of roots) {
+    const prefix = root.real.endsWith(path.sep) ? root.real : root.real + path.sep;
+    if (real === root.real || real.startsWith(prefix)) return root;
+  }
+  throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: outside every allowed root (${roots.map((r) => r.given).join(', ')})`);
+}
+
+/** What is at the root's path now (lstat) is still the folder recorded at start. */
+export function isRecordedFolder(root: FixedRoot, now: { isDirectory(): boolean; dev: number; ino: number } | undefined): boolean {
+  return Boolean(now?.isDirectory() && now.dev === root.dev && now.ino === root.ino);
+}
+
+export function rootMoved(root: FixedRoot, file: string): Error {
+  return createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the allowed root ${root.given} is no longer the folder it was at start`);
 }
 
 /**

@@ -9,34 +9,21 @@
  * a regular file, and the same version after the read as before it.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
-import path from 'node:path';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { createError, ErrorCode, toRelayError } from '@relayer/common';
-import type { FixedRoot } from './sources.js';
+import { sameVersion } from './local-source.js';
+import { isRecordedFolder, rootMoved, rootOf, type FixedRoot } from './sources.js';
 import type { ReadRequest, ReadResponse, ReadResult } from './whole-file-reader.js';
-
-function sameVersion(a: Stats, b: Stats): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.dev === b.dev;
-}
 
 /** Roots checked once per batch: each still the folder recorded at start (or not). */
 function rootChecker(roots: readonly FixedRoot[]): (real: string, file: string) => void {
   const still = new Map<FixedRoot, boolean>();
   return (real, file) => {
-    if (roots.length === 0) throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the sender agent has no --allow-root, so it sends nothing`);
-    for (const root of roots) {
-      const prefix = root.real.endsWith(path.sep) ? root.real : root.real + path.sep;
-      if (real !== root.real && !real.startsWith(prefix)) continue;
-      let ok = still.get(root);
-      if (ok === undefined) {
-        const now = lstatSync(root.real, { throwIfNoEntry: false });
-        still.set(root, (ok = Boolean(now?.isDirectory() && now.dev === root.dev && now.ino === root.ino)));
-      }
-      if (ok) return;
-      throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: the allowed root ${root.given} is no longer the folder it was at start`);
-    }
-    throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: outside every allowed root (${roots.map((r) => r.given).join(', ')})`);
+    const root = rootOf(roots, real, file);
+    let ok = still.get(root);
+    if (ok === undefined) still.set(root, (ok = isRecordedFolder(root, lstatSync(root.real, { throwIfNoEntry: false }))));
+    if (!ok) throw rootMoved(root, file);
   };
 }
 
