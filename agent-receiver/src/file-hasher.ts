@@ -1,0 +1,135 @@
+/**
+ * Running sha256 digests of partial files, computed on worker threads (hash-worker.ts) that read the bytes
+ * back from the file after they are written: hashing was the receiver's largest CPU cost on its main thread,
+ * and a second core (four on a Raspberry Pi, which has no SHA instructions) can do it beside the writes.
+ * A digest covers exactly the bytes extended to, in order; a resume hashes the prefix on disk the same way.
+ *
+ * Threads start on first use and end in close(). A thread that fails makes every digest it owed reject
+ * with IO; later files get a new thread.
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { createError, ErrorCode } from '@relayer/common';
+import type { HashReply, HashRequest } from './hash-messages.js';
+
+export interface FileHasherOptions {
+  /** Worker threads. Default: one per core beyond the first, at most 2 (one is enough for one disk). */
+  threads?: number;
+}
+
+/** The running digest of one partial file. */
+export interface FileDigest {
+  /** Bytes [0, to) are written: hash them (in the background). */
+  extend(to: number): void;
+  /** The sha256 (hex) of bytes [0, at); `at` is the last extend's. Rejects with IO when they could not be read. */
+  digest(at: number): Promise<string>;
+  /** The transfer paused: the file is closed, the digest so far kept. */
+  release(): void;
+  /** Done with this file. */
+  close(): void;
+}
+
+class Thread {
+  readonly worker: Worker;
+  sessions = 0;
+  failure: Error | undefined;
+  private readonly pending = new Map<number, { resolve: (hex: string) => void; reject: (err: Error) => void }>();
+  private seq = 0;
+
+  constructor(onGone: (t: Thread) => void) {
+    this.worker = new Worker(new URL('./hash-worker.js', import.meta.url));
+    this.worker.unref();
+    this.worker.on('message', (m: HashReply) => {
+      const p = this.pending.get(m.seq);
+      if (!p) return;
+      this.pending.delete(m.seq);
+      if (m.error !== undefined) p.reject(createError(ErrorCode.IO, `hashing failed: ${m.error}`));
+      else p.resolve(m.sha256);
+    });
+    const fail = (err: Error): void => {
+      this.failure ??= createError(ErrorCode.IO, `hash thread failed: ${err.message}`);
+      for (const p of this.pending.values()) p.reject(this.failure);
+      this.pending.clear();
+      onGone(this);
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
+  }
+
+  post(m: HashRequest): void {
+    if (!this.failure) this.worker.postMessage(m);
+  }
+
+  ask(id: number, at: number): Promise<string> {
+    if (this.failure) return Promise.reject(this.failure);
+    const seq = ++this.seq;
+    return new Promise<string>((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject });
+      this.worker.postMessage({ op: 'digest', id, at, seq } satisfies HashRequest);
+    });
+  }
+}
+
+export class FileHasher {
+  private readonly size: number;
+  private readonly threads: Thread[] = [];
+  private nextId = 0;
+  private closed = false;
+  /** A digest dropped without close() (its transfer forgotten) still frees its session in the thread. */
+  private readonly finalizer = new FinalizationRegistry<{ thread: Thread; id: number }>(({ thread, id }) => {
+    thread.post({ op: 'close', id });
+    thread.sessions--;
+  });
+
+  constructor(options: FileHasherOptions = {}) {
+    this.size = Math.max(1, options.threads ?? Math.min(2, os.availableParallelism() - 1));
+  }
+
+  /** Threads running now (for tests and stats). */
+  get running(): number {
+    return this.threads.length;
+  }
+
+  /** A digest of `path` from byte 0; nothing is read until it is extended. */
+  open(path: string): FileDigest {
+    if (this.closed) throw createError(ErrorCode.IO, 'the receiver is closing: no new digests');
+    const thread = this.pick();
+    const id = ++this.nextId;
+    thread.sessions++;
+    thread.post({ op: 'open', id, path });
+    let closed = false;
+    const handle: FileDigest = {
+      extend: (to) => thread.post({ op: 'extend', id, to }),
+      digest: (at) => thread.ask(id, at),
+      release: () => thread.post({ op: 'release', id }),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        this.finalizer.unregister(handle);
+        thread.post({ op: 'close', id });
+        thread.sessions--;
+      },
+    };
+    this.finalizer.register(handle, { thread, id }, handle);
+    return handle;
+  }
+
+  /** The least busy thread, starting one while fewer than `size` run. */
+  private pick(): Thread {
+    const idle = this.threads.reduce<Thread | undefined>((best, t) => (!best || t.sessions < best.sessions ? t : best), undefined);
+    if (idle && (idle.sessions === 0 || this.threads.length >= this.size)) return idle;
+    const thread = new Thread((gone) => {
+      const i = this.threads.indexOf(gone);
+      if (i >= 0) this.threads.splice(i, 1);
+    });
+    this.threads.push(thread);
+    return thread;
+  }
+
+  /** Ends every thread; digests still owed reject with IO. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.threads.map((t) => t.worker.terminate()));
+    this.threads.length = 0;
+  }
+}
