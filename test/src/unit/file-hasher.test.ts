@@ -1,0 +1,148 @@
+/**
+ * FileHasher: running sha256 digests of files being written, computed on worker threads from the bytes on
+ * disk. Real files in a temp folder; every digest is checked against node:crypto over the same bytes.
+ */
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { appendFile, open, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { FileHasher } from '@relayer/agent-receiver';
+import { ErrorCode } from '@relayer/common';
+import { closeAll, eventually, expectRejectsCode, tmpDir, track } from '../support/util.js';
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const threadCount = (): number => readdirSync('/proc/self/task').length;
+
+function hasher(threads?: number): FileHasher {
+  const h = new FileHasher({ threads });
+  track(() => h.close());
+  return h;
+}
+
+describe('FileHasher: running sha256 of files being written, on worker threads', () => {
+  afterEach(closeAll);
+
+  it('equals node:crypto over random chunk sequences, at every point asked', async () => {
+    const dir = await tmpDir('relay-hasher-');
+    const h = hasher();
+    for (let round = 0; round < 5; round++) {
+      const file = path.join(dir, `f${round}`);
+      const fh = await open(file, 'w');
+      const digest = h.open(file);
+      const written: Buffer[] = [];
+      let at = 0;
+      for (let i = 0; i < 20; i++) {
+        // Sizes from empty to past the worker's 1 MiB read buffer.
+        const chunk = randomBytes(randomInt(0, 3) === 0 ? randomInt(0, 100) : randomInt(1, 1_500_000));
+        await fh.write(chunk, 0, chunk.length, at);
+        written.push(chunk);
+        at += chunk.length;
+        digest.extend(at);
+        if (randomInt(0, 4) === 0) expect(await digest.digest(at)).to.equal(sha(Buffer.concat(written)));
+      }
+      expect(await digest.digest(at)).to.equal(sha(Buffer.concat(written)));
+      await fh.close();
+      digest.close();
+    }
+  });
+
+  it('hashes a prefix already on disk (a resume), then keeps running over what is appended', async () => {
+    const dir = await tmpDir('relay-hasher-');
+    const file = path.join(dir, 'p');
+    const prefix = randomBytes(3 * 1024 * 1024 + 17);
+    await writeFile(file, prefix);
+    const digest = hasher().open(file);
+    digest.extend(prefix.length);
+    expect(await digest.digest(prefix.length)).to.equal(sha(prefix));
+    const more = randomBytes(100_000);
+    await appendFile(file, more);
+    digest.extend(prefix.length + more.length);
+    expect(await digest.digest(prefix.length + more.length)).to.equal(sha(Buffer.concat([prefix, more])));
+  });
+
+  it('keeps the digest so far across release() (file closed while a transfer is paused)', async () => {
+    const dir = await tmpDir('relay-hasher-');
+    const file = path.join(dir, 'r');
+    const a = randomBytes(50_000);
+    const b = randomBytes(70_000);
+    await writeFile(file, a);
+    const digest = hasher().open(file);
+    digest.extend(a.length);
+    expect(await digest.digest(a.length)).to.equal(sha(a));
+    digest.release();
+    await appendFile(file, b);
+    digest.extend(a.length + b.length);
+    expect(await digest.digest(a.length + b.length)).to.equal(sha(Buffer.concat([a, b])));
+  });
+
+  it('many files at once over two threads: each digest is its own file\'s', async () => {
+    const dir = await tmpDir('relay-hasher-');
+    const h = hasher(2);
+    const files = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
+      const bytes = randomBytes(randomInt(1, 400_000));
+      const file = path.join(dir, `m${i}`);
+      await writeFile(file, bytes);
+      return { bytes, digest: h.open(file) };
+    }));
+    expect(h.running).to.equal(2);
+    for (const f of files) f.digest.extend(f.bytes.length);
+    const got = await Promise.all(files.map((f) => f.digest.digest(f.bytes.length)));
+    expect(got).to.deep.equal(files.map((f) => sha(f.bytes)));
+  });
+
+  it('a file shorter than the bytes said written, or missing, makes the digest reject with IO', async () => {
+    const dir = await tmpDir('relay-hasher-');
+    const file = path.join(dir, 's');
+    await writeFile(file, randomBytes(1000));
+    const h = hasher();
+    const short = h.open(file);
+    short.extend(1000);
+    await truncate(file, 400);
+    // Extended to 1000 before the truncate was noticed or not: either way the digest at 2000 cannot be had.
+    short.extend(2000);
+    await expectRejectsCode(short.digest(2000), ErrorCode.IO);
+    // The failure sticks: a digest of a file that could not be read is never reported as good.
+    await expectRejectsCode(short.digest(2000), ErrorCode.IO);
+    const missing = h.open(path.join(dir, 'nope'));
+    missing.extend(1);
+    await expectRejectsCode(missing.digest(1), ErrorCode.IO);
+    // The thread is still fine for other files.
+    const ok = h.open(file);
+    ok.extend(400);
+    expect(await ok.digest(400)).to.have.length(64);
+  });
+
+  it('a digest asked at another offset than the bytes hashed is refused (IO), not answered for the wrong length', async () => {
+    const dir = await tmpDir('relay-hasher-');
+    const file = path.join(dir, 'o');
+    await writeFile(file, randomBytes(5 * 1024 * 1024));
+    const digest = hasher().open(file);
+    digest.extend(5 * 1024 * 1024);
+    await expectRejectsCode(digest.digest(500), ErrorCode.IO);
+  });
+
+  it('close() ends its threads (none leaked), fails digests still owed with IO, and refuses new files', async () => {
+    const dir = await tmpDir('relay-hasher-');
+    const file = path.join(dir, 'c');
+    await writeFile(file, randomBytes(64 * 1024 * 1024));
+    const before = threadCount();
+    const h = new FileHasher({ threads: 2 });
+    const a = h.open(file);
+    const b = h.open(file);
+    a.extend(1000);
+    expect(await a.digest(1000)).to.have.length(64);
+    expect(h.running).to.equal(2);
+    expect(threadCount()).to.be.above(before);
+    // A long one still running when close() comes.
+    b.extend(64 * 1024 * 1024);
+    const owed = b.digest(64 * 1024 * 1024).then(() => 'resolved', (err: { code?: string }) => err.code);
+    await h.close();
+    expect(h.running).to.equal(0);
+    const settled = await owed;
+    // It may have finished just before the close; if not, it failed with IO rather than hang.
+    expect(['resolved', ErrorCode.IO]).to.include(settled);
+    await eventually(() => threadCount() <= before, 'the hash threads to exit');
+    expect(() => h.open(file)).to.throw().with.property('code', ErrorCode.IO);
+  });
+});
