@@ -7,6 +7,7 @@
  * Threads start on first use and end in close(). A thread that fails makes every digest it owed reject
  * with IO; later files get a new thread.
  */
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { createError, ErrorCode } from '@relayer/common';
@@ -23,10 +24,19 @@ export interface FileHasherOptions {
   threads?: number;
 }
 
+/**
+ * Files up to this size, received from byte 0, are hashed on the main thread from the bytes as they are
+ * written: for a small file a thread's round trips and its re-reading the file cost more than hashing it.
+ */
+export const INLINE_DIGEST_MAX = 1024 * 1024;
+
 /** The running digest of one partial file. */
 export interface FileDigest {
-  /** Bytes [0, to) are written: hash them in the background (a digest hashes whatever is left). */
-  extend(to: number): void;
+  /**
+   * Bytes [0, to) are written: hash them in the background (a digest hashes whatever is left). `bytes` are
+   * the ones just written, ending at `to` (an in-memory digest hashes those; a thread reads the file).
+   */
+  extend(to: number, bytes?: Uint8Array): void;
   /** The sha256 (hex) of bytes [0, at); `at` is the last extend's. Rejects with IO when they could not be read. */
   digest(at: number): Promise<string>;
   /** The transfer paused: the file is closed, the digest so far kept. */
@@ -74,6 +84,31 @@ class Thread {
       this.worker.postMessage({ op: 'digest', id, at, seq } satisfies HashRequest);
     });
   }
+}
+
+/** A digest of a file received from byte 0, hashed in memory from each write's bytes (small files). */
+export function inMemoryDigest(): FileDigest {
+  const hash = createHash('sha256');
+  let at = 0;
+  let error: string | undefined;
+  return {
+    extend: (to, bytes) => {
+      if (error || to <= at) return;
+      if (!bytes || to - bytes.length !== at) {
+        error = `bytes up to ${to} were not given in order (have ${at})`;
+        return;
+      }
+      hash.update(bytes);
+      at = to;
+    },
+    digest: async (wanted) => {
+      if (error) throw createError(ErrorCode.IO, `hashing failed: ${error}`);
+      if (wanted !== at) throw createError(ErrorCode.IO, `hashing failed: hashed ${at} bytes, asked for the digest at ${wanted}`);
+      return hash.copy().digest('hex');
+    },
+    release: () => undefined,
+    close: () => undefined,
+  };
 }
 
 export class FileHasher {

@@ -115,7 +115,7 @@ export class IncomingTransfer {
     } catch (err) {
       // The next attach hashes the partial again from the disk rather than report this failure forever.
       this.digest.close();
-      this.digest = this.store.digestOf(this.key, this.written);
+      this.digest = this.store.digestOf(this.key, this.written, this.size);
       throw err;
     }
     if (this.lease !== lease || this.state !== TransferState.RECEIVING) throw createError(ErrorCode.UNKNOWN_TRANSFER, 'transfer moved on while it was attached');
@@ -137,7 +137,7 @@ export class IncomingTransfer {
       await fh.truncate(Math.min(size, this.written));
       this.written = Math.min(size, this.written);
       this.digest.close();
-      this.digest = this.store.digestOf(this.key, this.written);
+      this.digest = this.store.digestOf(this.key, this.written, this.size);
     }
     return fh;
   }
@@ -182,7 +182,7 @@ export class IncomingTransfer {
       try {
         await fh.write(frame.data, 0, frame.data.length, frame.offset);
         this.written = end;
-        digest.extend(end);
+        digest.extend(end, frame.data);
       } catch (err) {
         this.writeError = err;
       }

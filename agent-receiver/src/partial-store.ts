@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PARTIAL_DIR, type SourceIdentity } from '@relayer/common';
-import type { FileDigest, FileHasher } from './file-hasher.js';
+import { INLINE_DIGEST_MAX, inMemoryDigest, type FileDigest, type FileHasher } from './file-hasher.js';
 import { guardInbox, isStoreFileName } from './store-guard.js';
 
 export interface PartialMeta extends SourceIdentity {
@@ -53,8 +53,9 @@ export class PartialStore {
     this.dir = path.join(root, PARTIAL_DIR);
   }
 
-  /** A running digest of the partial `key`, extended to the `offset` bytes it holds. */
-  digestOf(key: string, offset: number): FileDigest {
+  /** A running digest of the partial `key` of a `size`-byte file, extended to the `offset` bytes it holds. */
+  digestOf(key: string, offset: number, size: number): FileDigest {
+    if (offset === 0 && size <= INLINE_DIGEST_MAX) return inMemoryDigest();
     const digest = this.hasher.open(this.dataPath(key));
     if (offset > 0) digest.extend(offset);
     return digest;
@@ -112,7 +113,7 @@ export class PartialStore {
         const size = (await fh.stat()).size;
         const offset = Math.min(size, id.size);
         if (size > offset) await fh.truncate(offset);
-        return { key, fh, offset, digest: this.digestOf(key, offset), resumed: offset > 0 };
+        return { key, fh, offset, digest: this.digestOf(key, offset, id.size), resumed: offset > 0 };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
@@ -129,7 +130,7 @@ export class PartialStore {
       await writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 });
     }
     const fh = await open(data, 'w+', 0o600);
-    return { key, fh, offset: 0, digest: this.digestOf(key, 0), resumed: false };
+    return { key, fh, offset: 0, digest: this.digestOf(key, 0, id.size), resumed: false };
   }
 
   /**

@@ -196,7 +196,8 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
       this.setState(OutgoingState.SENDING);
       await this.hashTo(source, offer.offset);
       const pacer = new Pacer(this.opts.bwlimit);
-      const buffers = new ChunkBuffers(this.opts.chunkSize, this.opts.window + 1);
+      // Sized to the file when it is smaller than a chunk: a small file must not cost a megabyte.
+      const buffers = new ChunkBuffers(Math.max(1, Math.min(this.opts.chunkSize, source.size)), this.opts.window + 1);
       const window = new ChunkWindow({
         lease: offer.lease, size: source.size, start: offer.offset, chunkSize: this.opts.chunkSize, window: this.opts.window,
         channel: { send: (f) => this.link.request('chunk', f, this.opts.ackTimeoutMs) },

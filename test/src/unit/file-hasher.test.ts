@@ -7,7 +7,7 @@ import { readdirSync } from 'node:fs';
 import { appendFile, open, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { FileHasher } from '@relayer/agent-receiver';
+import { FileHasher, inMemoryDigest } from '@relayer/agent-receiver';
 import { ErrorCode } from '@relayer/common';
 import { closeAll, eventually, expectRejectsCode, tmpDir, track } from '../support/util.js';
 
@@ -144,5 +144,30 @@ describe('FileHasher: running sha256 of files being written, on worker threads',
     expect(['resolved', ErrorCode.IO]).to.include(settled);
     await eventually(() => threadCount() <= before, 'the hash threads to exit');
     expect(() => h.open(file)).to.throw().with.property('code', ErrorCode.IO);
+  });
+});
+
+describe('inMemoryDigest: small files hashed on the main thread from the bytes written', () => {
+  it('equals node:crypto over the bytes given in order', async () => {
+    const digest = inMemoryDigest();
+    const parts = Array.from({ length: 7 }, () => randomBytes(randomInt(0, 5000)));
+    let at = 0;
+    for (const p of parts) digest.extend((at += p.length), p);
+    expect(await digest.digest(at)).to.equal(sha(Buffer.concat(parts)));
+    expect(await inMemoryDigest().digest(0)).to.equal(sha(Buffer.alloc(0)));
+  });
+
+  it('bytes out of order or missing make every later digest reject with IO', async () => {
+    const skipped = inMemoryDigest();
+    skipped.extend(10, randomBytes(10));
+    skipped.extend(30, randomBytes(10));
+    await expectRejectsCode(skipped.digest(30), ErrorCode.IO);
+    await expectRejectsCode(skipped.digest(10), ErrorCode.IO);
+    const bare = inMemoryDigest();
+    bare.extend(10);
+    await expectRejectsCode(bare.digest(10), ErrorCode.IO);
+    const short = inMemoryDigest();
+    short.extend(10, randomBytes(10));
+    await expectRejectsCode(short.digest(20), ErrorCode.IO);
   });
 });
