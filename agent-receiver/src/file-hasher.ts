@@ -8,6 +8,7 @@
  * with IO; later files get a new thread.
  */
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { createError, ErrorCode } from '@relayer/common';
@@ -20,13 +21,22 @@ import type { HashReply, HashRequest } from './hash-messages.js';
 const EXTEND_STEP = 4 * 1024 * 1024;
 
 export interface FileHasherOptions {
-  /** Worker threads. Default: one per core beyond the first, at most 2 (one is enough for one disk). */
+  /**
+   * Worker threads; 0 hashes on the main thread. Default (see defaultHashThreads): one per core beyond
+   * the first, at most 2.
+   */
   threads?: number;
+}
+
+/** One thread per core beyond the first, at most 2: one core keeps the main thread, one thread keeps up with a disk. */
+export function defaultHashThreads(): number {
+  return Math.min(2, Math.max(0, os.availableParallelism() - 1));
 }
 
 /**
  * Files up to this size, received from byte 0, are hashed on the main thread from the bytes as they are
- * written: for a small file a thread's round trips and its re-reading the file cost more than hashing it.
+ * written: for a small file a thread's round trips and its re-reading the file cost more than hashing it
+ * (2,000 × 4 KiB through the agent: 230 files/s with a thread per file, 350 without, same run conditions).
  */
 export const INLINE_DIGEST_MAX = 1024 * 1024;
 
@@ -86,22 +96,53 @@ class Thread {
   }
 }
 
-/** A digest of a file received from byte 0, hashed in memory from each write's bytes (small files). */
-export function inMemoryDigest(): FileDigest {
+/**
+ * A digest on the main thread: each write's bytes are hashed as they are given; bytes not given (a resume's
+ * prefix on disk) are read from the file. For small files, and for receivers configured without threads.
+ */
+export function mainThreadDigest(path: string): FileDigest {
   const hash = createHash('sha256');
   let at = 0;
   let error: string | undefined;
-  return {
-    extend: (to, bytes) => {
-      if (error || to <= at) return;
-      if (!bytes || to - bytes.length !== at) {
-        error = `bytes up to ${to} were not given in order (have ${at})`;
-        return;
-      }
+  /** Reads from the file, in order; bytes given while one runs wait their turn. */
+  let reading: Promise<void> | undefined;
+  const take = async (to: number, bytes: Uint8Array | undefined): Promise<void> => {
+    if (error || to <= at) return;
+    if (bytes && to - bytes.length === at) {
       hash.update(bytes);
       at = to;
+      return;
+    }
+    try {
+      const fh = await open(path, 'r');
+      try {
+        const buf = Buffer.allocUnsafe(Math.min(to - at, 1024 * 1024));
+        while (at < to) {
+          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, to - at), at);
+          if (bytesRead === 0) throw new Error(`${path} ends at ${at} bytes, ${to} were written`);
+          hash.update(buf.subarray(0, bytesRead));
+          at += bytesRead;
+        }
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      error = (err as Error).message;
+    }
+  };
+  return {
+    extend: (to, bytes) => {
+      if (!reading && bytes && to - bytes.length === at && !error) {
+        hash.update(bytes);
+        at = to;
+        return;
+      }
+      const step = (reading ?? Promise.resolve()).then(() => take(to, bytes));
+      reading = step;
+      void step.then(() => { if (reading === step) reading = undefined; });
     },
     digest: async (wanted) => {
+      while (reading) await reading;
       if (error) throw createError(ErrorCode.IO, `hashing failed: ${error}`);
       if (wanted !== at) throw createError(ErrorCode.IO, `hashing failed: hashed ${at} bytes, asked for the digest at ${wanted}`);
       return hash.copy().digest('hex');
@@ -123,7 +164,7 @@ export class FileHasher {
   });
 
   constructor(options: FileHasherOptions = {}) {
-    this.size = Math.max(1, options.threads ?? Math.min(2, os.availableParallelism() - 1));
+    this.size = Math.max(0, Math.floor(options.threads ?? defaultHashThreads()));
   }
 
   /** Threads running now (for tests and stats). */
@@ -131,9 +172,21 @@ export class FileHasher {
     return this.threads.length;
   }
 
-  /** A digest of `path` from byte 0; nothing is read until it is extended. */
+  /**
+   * The running digest of the file at `path` (of `size` bytes when complete) that holds `offset` bytes
+   * now, extended to them: on a thread, or on the main thread for a small file received from byte 0 and
+   * when this hasher has no threads.
+   */
+  digestOf(path: string, offset: number, size: number): FileDigest {
+    const digest = this.size === 0 || (offset === 0 && size <= INLINE_DIGEST_MAX) ? mainThreadDigest(path) : this.open(path);
+    if (offset > 0) digest.extend(offset);
+    return digest;
+  }
+
+  /** A digest of `path` from byte 0 on a thread; nothing is read until it is extended. */
   open(path: string): FileDigest {
     if (this.closed) throw createError(ErrorCode.IO, 'the receiver is closing: no new digests');
+    if (this.size === 0) throw createError(ErrorCode.IO, 'this hasher has no threads');
     const thread = this.pick();
     const id = ++this.nextId;
     thread.sessions++;

@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PARTIAL_DIR, type SourceIdentity } from '@relayer/common';
-import { INLINE_DIGEST_MAX, inMemoryDigest, type FileDigest, type FileHasher } from './file-hasher.js';
+import type { FileDigest, FileHasher } from './file-hasher.js';
 import { guardInbox, isStoreFileName } from './store-guard.js';
 
 export interface PartialMeta extends SourceIdentity {
@@ -53,12 +53,9 @@ export class PartialStore {
     this.dir = path.join(root, PARTIAL_DIR);
   }
 
-  /** A running digest of the partial `key` of a `size`-byte file, extended to the `offset` bytes it holds. */
+  /** The running digest of the partial `key` of a `size`-byte file, extended to the `offset` bytes it holds. */
   digestOf(key: string, offset: number, size: number): FileDigest {
-    if (offset === 0 && size <= INLINE_DIGEST_MAX) return inMemoryDigest();
-    const digest = this.hasher.open(this.dataPath(key));
-    if (offset > 0) digest.extend(offset);
-    return digest;
+    return this.hasher.digestOf(this.dataPath(key), offset, size);
   }
 
   /** Creates the partial folder; also called when it vanished while the receiver runs. */

@@ -45,7 +45,7 @@ export class Receiver {
   private readonly log: Logger;
   private readonly store: PartialStore;
   /** The partials' running sha256 digests, on worker threads; ended by close(). */
-  private readonly hasher = new FileHasher();
+  private readonly hasher: FileHasher;
   private readonly registry: TransferRegistry;
   private readonly http: HttpServer;
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
@@ -62,6 +62,7 @@ export class Receiver {
   constructor(options: Omit<Partial<ReceiverOptions>, 'admission'> & { token: string | readonly string[]; admission?: Partial<AdmissionOptions> }) {
     this.options = resolveReceiverOptions(options);
     this.log = this.options.logger;
+    this.hasher = new FileHasher({ threads: this.options.hashThreads });
     this.store = new PartialStore(this.options.dir, this.hasher);
     this.registry = new TransferRegistry({
       root: this.options.dir, store: this.store, limits: this.options, log: this.log, freeBytes: () => this.freeBytes(),

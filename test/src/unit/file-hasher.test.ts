@@ -7,7 +7,7 @@ import { readdirSync } from 'node:fs';
 import { appendFile, open, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { FileHasher, inMemoryDigest } from '@relayer/agent-receiver';
+import { FileHasher, mainThreadDigest } from '@relayer/agent-receiver';
 import { ErrorCode } from '@relayer/common';
 import { closeAll, eventually, expectRejectsCode, tmpDir, track } from '../support/util.js';
 
@@ -147,27 +147,68 @@ describe('FileHasher: running sha256 of files being written, on worker threads',
   });
 });
 
-describe('inMemoryDigest: small files hashed on the main thread from the bytes written', () => {
-  it('equals node:crypto over the bytes given in order', async () => {
-    const digest = inMemoryDigest();
+describe('mainThreadDigest: small files (or no threads) hashed on the main thread', () => {
+  afterEach(closeAll);
+
+  it('equals node:crypto over the bytes given in order, without reading the file', async () => {
+    const digest = mainThreadDigest('/nonexistent/never-read');
     const parts = Array.from({ length: 7 }, () => randomBytes(randomInt(0, 5000)));
     let at = 0;
     for (const p of parts) digest.extend((at += p.length), p);
     expect(await digest.digest(at)).to.equal(sha(Buffer.concat(parts)));
-    expect(await inMemoryDigest().digest(0)).to.equal(sha(Buffer.alloc(0)));
+    expect(await mainThreadDigest('/nonexistent/never-read').digest(0)).to.equal(sha(Buffer.alloc(0)));
   });
 
-  it('bytes out of order or missing make every later digest reject with IO', async () => {
-    const skipped = inMemoryDigest();
+  it('hashes a prefix on disk (a resume), then the bytes given after it', async () => {
+    const dir = await tmpDir('relay-hasher-');
+    const file = path.join(dir, 'p');
+    const prefix = randomBytes(2 * 1024 * 1024 + 5);
+    await writeFile(file, prefix);
+    const digest = mainThreadDigest(file);
+    digest.extend(prefix.length);
+    const more = randomBytes(3000);
+    // Given while the prefix is still being read: hashed after it, in order.
+    digest.extend(prefix.length + more.length, more);
+    expect(await digest.digest(prefix.length + more.length)).to.equal(sha(Buffer.concat([prefix, more])));
+  });
+
+  it('bytes that cannot be had (missing file, short file, wrong offset) make the digest reject with IO', async () => {
+    const skipped = mainThreadDigest('/nonexistent/file');
     skipped.extend(10, randomBytes(10));
     skipped.extend(30, randomBytes(10));
     await expectRejectsCode(skipped.digest(30), ErrorCode.IO);
     await expectRejectsCode(skipped.digest(10), ErrorCode.IO);
-    const bare = inMemoryDigest();
-    bare.extend(10);
-    await expectRejectsCode(bare.digest(10), ErrorCode.IO);
-    const short = inMemoryDigest();
-    short.extend(10, randomBytes(10));
-    await expectRejectsCode(short.digest(20), ErrorCode.IO);
+    const dir = await tmpDir('relay-hasher-');
+    const file = path.join(dir, 's');
+    await writeFile(file, randomBytes(100));
+    const short = mainThreadDigest(file);
+    short.extend(200);
+    await expectRejectsCode(short.digest(200), ErrorCode.IO);
+    const ahead = mainThreadDigest(file);
+    ahead.extend(10, randomBytes(10));
+    await expectRejectsCode(ahead.digest(20), ErrorCode.IO);
+  });
+});
+
+describe('FileHasher.digestOf: which digest a partial gets', () => {
+  afterEach(closeAll);
+
+  it('small files from byte 0 on the main thread, resumes and big files on a thread, everything on the main thread with 0 threads', async () => {
+    const dir = await tmpDir('relay-hasher-');
+    const file = path.join(dir, 'd');
+    const bytes = randomBytes(3 * 1024 * 1024);
+    await writeFile(file, bytes);
+    const threaded = hasher(1);
+    const small = threaded.digestOf(file, 0, 4096);
+    expect(threaded.running).to.equal(0);
+    small.extend(4096, bytes.subarray(0, 4096));
+    expect(await small.digest(4096)).to.equal(sha(bytes.subarray(0, 4096)));
+    const resumed = threaded.digestOf(file, 1000, 4096);
+    expect(threaded.running).to.equal(1);
+    expect(await resumed.digest(1000)).to.equal(sha(bytes.subarray(0, 1000)));
+    const none = hasher(0);
+    const big = none.digestOf(file, bytes.length, bytes.length * 2);
+    expect(await big.digest(bytes.length)).to.equal(sha(bytes));
+    expect(none.running).to.equal(0);
   });
 });
