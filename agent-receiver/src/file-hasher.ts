@@ -20,7 +20,12 @@ import type { HashReply, HashRequest } from './hash-messages.js';
  */
 const EXTEND_STEP = 4 * 1024 * 1024;
 
+/** A thread with no digest owed and no message for this long ends (its fds and ~10 MB go back). */
+const IDLE_MS = 5_000;
+
 export interface FileHasherOptions {
+  /** Idle time after which a thread ends; it starts again when needed. Default 5 s. */
+  idleMs?: number;
   /**
    * Worker threads; 0 hashes on the main thread. Default (see defaultHashThreads): one per core beyond
    * the first, at most 2.
@@ -55,10 +60,23 @@ export interface FileDigest {
   close(): void;
 }
 
+/** One digest's place: the thread and session id holding its hash, and how far it was extended. */
+interface Session {
+  path: string;
+  thread: Thread;
+  id: number;
+  /** The last extend's end, and the last one posted to the thread. */
+  latest: number;
+  posted: number;
+}
+
 class Thread {
   readonly worker: Worker;
   sessions = 0;
   failure: Error | undefined;
+  /** Ended for being idle (not failed): its digests re-open on a new thread, re-reading from the file. */
+  retired = false;
+  lastUsed = Date.now();
   private readonly pending = new Map<number, { resolve: (hex: string) => void; reject: (err: Error) => void }>();
   private seq = 0;
 
@@ -73,8 +91,9 @@ class Thread {
       else p.resolve(m.sha256);
     });
     const fail = (err: Error): void => {
-      this.failure ??= createError(ErrorCode.IO, `hash thread failed: ${err.message}`);
-      for (const p of this.pending.values()) p.reject(this.failure);
+      if (!this.retired) this.failure ??= createError(ErrorCode.IO, `hash thread failed: ${err.message}`);
+      const why = this.failure ?? createError(ErrorCode.IO, 'hash thread ended');
+      for (const p of this.pending.values()) p.reject(why);
       this.pending.clear();
       onGone(this);
     };
@@ -82,12 +101,18 @@ class Thread {
     this.worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
   }
 
+  get busy(): boolean {
+    return this.pending.size > 0;
+  }
+
   post(m: HashRequest): void {
-    if (!this.failure) this.worker.postMessage(m);
+    this.lastUsed = Date.now();
+    if (!this.failure && !this.retired) this.worker.postMessage(m);
   }
 
   ask(id: number, at: number): Promise<string> {
     if (this.failure) return Promise.reject(this.failure);
+    this.lastUsed = Date.now();
     const seq = ++this.seq;
     return new Promise<string>((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
@@ -155,16 +180,19 @@ export function mainThreadDigest(path: string): FileDigest {
 export class FileHasher {
   private readonly size: number;
   private readonly threads: Thread[] = [];
+  private readonly idleMs: number;
+  private idleTimer: NodeJS.Timeout | undefined;
   private nextId = 0;
   private closed = false;
   /** A digest dropped without close() (its transfer forgotten) still frees its session in the thread. */
-  private readonly finalizer = new FinalizationRegistry<{ thread: Thread; id: number }>(({ thread, id }) => {
-    thread.post({ op: 'close', id });
-    thread.sessions--;
+  private readonly finalizer = new FinalizationRegistry<Session>((s) => {
+    s.thread.post({ op: 'close', id: s.id });
+    s.thread.sessions--;
   });
 
   constructor(options: FileHasherOptions = {}) {
     this.size = Math.max(0, Math.floor(options.threads ?? defaultHashThreads()));
+    this.idleMs = options.idleMs ?? IDLE_MS;
   }
 
   /** Threads running now (for tests and stats). */
@@ -187,30 +215,62 @@ export class FileHasher {
   open(path: string): FileDigest {
     if (this.closed) throw createError(ErrorCode.IO, 'the receiver is closing: no new digests');
     if (this.size === 0) throw createError(ErrorCode.IO, 'this hasher has no threads');
-    const thread = this.pick();
-    const id = ++this.nextId;
-    thread.sessions++;
-    thread.post({ op: 'open', id, path });
+    const s = { path, latest: 0, posted: 0 } as Session;
+    this.attach(s);
     let closed = false;
-    let posted = 0;
+    /** On a thread that ended for being idle: a new session elsewhere, hashing again from the file. */
+    const live = (): Session => {
+      if (s.thread.retired) {
+        this.attach(s);
+        if (s.latest > 0) s.thread.post({ op: 'extend', id: s.id, to: (s.posted = s.latest) });
+      }
+      return s;
+    };
     const handle: FileDigest = {
       extend: (to) => {
-        if (to - posted < EXTEND_STEP) return;
-        posted = to;
-        thread.post({ op: 'extend', id, to });
+        if (to <= s.latest) return;
+        s.latest = to;
+        if (to - s.posted < EXTEND_STEP) return;
+        live().posted = to;
+        s.thread.post({ op: 'extend', id: s.id, to });
       },
-      digest: (at) => thread.ask(id, at),
-      release: () => thread.post({ op: 'release', id }),
+      digest: (at) => live().thread.ask(s.id, at),
+      release: () => s.thread.post({ op: 'release', id: s.id }),
       close: () => {
         if (closed) return;
         closed = true;
         this.finalizer.unregister(handle);
-        thread.post({ op: 'close', id });
-        thread.sessions--;
+        s.thread.post({ op: 'close', id: s.id });
+        s.thread.sessions--;
       },
     };
-    this.finalizer.register(handle, { thread, id }, handle);
+    this.finalizer.register(handle, s, handle);
     return handle;
+  }
+
+  /** Gives the session a thread and a fresh session id there. */
+  private attach(s: Session): void {
+    if (this.closed) throw createError(ErrorCode.IO, 'the receiver is closing: no new digests');
+    s.thread = this.pick();
+    s.id = ++this.nextId;
+    s.posted = 0;
+    s.thread.sessions++;
+    s.thread.post({ op: 'open', id: s.id, path: s.path });
+  }
+
+  /** Ends threads with nothing owed and no message for idleMs; checked while any thread runs. */
+  private retireIdle(): void {
+    const now = Date.now();
+    for (const t of [...this.threads]) {
+      if (t.busy || now - t.lastUsed < this.idleMs) continue;
+      t.retired = true;
+      this.threads.splice(this.threads.indexOf(t), 1);
+      void t.worker.terminate();
+    }
+    if (this.threads.length === 0) {
+      clearInterval(this.idleTimer);
+      this.idleTimer = undefined;
+    }
   }
 
   /** The least busy thread, starting one while fewer than `size` run. */
@@ -222,12 +282,17 @@ export class FileHasher {
       if (i >= 0) this.threads.splice(i, 1);
     });
     this.threads.push(thread);
+    if (!this.idleTimer) {
+      this.idleTimer = setInterval(() => this.retireIdle(), Math.max(10, Math.min(1000, this.idleMs / 2)));
+      this.idleTimer.unref();
+    }
     return thread;
   }
 
   /** Ends every thread; digests still owed reject with IO. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.idleTimer);
     await Promise.all(this.threads.map((t) => t.worker.terminate()));
     this.threads.length = 0;
   }

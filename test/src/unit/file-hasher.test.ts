@@ -14,8 +14,8 @@ import { closeAll, eventually, expectRejectsCode, tmpDir, track } from '../suppo
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const threadCount = (): number => readdirSync('/proc/self/task').length;
 
-function hasher(threads?: number): FileHasher {
-  const h = new FileHasher({ threads });
+function hasher(threads?: number, idleMs?: number): FileHasher {
+  const h = new FileHasher({ threads, idleMs });
   track(() => h.close());
   return h;
 }
@@ -120,6 +120,29 @@ describe('FileHasher: running sha256 of files being written, on worker threads',
     const digest = hasher().open(file);
     digest.extend(5 * 1024 * 1024);
     await expectRejectsCode(digest.digest(500), ErrorCode.IO);
+  });
+
+  it('an idle thread ends; digests that lived on it carry on, hashed again from the file, and stay exact', async () => {
+    const dir = await tmpDir('relay-hasher-');
+    const file = path.join(dir, 'idle');
+    const first = randomBytes(5 * 1024 * 1024 + 3);
+    await writeFile(file, first);
+    const before = threadCount();
+    const h = hasher(1, 100);
+    const digest = h.open(file);
+    digest.extend(first.length);
+    expect(await digest.digest(first.length)).to.equal(sha(first));
+    expect(h.running).to.equal(1);
+    await eventually(() => h.running === 0 && threadCount() <= before, 'the idle thread to end');
+    const more = randomBytes(70_000);
+    await appendFile(file, more);
+    digest.extend(first.length + more.length);
+    expect(await digest.digest(first.length + more.length)).to.equal(sha(Buffer.concat([first, more])));
+    expect(h.running).to.equal(1);
+    // A digest released (its transfer paused) across the idle end too.
+    digest.release();
+    await eventually(() => h.running === 0, 'the idle thread to end again');
+    expect(await digest.digest(first.length + more.length)).to.equal(sha(Buffer.concat([first, more])));
   });
 
   it('close() ends its threads (none leaked), fails digests still owed with IO, and refuses new files', async () => {
