@@ -1,10 +1,17 @@
 /** `relay-receiver`: turns argv and env into ReceiverOptions, runs the receiver until SIGINT/SIGTERM. */
 import { Command, CommanderError, Option } from 'commander';
-import { arg, createLogger, loadTokens, parseDuration, parsePort, parsePositiveInt, parseSize, runUntilSignal, VERSION } from '@relayer/common';
+import { arg, createError, createLogger, ErrorCode, loadTokens, parseDuration, parsePort, parsePositiveInt, parseSize, runUntilSignal, VERSION } from '@relayer/common';
 import { Receiver } from './receiver.js';
 import { RECEIVER_DEFAULTS } from './options.js';
+import { defaultHashThreads } from './file-hasher.js';
 import { admissionCliOptions, admissionFromCli, type AdmissionFlags } from './admission-cli.js';
 import { readTlsServerFiles } from './tls-server.js';
+
+function parseThreads(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 16) throw createError(ErrorCode.USAGE, `not a thread count from 0 to 16: ${text}`);
+  return n;
+}
 
 const program = new Command('relay-receiver')
   .description('Relayer receiver agent: accepts verified, resumable file transfers from relay senders.')
@@ -22,6 +29,7 @@ const program = new Command('relay-receiver')
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info'))
   .addOption(new Option('--max-transfers-per-connection <n>', 'open transfers one sender connection may hold').env('RELAY_MAX_TRANSFERS_PER_CONNECTION').argParser(arg(parsePositiveInt)).default(RECEIVER_DEFAULTS.maxTransfersPerConnection))
   .addOption(new Option('--max-buffered <size>', 'chunk bytes one connection may make the receiver hold before reading from it stops').env('RELAY_MAX_BUFFERED').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.maxBufferedBytesPerConnection, '4M'))
+  .addOption(new Option('--hash-threads <n>', 'worker threads computing sha256 digests (0 = on the main thread)').env('RELAY_HASH_THREADS').argParser(arg(parseThreads)).default(defaultHashThreads(), 'one per core beyond the first, at most 2'))
   .addOption(new Option('--transfer-idle <duration>', 'release a held transfer after this long without a request (partial kept)').env('RELAY_TRANSFER_IDLE').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.transferIdleMs, '5m'))
   .addOption(new Option('--token <token>', 'the shared token (prefer --token-file: argv and env are visible to other processes)').env('RELAY_TOKEN').hideHelp())
   .addOption(new Option('--tls-cert <file>', 'serve https/wss with this PEM certificate (chain)').env('RELAY_TLS_CERT'))
@@ -48,6 +56,7 @@ interface ReceiverFlags extends AdmissionFlags {
   maxTransfersPerConnection: number;
   maxBuffered: number;
   transferIdle: number;
+  hashThreads: number;
 }
 
 async function main(): Promise<void> {
@@ -76,6 +85,7 @@ async function main(): Promise<void> {
       maxTransfersPerConnection: opts.maxTransfersPerConnection,
       maxBufferedBytesPerConnection: opts.maxBuffered,
       transferIdleMs: opts.transferIdle,
+      hashThreads: opts.hashThreads,
       logger: createLogger({ name: 'relay-receiver', level: opts.logLevel }),
     });
   } catch (err) {

@@ -2,9 +2,10 @@
  * One file arriving: offered → receiving → verifying → published | refused, or abandoned (partial kept,
  * resumable) when its connection goes away. Chunks are accepted only at the contiguous offset (the link
  * is ordered, so anything else is a gap after a rejected chunk and the sender rewinds), which lets the
- * sha256 be computed incrementally as bytes arrive: verifying a commit costs no second read.
+ * sha256 be computed incrementally as bytes are written (on a hash thread, from the file: see
+ * file-hasher.ts): verifying a commit waits at most for the last chunks to be hashed.
  */
-import { randomUUID, type Hash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
@@ -13,7 +14,8 @@ import {
   type ChunkAck, type ChunkFrame, type ReceivedFrame, type SourceIdentity,
 } from '@relayer/common';
 import type { Owner } from './owner.js';
-import { hashPrefix, type OpenedPartial, type PartialStore } from './partial-store.js';
+import type { FileDigest } from './file-hasher.js';
+import type { OpenedPartial, PartialStore } from './partial-store.js';
 
 export const TransferState = {
   OFFERED: 'offered',
@@ -53,7 +55,9 @@ export class IncomingTransfer {
   lastActivity = Date.now();
   private readonly store: PartialStore;
   private fh: FileHandle | undefined;
-  private hash: Hash;
+  private digest: FileDigest;
+  /** sha256 of the bytes held when the current lease attached (what a resume offer reports). */
+  private prefix: string | undefined;
   private writes: Promise<void> = Promise.resolve();
   private writeError: unknown;
   log: Logger;
@@ -64,7 +68,7 @@ export class IncomingTransfer {
     this.store = init.store;
     this.key = init.partial.key;
     this.fh = init.partial.fh;
-    this.hash = init.partial.hash;
+    this.digest = init.partial.digest;
     this.accepted = this.written = init.partial.offset;
     this.lease = '';
     this.owner = undefined;
@@ -106,13 +110,23 @@ export class IncomingTransfer {
     if (this.lease !== lease || this.state !== TransferState.RECEIVING) throw createError(ErrorCode.UNKNOWN_TRANSFER, 'transfer moved on while it was attached');
     if (!this.fh) this.fh = await this.reopen();
     this.accepted = this.written;
+    try {
+      this.prefix = this.written > 0 ? await this.digest.digest(this.written) : undefined;
+    } catch (err) {
+      // The next attach hashes the partial again from the disk rather than report this failure forever.
+      this.digest.close();
+      this.digest = this.store.digestOf(this.key, this.written, this.size);
+      throw err;
+    }
+    if (this.lease !== lease || this.state !== TransferState.RECEIVING) throw createError(ErrorCode.UNKNOWN_TRANSFER, 'transfer moved on while it was attached');
     this.touch();
     return this.written;
   }
 
-  /** sha256 of the bytes held so far (the hash keeps running). */
+  /** sha256 of the bytes held when this lease attached (no chunk of it can have arrived before its offer's reply). */
   prefixSha256(): string {
-    return this.hash.copy().digest('hex');
+    if (this.prefix === undefined) throw createError(ErrorCode.IO, `no prefix digest for ${this.name}: it holds no bytes`);
+    return this.prefix;
   }
 
   private async reopen(): Promise<FileHandle> {
@@ -122,7 +136,8 @@ export class IncomingTransfer {
       // Someone touched the partial while it was idle: trust the disk, not memory.
       await fh.truncate(Math.min(size, this.written));
       this.written = Math.min(size, this.written);
-      this.hash = await hashPrefix(this.store.dataPath(this.key), this.written);
+      this.digest.close();
+      this.digest = this.store.digestOf(this.key, this.written, this.size);
     }
     return fh;
   }
@@ -160,13 +175,14 @@ export class IncomingTransfer {
       throw createError(ErrorCode.CHECKSUM, `chunk at ${frame.offset} failed its crc32 check`);
     }
     this.accepted = end;
-    this.hash.update(frame.data);
     const fh = this.fh!;
+    const digest = this.digest;
     this.writes = this.writes.then(async () => {
       if (this.writeError) return;
       try {
         await fh.write(frame.data, 0, frame.data.length, frame.offset);
         this.written = end;
+        digest.extend(end, frame.data);
       } catch (err) {
         this.writeError = err;
       }
@@ -192,7 +208,13 @@ export class IncomingTransfer {
       throw createError(ErrorCode.OFFSET, `commit at ${this.written} of ${this.size} bytes: send the rest first`);
     }
     this.state = TransferState.VERIFYING;
-    const actual = this.hash.digest('hex');
+    let actual: string;
+    try {
+      actual = await this.digest.digest(this.written);
+    } catch (err) {
+      await this.refuse();
+      throw err;
+    }
     if (actual !== sha256) {
       await this.refuse();
       throw createError(ErrorCode.CHECKSUM, `sha256 mismatch for ${this.name}: sender says ${sha256}, received bytes hash to ${actual}`);
@@ -250,9 +272,12 @@ export class IncomingTransfer {
     await this.store.discard(this.key);
   }
 
+  /** Closes the partial; its digest is kept while the transfer may resume, dropped once it cannot. */
   private async close(): Promise<void> {
     const fh = this.fh;
     this.fh = undefined;
+    if (this.resumable) this.digest.release();
+    else this.digest.close();
     await fh?.close().catch(() => undefined);
   }
 }

@@ -1,6 +1,7 @@
 export { Receiver } from './receiver.js';
 export { RECEIVER_DEFAULTS, resolveReceiverOptions, type ReceiverOptions } from './options.js';
 export { PartialStore, partialKey, type OpenedPartial } from './partial-store.js';
+export { FileHasher, mainThreadDigest, defaultHashThreads, INLINE_DIGEST_MAX, type FileDigest, type FileHasherOptions } from './file-hasher.js';
 export { IncomingTransfer, TransferState } from './incoming-transfer.js';
 export { ReceiverMetrics } from './metrics.js';
 export { TransferRegistry, type RegistryLimits } from './transfer-registry.js';

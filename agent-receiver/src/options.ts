@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createError, createLogger, DEFAULT_PORT, definedOnly, ErrorCode, type Logger } from '@relayer/common';
 import { ADMISSION_DEFAULTS, type AdmissionOptions } from './admission.js';
+import { defaultHashThreads } from './file-hasher.js';
 import type { TlsServerOptions } from './tls-server.js';
 
 export interface ReceiverOptions {
@@ -40,6 +41,12 @@ export interface ReceiverOptions {
    * (enough to keep the disk busy; the rest of a sender's window waits in TCP buffers, outside the process.
    * A larger budget costs RSS twice: held chunks outlive two scavenges, then their garbage waits for a major GC). */
   maxBufferedBytesPerConnection: number;
+  /**
+   * Worker threads that compute the partials' sha256, beside the main thread's crc32 checks and writes; 0
+   * hashes on the main thread (less memory: each thread costs ~10 MB of RSS). Default: one per core beyond
+   * the first, at most 2 (a Raspberry Pi, whose sha256 is slow, keeps its main thread free for the socket).
+   */
+  hashThreads: number;
   /** A held transfer with no request for this long is released (partial kept, space freed). Default 5 min. */
   transferIdleMs: number;
   /** Longest wait for another offer or commit of the same name. Default 30s. */
@@ -69,6 +76,7 @@ export function resolveReceiverOptions(given: Omit<Partial<ReceiverOptions>, 'ad
   const merged = {
     ...RECEIVER_DEFAULTS,
     node: os.hostname(),
+    hashThreads: defaultHashThreads(),
     ...definedOnly(given),
   } as Omit<ReceiverOptions, 'logger'> & { logger?: Logger };
   if (merged.displayDir !== undefined && !path.posix.isAbsolute(merged.displayDir)) {

@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PARTIAL_DIR, type SourceIdentity } from '@relayer/common';
+import type { FileDigest, FileHasher } from './file-hasher.js';
 import { guardInbox, isStoreFileName } from './store-guard.js';
 
 export interface PartialMeta extends SourceIdentity {
@@ -18,9 +19,10 @@ export interface PartialMeta extends SourceIdentity {
 export interface OpenedPartial {
   key: string;
   fh: FileHandle;
-  /** Bytes already held (and hashed). */
+  /** Bytes already held. */
   offset: number;
-  hash: Hash;
+  /** The running sha256 of the partial, extended to `offset` (a resume hashes the bytes on disk). */
+  digest: FileDigest;
   resumed: boolean;
 }
 
@@ -46,8 +48,14 @@ export class PartialStore {
   /** Keys the sweep is removing right now: offers for them wait, then start fresh. */
   private readonly removing = new Map<string, Promise<void>>();
 
-  constructor(root: string) {
+  /** `hasher` computes the partials' running digests (off the main thread). */
+  constructor(root: string, readonly hasher: FileHasher) {
     this.dir = path.join(root, PARTIAL_DIR);
+  }
+
+  /** The running digest of the partial `key` of a `size`-byte file, extended to the `offset` bytes it holds. */
+  digestOf(key: string, offset: number, size: number): FileDigest {
+    return this.hasher.digestOf(this.dataPath(key), offset, size);
   }
 
   /** Creates the partial folder; also called when it vanished while the receiver runs. */
@@ -107,8 +115,7 @@ export class PartialStore {
         const size = (await fh.stat()).size;
         const offset = Math.min(size, id.size);
         if (size > offset) await fh.truncate(offset);
-        const hash = await hashPrefix(data, offset);
-        return { key, fh, offset, hash, resumed: offset > 0 };
+        return { key, fh, offset, digest: this.digestOf(key, offset, id.size), resumed: offset > 0 };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
@@ -125,7 +132,7 @@ export class PartialStore {
       await writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 });
     }
     const fh = await open(data, 'w+', 0o600);
-    return { key, fh, offset: 0, hash: createHash('sha256'), resumed: false };
+    return { key, fh, offset: 0, digest: this.digestOf(key, 0, id.size), resumed: false };
   }
 
   /**

@@ -15,6 +15,7 @@ import { withDisplay } from './display.js';
 import { ReceiverMetrics } from './metrics.js';
 import { Admission, type AdmissionOptions } from './admission.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
+import { FileHasher } from './file-hasher.js';
 import { PartialStore } from './partial-store.js';
 import { Session, type ReceiverSocket } from './session.js';
 import { createListener } from './tls-server.js';
@@ -43,6 +44,8 @@ export class Receiver {
   state: ReceiverState = ReceiverState.NEW;
   private readonly log: Logger;
   private readonly store: PartialStore;
+  /** The partials' running sha256 digests, on worker threads; ended by close(). */
+  private readonly hasher: FileHasher;
   private readonly registry: TransferRegistry;
   private readonly http: HttpServer;
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
@@ -59,7 +62,8 @@ export class Receiver {
   constructor(options: Omit<Partial<ReceiverOptions>, 'admission'> & { token: string | readonly string[]; admission?: Partial<AdmissionOptions> }) {
     this.options = resolveReceiverOptions(options);
     this.log = this.options.logger;
-    this.store = new PartialStore(this.options.dir);
+    this.hasher = new FileHasher({ threads: this.options.hashThreads });
+    this.store = new PartialStore(this.options.dir, this.hasher);
     this.registry = new TransferRegistry({
       root: this.options.dir, store: this.store, limits: this.options, log: this.log, freeBytes: () => this.freeBytes(),
     });
@@ -165,6 +169,7 @@ export class Receiver {
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
     await closed;
     await this.sweeping;
+    await this.hasher.close();
     this.state = ReceiverState.CLOSED;
     this.log.info('receiver closed');
   }

@@ -24,6 +24,12 @@ export interface ChunkWindowInit {
   channel: ChunkChannel;
   /** Reads `length` bytes at `position` of the source. */
   read: (position: number, length: number) => Promise<Buffer>;
+  /**
+   * A chunk's bytes are no longer needed: its ack came back (its message was written out in full) or it
+   * was dropped unsent. The reader may reuse them. Never called for a chunk whose request failed: its
+   * message may still sit in a send queue.
+   */
+  release?: (data: Buffer) => void;
   /** Each chunk as first read (the running hash takes those in order). */
   onRead?: (position: number, data: Buffer) => void;
   /** Waits until a chunk of this many bytes may go (pacing). */
@@ -67,7 +73,10 @@ export class ChunkWindow {
         const data = await this.init.read(offset, length);
         this.init.onRead?.(offset, data);
         await this.init.pace?.(length);
-        if (epoch !== this.epoch) continue;
+        if (epoch !== this.epoch) {
+          this.init.release?.(data);
+          continue;
+        }
         const p = this.send(offset, data, epoch).finally(() => this.inflight.delete(p));
         this.inflight.add(p);
         this.bytesSent += length;
@@ -93,6 +102,7 @@ export class ChunkWindow {
     const end = offset + data.length;
     try {
       const ack = await this.init.channel.send({ lease: this.init.lease, offset, crc: crc32(data), data });
+      this.init.release?.(data);
       if (epoch !== this.epoch) return;
       if (ack.offset > this.acked) {
         this.acked = ack.offset;

@@ -1,6 +1,7 @@
 export { Link, LinkState, type LinkOptions, type LinkSnapshot } from './link.js';
 export { OutgoingTransfer, OutgoingState, type Confirmation } from './outgoing-transfer.js';
 export { ChunkWindow, type ChunkChannel, type ChunkWindowInit } from './chunk-window.js';
+export { ChunkBuffers } from './chunk-buffers.js';
 export { RetryPolicy } from './retry-policy.js';
 export { TRANSFER_DEFAULTS, checkTransferOptions, type TransferOptions } from './transfer-options.js';
 export { runJob, type JobSpec, type JobContext } from './job.js';

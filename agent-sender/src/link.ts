@@ -14,6 +14,7 @@ import {
   type Reply, type ReplyOf, type RequestName, type RequestOf, type ServerToClientEvents,
 } from '@relayer/common';
 import { plainHangupHint, tlsFailure } from './tls-client.js';
+import { UnmaskedWebSocket } from './unmasked-websocket.js';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -152,7 +153,8 @@ export class Link extends EventEmitter<LinkEvents> {
   /** The socket.io-client options: one place for transport, reconnection and (later) TLS settings. */
   private clientOptions(auth: HandshakeAuth, ca: LinkOptions['ca']): Parameters<typeof io>[1] {
     return {
-      transports: ['websocket'],
+      // The transport class, not its name: the same websocket transport, with unmasked chunk bytes.
+      transports: [UnmaskedWebSocket],
       parser: msgpackParser,
       auth,
       autoConnect: false,

@@ -12,6 +12,7 @@ import {
   createError, definedOnly, ErrorCode, MAX_CHUNK_SIZE, MAX_WINDOW, RelayError, toRelayError,
   type Logger, type OfferAccepted, type ReceivedFrame,
 } from '@relayer/common';
+import { ChunkBuffers } from './chunk-buffers.js';
 import { ChunkWindow } from './chunk-window.js';
 import type { Link } from './link.js';
 import { LocalSource } from './local-source.js';
@@ -195,10 +196,17 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
       this.setState(OutgoingState.SENDING);
       await this.hashTo(source, offer.offset);
       const pacer = new Pacer(this.opts.bwlimit);
+      // Sized to the file when it is smaller than a chunk: a small file must not cost a megabyte.
+      const buffers = new ChunkBuffers(Math.max(1, Math.min(this.opts.chunkSize, source.size)), this.opts.window + 1);
       const window = new ChunkWindow({
         lease: offer.lease, size: source.size, start: offer.offset, chunkSize: this.opts.chunkSize, window: this.opts.window,
         channel: { send: (f) => this.link.request('chunk', f, this.opts.ackTimeoutMs) },
-        read: (position, length) => source.read(position, length),
+        read: async (position, length) => {
+          const buf = buffers.take(length);
+          await source.readInto(buf, length, position);
+          return buf;
+        },
+        release: (data) => buffers.give(data),
         onRead: (position, data) => this.hash.feed(position, data),
         pace: (bytes) => pacer.take(bytes, this.signal),
         onAcked: (offset) => {

@@ -3,6 +3,7 @@ export * from './events.js';
 export * from './protocol.js';
 export * from './validate.js';
 export * from './parser.js';
+export * from './framed-bytes.js';
 export * from './path-guard.js';
 export * from './units.js';
 export * from './logger.js';

@@ -6,8 +6,10 @@
  * The decoder rejects anything that is not a well-formed Socket.IO packet by throwing; Socket.IO then
  * closes that one connection and reports the error on the socket's "error" event.
  */
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Packr } from 'msgpackr';
+import { frameAround } from './framed-bytes.js';
 
 export const PacketType = {
   CONNECT: 0,
@@ -57,9 +59,39 @@ export function isPacketValid(p: unknown): p is Packet {
   }
 }
 
+/** Stands in for a chunk's bytes while its envelope is packed; found again by its encoding (bin8, 8 bytes). */
+const MARKER = randomBytes(8);
+const MARKER_PACKED = Buffer.concat([Buffer.from([0xc4, MARKER.length]), MARKER]);
+
+/** The bytes of an event's `{ ..., data: bytes }` argument (a chunk request), if it has them. */
+function eventBytes(packet: Packet): Uint8Array | undefined {
+  if (packet.type !== PacketType.EVENT || !Array.isArray(packet.data)) return undefined;
+  const arg = packet.data[1] as { data?: unknown } | undefined;
+  return typeof arg === 'object' && arg !== null && arg.data instanceof Uint8Array ? arg.data : undefined;
+}
+
+/**
+ * The same message msgpackr would build (bytes as bin32), written around chunk bytes that have room for it
+ * (see framed-bytes.ts) instead of copying them; undefined when they have not.
+ */
+function packInPlace(packet: Packet, bytes: Uint8Array): Buffer | undefined {
+  const [event, arg, ...rest] = packet.data as [string, object, ...unknown[]];
+  // Spreading keeps the key order: the marker sits where the bytes will.
+  const envelope = packr.pack({ ...packet, data: [event, { ...arg, data: MARKER }, ...rest] });
+  const at = envelope.indexOf(MARKER_PACKED);
+  if (at < 0 || envelope.indexOf(MARKER_PACKED, at + 1) >= 0) return undefined;
+  const head = Buffer.allocUnsafe(at + 5);
+  envelope.copy(head, 0, 0, at);
+  head[at] = 0xc6;
+  head.writeUInt32BE(bytes.length, at + 1);
+  return frameAround(bytes, head, envelope.subarray(at + MARKER_PACKED.length));
+}
+
 export class Encoder {
   encode(packet: Packet): Buffer[] {
-    return [packr.pack(packet)];
+    const bytes = eventBytes(packet);
+    const inPlace = bytes && packInPlace(packet, bytes);
+    return [inPlace ?? packr.pack(packet)];
   }
 }
 

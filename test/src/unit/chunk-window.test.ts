@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { ChunkWindow, RetryPolicy, type ChunkChannel } from '@relayer/agent-sender';
+import { ChunkBuffers, ChunkWindow, RetryPolicy, type ChunkChannel } from '@relayer/agent-sender';
 import { createError, ErrorCode, RelayError, type ChunkAck, type ChunkFrame } from '@relayer/common';
 import { expectRejectsCode, testLogger } from '../support/util.js';
 
@@ -109,6 +109,109 @@ describe('ChunkWindow: chunks in flight, explicit rewinds, through a fake channe
     await done;
     expect(receiver.data.equals(source)).to.equal(true);
     expect(window.bytesSent).to.equal(source.length - 7 * chunkSize);
+  });
+});
+
+describe('ChunkWindow with reused buffers: a buffer is reused only once its chunk was acknowledged', () => {
+  const source = randomBytes(20 * chunkSize + 123);
+
+  /** Runs a window whose reads come from a ChunkBuffers pool; `inflight` is the memory of chunks not yet answered. */
+  function pooled(receiver: FakeReceiver, check: (frame: ChunkFrame) => void): Promise<void> {
+    const buffers = new ChunkBuffers(chunkSize, windowSize + 1);
+    const channel: ChunkChannel = { send: (frame) => (check(frame), receiver.send(frame)) };
+    return new ChunkWindow({
+      lease: 'l', size: source.length, start: 0, chunkSize, window: windowSize, channel,
+      read: async (position, length) => {
+        const buf = buffers.take(length);
+        source.copy(buf, 0, position, position + length);
+        return buf;
+      },
+      release: (data) => buffers.give(data),
+      onAcked: () => undefined, log: testLogger('window'),
+    }).run();
+  }
+
+  for (const kind of ['gap', 'checksum'] as Fault[]) {
+    it(`through a ${kind} at chunk 3, bytes arrive intact and no chunk is sent in memory another unanswered chunk uses`, async () => {
+      const receiver = new FakeReceiver(source.length, chunkSize, new Map([[3, { kind, times: 1 }]]));
+      const inflight = new Set<ArrayBufferLike>();
+      const memories = new Set<ArrayBufferLike>();
+      const originalSend = receiver.send.bind(receiver);
+      receiver.send = async (frame) => {
+        try {
+          return await originalSend(frame);
+        } finally {
+          inflight.delete(frame.data.buffer);
+        }
+      };
+      await pooled(receiver, (frame) => {
+        expect(inflight.has(frame.data.buffer), `chunk at ${frame.offset} reuses memory still in flight`).to.equal(false);
+        inflight.add(frame.data.buffer);
+        memories.add(frame.data.buffer);
+      });
+      expect(receiver.data.equals(source)).to.equal(true);
+      // Reused, not one buffer per chunk: at most the window plus the one being read.
+      expect(memories.size).to.be.at.most(windowSize + 1);
+    });
+  }
+
+  it('never reuses the buffer of a chunk whose request failed (its message may still be queued)', async () => {
+    // A CHECKSUM refusal fails the chunk's request but not the window: later chunks must not get its memory.
+    const receiver = new FakeReceiver(source.length, chunkSize, new Map([[5, { kind: 'checksum' as Fault, times: 1 }]]));
+    let failed: ArrayBufferLike | undefined;
+    const sentAfter: ArrayBufferLike[] = [];
+    const originalSend = receiver.send.bind(receiver);
+    receiver.send = async (frame) => {
+      if (failed) sentAfter.push(frame.data.buffer);
+      try {
+        return await originalSend(frame);
+      } catch (err) {
+        failed = frame.data.buffer;
+        throw err;
+      }
+    };
+    await pooled(receiver, () => undefined);
+    expect(receiver.data.equals(source)).to.equal(true);
+    expect(failed).to.not.equal(undefined);
+    expect(sentAfter.length).to.be.above(5);
+    expect(sentAfter).to.not.include(failed);
+  });
+});
+
+describe('ChunkBuffers: a bounded pool of framable chunk buffers', () => {
+  it('hands out a given-back buffer again, never one still taken, and keeps at most `keep`', () => {
+    const pool = new ChunkBuffers(64, 2);
+    const a = pool.take(64);
+    const b = pool.take(10);
+    expect(b.length).to.equal(10);
+    expect(a.buffer).to.not.equal(b.buffer);
+    pool.give(b);
+    const c = pool.take(64);
+    expect(c.buffer).to.equal(b.buffer);
+    expect(c.length).to.equal(64);
+    expect(c.byteOffset).to.equal(b.byteOffset);
+    const d = pool.take(64);
+    expect([a.buffer, c.buffer]).to.not.include(d.buffer);
+    const e = pool.take(64);
+    for (const x of [a, c, d, e]) pool.give(x);
+    const again = [pool.take(1), pool.take(1), pool.take(1)];
+    // Two were kept; the third is new memory.
+    expect(again.filter((x) => [a, c, d, e].some((y) => y.buffer === x.buffer))).to.have.length(2);
+  });
+
+  it('ignores buffers it did not make and a buffer given back twice', () => {
+    const pool = new ChunkBuffers(64, 4);
+    pool.give(Buffer.alloc(64));
+    const a = pool.take(64);
+    pool.give(a);
+    pool.give(a);
+    const [x, y] = [pool.take(64), pool.take(64)];
+    expect(x.buffer).to.equal(a.buffer);
+    expect(y.buffer).to.not.equal(a.buffer);
+  });
+
+  it('refuses a chunk larger than its buffers', () => {
+    expect(() => new ChunkBuffers(64, 1).take(65)).to.throw(RangeError);
   });
 });
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { Packr } from 'msgpackr';
-import { Decoder, Encoder, isPacketValid, msgpackParser, PacketType, type Packet } from '@relayer/common';
+import { allocFramable, Decoder, Encoder, FRAME_HEADROOM, isPacketValid, msgpackParser, PacketType, type Packet } from '@relayer/common';
 
 const packr = new Packr({ useRecords: false });
 
@@ -42,6 +42,33 @@ describe('msgpack Socket.IO parser: one binary message per packet, anything else
     expect(frame.crc).to.equal(4294967295);
     expect(frame.data).to.be.instanceOf(Uint8Array);
     expect(Buffer.from(frame.data).equals(data)).to.equal(true);
+  });
+
+  it('writes the envelope around framable chunk bytes in place: the message shares their memory and decodes the same', () => {
+    for (const length of [0, 1, 200, 70_000, 1024 * 1024]) {
+      const data = allocFramable(length);
+      randomBytes(length).copy(data);
+      const packet = { type: PacketType.EVENT, nsp: '/', data: ['chunk', { lease: 'a-lease', offset: 3 * 1048576, crc: 123456, data }], options: { compress: true }, id: 42 } as Packet;
+      const [message, ...more] = new Encoder().encode(packet);
+      expect(more).to.be.empty;
+      expect(message!.buffer, `length ${length}`).to.equal(data.buffer);
+      const [decoded] = decode(message);
+      // Exactly what a plain msgpack encoding of the packet decodes to.
+      expect(decoded).to.deep.equal(packr.unpack(packr.pack(packet)));
+      expect(Buffer.from((decoded!.data as [string, { data: Uint8Array }])[1].data).equals(data)).to.equal(true);
+    }
+  });
+
+  it('packs a copy as before when the bytes are not framable or their envelope does not fit the room around them', () => {
+    const plain = randomBytes(5000);
+    const framable = allocFramable(5000);
+    plain.copy(framable);
+    for (const [data, lease] of [[plain, 'l'], [framable, 'x'.repeat(FRAME_HEADROOM)]] as const) {
+      const packet: Packet = { type: PacketType.EVENT, nsp: '/', id: 1, data: ['chunk', { lease, offset: 0, crc: 1, data }] };
+      const [message] = new Encoder().encode(packet);
+      expect(message!.buffer).to.not.equal(data.buffer);
+      expect(decode(message)).to.deep.equal([packr.unpack(packr.pack(packet))]);
+    }
   });
 
   it('round-trips CONNECT, ACK, DISCONNECT and CONNECT_ERROR packets', () => {

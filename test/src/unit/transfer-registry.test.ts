@@ -6,9 +6,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { OfferCommitLock, PartialStore, TransferRegistry, type OpenedPartial, type Owner, type RegistryLimits } from '@relayer/agent-receiver';
+import { FileHasher, OfferCommitLock, PartialStore, TransferRegistry, type OpenedPartial, type Owner, type RegistryLimits } from '@relayer/agent-receiver';
 import { ErrorCode } from '@relayer/common';
-import { captureLogger, chunkOf, closeAll, expectRejectsCode, partialEntries, testLogger, tmpDir } from '../support/util.js';
+import { captureLogger, chunkOf, closeAll, expectRejectsCode, partialEntries, testLogger, tmpDir, track } from '../support/util.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -21,7 +21,9 @@ const LIMITS: RegistryLimits = { maxFileSize: 1e12, minFree: 0, maxTransfersPerC
 
 async function registry(limits: Partial<RegistryLimits> = {}, opts: { free?: number; log?: ReturnType<typeof testLogger> } = {}): Promise<{ reg: TransferRegistry; dir: string }> {
   const dir = await tmpDir('relay-registry-');
-  const store = new PartialStore(dir);
+  const hasher = new FileHasher();
+  track(() => hasher.close());
+  const store = new PartialStore(dir, hasher);
   await store.init();
   const reg = new TransferRegistry({
     root: dir, store, limits: { ...LIMITS, ...limits }, log: opts.log ?? testLogger('registry'), freeBytes: async () => opts.free ?? 1e12,
@@ -195,7 +197,9 @@ class GatedStore extends PartialStore {
   opened: OpenedPartial[] = [];
 
   constructor(root: string) {
-    super(root);
+    const hasher = new FileHasher();
+    track(() => hasher.close());
+    super(root, hasher);
     this.reached = new Promise((resolve) => (this.arrive = resolve));
     this.gate = new Promise((resolve) => (this.release = resolve));
   }
