@@ -7,7 +7,8 @@
  */
 import type { ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { metricsText, type ChunkAck, type ChunkFrame, type ErrorCode, type IdenticalReply, type OfferAccepted, type PutFrame, type PutReply, type ReceivedFrame } from '@relayer/common';
+import { metricsText } from '@relayer/common/metrics-text';
+import { type ChunkAck, type ChunkFrame, type ErrorCode, type IdenticalReply, type OfferAccepted, type PutFrame, type PutReply, type ReceivedFrame } from '@relayer/common';
 
 export interface ReceiverGauges {
   activeTransfers(): number;

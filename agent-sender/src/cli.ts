@@ -2,7 +2,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { arg, createLogger, ErrorCode, isReceiverUrl, loadToken, parseDuration, parsePositiveInt, parseSize, RelayError, VERSION } from '@relayer/common';
 import { dropOutputOnClosedPipe } from './closed-pipe.js';
-import { sendDirect } from './direct.js';
 import { makeCertsCommand } from './certs-cli.js';
 import { readCaFile } from './tls-client.js';
 import { ExitCode } from './exit-codes.js';
@@ -48,6 +47,8 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
       for (const t of targets) if (!isReceiverUrl(t)) throw new RelayError(ErrorCode.USAGE, `--direct needs URLs in --to, got ${t}`);
       const token = loadToken(f.tokenFile, f.token);
       const logger = createLogger({ name: 'relay', level: f.logLevel });
+      // Loaded only here: the socket.io client is not needed by sends through the agent (the Jenkins path).
+      const { sendDirect } = await import('./direct.js');
       const ok = await sendDirect({
         paths, as: f.as, urls: targets, token, ca: readCaFile(f.ca), transfer: transferOptions(f),
         concurrency: f.concurrency, logger, signal: controller.signal,

@@ -6,7 +6,7 @@
  * bounded: receiver names, outcomes and error codes; never a file name, a path or a token.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { metricsText } from '@relayer/common';
+import { metricsText } from '@relayer/common/metrics-text';
 import type { JobEvent } from './job-events.js';
 import { LinkState, type Link } from './link.js';
 import { OutgoingState, type OutgoingTransfer, type Progress } from './outgoing-transfer.js';

@@ -16,7 +16,8 @@
  * `relay send --direct` and pipe sender), and their peak RSS (VmHWM, reset before each run).
  */
 import { existsSync, statfsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -59,10 +60,21 @@ function isTmpfs(dir: string): boolean {
   }
 }
 
-/** Removes what a run left in a receiving folder (keeping the receiver's own partial folder). */
-async function empty(dir: string): Promise<void> {
-  const entries = await readdir(dir).catch(() => [] as string[]);
-  await Promise.all(entries.filter((e) => e !== '.relay-partial').map((e) => rm(path.join(dir, e), { recursive: true, force: true })));
+/** Where `empty` moves many-file outputs to; removed with the work folder at the end of the run. */
+const KEPT = '.kept';
+
+/**
+ * Clears what a run left in a receiving folder (keeping the receiver's own partial folder). A small-files
+ * run's output is moved aside, not removed: for minutes after thousands of files are deleted, ext4 scans
+ * past their "recently deleted" inodes on every file it creates (recently_deleted, find_inode_bit under the
+ * folder's lock), so the next method would be timed against that and not against the disk.
+ */
+async function empty(dir: string, keep: boolean): Promise<void> {
+  const entries = (await readdir(dir).catch(() => [] as string[])).filter((e) => e !== '.relay-partial' && e !== KEPT);
+  if (keep) await mkdir(path.join(dir, KEPT), { recursive: true });
+  await Promise.all(entries.map((e) => keep
+    ? rename(path.join(dir, e), path.join(dir, KEPT, `${e}-${randomUUID()}`))
+    : rm(path.join(dir, e), { recursive: true, force: true })));
 }
 
 async function main(): Promise<void> {
@@ -229,7 +241,7 @@ async function main(): Promise<void> {
 
     // Warm-up (not timed): every link connected, JIT warm, folders created.
     await relay(['--to', Object.keys(recv).join(','), '--as', 'warmup', await makePayload(path.join(work, 'src', 'warmup.bin'), 4 * 1024 * 1024)]);
-    for (const d of Object.values(dirs)) if (d) await empty(d);
+    for (const d of Object.values(dirs)) if (d) await empty(d, false);
 
     const samples = new Map<string, Sample[]>(specs.map((s) => [s.key, []]));
     say(`bench: ${argv.size} file (${SIZE} bytes), ${SMALL} small files of 4 KiB, ${RUNS} rounds, methods interleaved; node ${process.version}, ${os.cpus().length} cpus, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
@@ -238,7 +250,7 @@ async function main(): Promise<void> {
         const s = await runners.get(spec.key)!();
         samples.get(spec.key)!.push(s);
         say(`  round ${r + 1} ${spec.label}: ${(s.ms / 1000).toFixed(2)} s`);
-        for (const d of Object.values(dirs)) if (d) await empty(d);
+        for (const d of Object.values(dirs)) if (d) await empty(d, spec.unit === 'files/s');
       }
     }
     const results = summarize(specs, samples);
