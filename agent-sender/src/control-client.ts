@@ -2,7 +2,7 @@
 import path from 'node:path';
 import WebSocket from 'ws';
 import { ErrorCode, formatBytes, RelayError } from '@relayer/common';
-import { defaultSocketPath, type ControlMessage, type ControlRequest, type StatusReply } from './control-protocol.js';
+import { defaultSocketPath, splitReplies, type ControlMessage, type ControlRequest, type StatusReply } from './control-protocol.js';
 import { ExitCode } from './exit-codes.js';
 import { checkSocketTrust, permissionHint, SocketTrustError, trustedOwners } from './socket-trust.js';
 import type { JobEvent } from './job-events.js';
@@ -54,18 +54,21 @@ async function exchange(socketPath: string, request: ControlRequest, onMessage: 
     const onAbort = (): void => finish(new RelayError(ErrorCode.CANCELLED, 'cancelled'));
     signal?.addEventListener('abort', onAbort, { once: true });
     ws.on('message', (data) => {
-      let msg: ControlMessage;
+      let msgs: ControlMessage[];
       try {
-        msg = JSON.parse(String(data)) as ControlMessage;
+        msgs = splitReplies(String(data)) as ControlMessage[];
       } catch {
         return finish(new RelayError(ErrorCode.PROTOCOL, 'malformed message from the sender agent'));
       }
-      if (msg.type === 'error') return finish(new RelayError(msg.code, msg.message));
-      if (onMessage(msg)) finish();
+      for (const msg of msgs) {
+        if (finished) return;
+        if (msg.type === 'error') return finish(new RelayError(msg.code, msg.message));
+        if (onMessage(msg)) return finish();
+      }
     });
     ws.on('close', () => finish(new RelayError(ErrorCode.DISCONNECTED, 'the sender agent closed the connection before the job finished')));
     ws.on('error', (err) => finish(new RelayError(ErrorCode.DISCONNECTED, `control socket error: ${err.message}`)));
-    ws.send(JSON.stringify(request));
+    ws.send(JSON.stringify({ ...request, batched: true }));
   });
 }
 

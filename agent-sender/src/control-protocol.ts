@@ -1,13 +1,21 @@
 /**
  * The local control protocol between `relay` and the sender agent: JSON messages over a websocket on a
  * Unix socket. A send request is answered by the job's event stream; closing the socket cancels the job.
+ * A request with `batched: true` takes the replies several to a websocket message, one JSON per line: a
+ * send of thousands of small files has thousands of events a second, and one message (and one socket
+ * write) each cost the agent and the client more than the files did.
  */
 import { createError, ErrorCode } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import type { LinkSnapshot } from './link.js';
 import type { TransferOptions } from './transfer-options.js';
 
-export interface SendRequest {
+interface RequestBase {
+  /** The client reads several replies per websocket message, one JSON per line (older clients: one per message). */
+  batched?: boolean;
+}
+
+export interface SendRequest extends RequestBase {
   type: 'send';
   /** Absolute paths (the client resolves them against its own working directory). */
   paths: string[];
@@ -17,7 +25,7 @@ export interface SendRequest {
   transfer: Partial<TransferOptions>;
 }
 
-export interface StatusRequest {
+export interface StatusRequest extends RequestBase {
   type: 'status';
 }
 
@@ -51,11 +59,17 @@ export { defaultSocketPath } from './socket-trust.js';
 export function isControlRequest(v: unknown): v is ControlRequest {
   if (typeof v !== 'object' || v === null) return false;
   const r = v as Record<string, unknown>;
+  if (r.batched !== undefined && typeof r.batched !== 'boolean') return false;
   if (r.type === 'status') return true;
   return r.type === 'send' && Array.isArray(r.paths) && r.paths.every((p) => typeof p === 'string')
     && Array.isArray(r.to) && r.to.every((t) => typeof t === 'string')
     && (r.as === undefined || typeof r.as === 'string')
     && typeof r.transfer === 'object' && r.transfer !== null;
+}
+
+/** The replies in one websocket message of a batched connection: one JSON per line (JSON never holds a raw newline). */
+export function splitReplies(data: string): unknown[] {
+  return data.split('\n').map((line) => JSON.parse(line) as unknown);
 }
 
 /** What the shape check cannot say: a send names at least one path and one receiver. Throws USAGE. */

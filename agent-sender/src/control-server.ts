@@ -60,28 +60,58 @@ export class ControlServer {
     ws.on('message', (data) => {
       if (started) return;
       started = true;
-      const reply = (m: ControlMessage): void => {
-        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
-      };
       let req: unknown;
       try {
         req = JSON.parse(String(data));
       } catch {
         req = undefined;
       }
+      const out = new ReplyQueue(ws, isControlRequest(req) && req.batched === true);
       if (!isControlRequest(req)) {
-        reply({ type: 'error', code: ErrorCode.PROTOCOL, message: 'malformed control request' });
-        ws.close();
+        out.push({ type: 'error', code: ErrorCode.PROTOCOL, message: 'malformed control request' });
+        out.close();
         return;
       }
-      this.handler(req, reply, controller.signal).then(
-        () => ws.close(),
+      this.handler(req, (m) => out.push(m), controller.signal).then(
+        () => out.close(),
         (err: unknown) => {
           const e = toRelayError(err);
-          reply({ type: 'error', code: e.code, message: e.message });
-          ws.close();
+          out.push({ type: 'error', code: e.code, message: e.message });
+          out.close();
         },
       );
     });
+  }
+}
+
+/** The replies of one connection: sent as they come, or (batched) gathered into one message per turn of the event loop. */
+class ReplyQueue {
+  private lines: string[] = [];
+  private scheduled = false;
+
+  constructor(private readonly ws: WebSocket, private readonly batched: boolean) {}
+
+  push(m: ControlMessage): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (!this.batched) return void this.ws.send(JSON.stringify(m));
+    this.lines.push(JSON.stringify(m));
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Sends what is gathered, then closes the connection. */
+  close(): void {
+    this.flush();
+    this.ws.close();
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.lines.length === 0) return;
+    const data = this.lines.join('\n');
+    this.lines = [];
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(data);
   }
 }

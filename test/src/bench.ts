@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { parseSize } from '@relayer/common';
 import { FaultProxy } from './support/proxy.js';
 import { makePayload, makeSmallFiles } from './bench/data.js';
-import { bin, DIST, killAll, runNode, startDaemon, type Cost, type Daemon } from './bench/proc.js';
+import { bin, DIST, killAll, RELAY_NODE_OPTIONS, runNode, startDaemon, type Cost, type Daemon } from './bench/proc.js';
 import { median, summarize, table, type MethodSpec, type Sample } from './bench/report.js';
 import { startSsh, type Ssh } from './bench/ssh.js';
 
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
     for (const d of Object.values(dirs)) if (d) await mkdir(d, { recursive: true });
     const receiver = (name: string, dir: string): Promise<Daemon> => startDaemon(`receiver ${name}`,
       [bin('relay-receiver'), '--host', '127.0.0.1', '--port', '0', '--dir', dir, '--min-free', '0', '--summary-every', '0'],
-      { env: { RELAY_TOKEN: TOKEN }, isReady: (l) => l.msg === 'receiver listening', nodeArgs: profArgs });
+      { env: { RELAY_TOKEN: TOKEN, NODE_OPTIONS: RELAY_NODE_OPTIONS }, isReady: (l) => l.msg === 'receiver listening', nodeArgs: profArgs });
     const pipeServer = (dir: string): Promise<Daemon> => startDaemon('pipe server', [path.join(DIST, 'pipe-server.js'), dir], { stream: 'stdout', isReady: (l) => typeof l.port === 'number' });
 
     const recv: Record<string, Daemon> = {};
@@ -129,7 +129,7 @@ async function main(): Promise<void> {
     const socket = path.join(work, 'agent.sock');
     const agent = await startDaemon('sender agent', [bin('relay-sender'), '--socket', socket, '--allow-root', path.join(work, 'src'),
       ...Object.entries(recv).flatMap(([n, d]) => ['--receiver', `${n}=${url(d)}`]), '--summary-every', '0'],
-    { env: { RELAY_TOKEN: TOKEN }, isReady: (l) => l.msg === 'sender agent started', nodeArgs: profArgs });
+    { env: { RELAY_TOKEN: TOKEN, NODE_OPTIONS: RELAY_NODE_OPTIONS }, isReady: (l) => l.msg === 'sender agent started', nodeArgs: profArgs });
     daemons.push(agent);
 
     let ssh: Ssh | undefined;
@@ -146,7 +146,7 @@ async function main(): Promise<void> {
 
     // One-shot senders: `relay send --direct` and `relay send` (through the agent) as child processes.
     const relay = async (args: string[]): Promise<{ cost: Cost; events: Record<string, unknown>[] }> => {
-      const r = await runNode([bin('relay'), 'send', '--json', '--socket', socket, ...args], { RELAY_TOKEN: TOKEN }, rusage);
+      const r = await runNode([bin('relay'), 'send', '--json', '--socket', socket, ...args], { RELAY_TOKEN: TOKEN, NODE_OPTIONS: RELAY_NODE_OPTIONS }, rusage);
       const events = r.stdout.split('\n').filter(Boolean).flatMap((l) => {
         try {
           return [JSON.parse(l) as Record<string, unknown>];

