@@ -16,6 +16,7 @@
  * `relay send --direct` and pipe sender), and their peak RSS (VmHWM, reset before each run).
  */
 import { existsSync, statfsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -75,6 +76,15 @@ async function empty(dir: string, keep: boolean): Promise<void> {
   await Promise.all(entries.map((e) => keep
     ? rename(path.join(dir, e), path.join(dir, KEPT, `${e}-${randomUUID()}`))
     : rm(path.join(dir, e), { recursive: true, force: true })));
+}
+
+/**
+ * Waits until the file systems have written out what the last method left (`sync`), untimed: a removed
+ * 1 GiB file is discarded (this disk is mounted with `discard`) and written back at the next journal commit,
+ * which would otherwise land in the next method's time.
+ */
+async function settle(): Promise<void> {
+  await new Promise<void>((resolve) => execFile('sync', () => resolve()));
 }
 
 async function main(): Promise<void> {
@@ -242,6 +252,7 @@ async function main(): Promise<void> {
     // Warm-up (not timed): every link connected, JIT warm, folders created.
     await relay(['--to', Object.keys(recv).join(','), '--as', 'warmup', await makePayload(path.join(work, 'src', 'warmup.bin'), 4 * 1024 * 1024)]);
     for (const d of Object.values(dirs)) if (d) await empty(d, false);
+    await settle();
 
     const samples = new Map<string, Sample[]>(specs.map((s) => [s.key, []]));
     say(`bench: ${argv.size} file (${SIZE} bytes), ${SMALL} small files of 4 KiB, ${RUNS} rounds, methods interleaved; node ${process.version}, ${os.cpus().length} cpus, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
@@ -251,6 +262,7 @@ async function main(): Promise<void> {
         samples.get(spec.key)!.push(s);
         say(`  round ${r + 1} ${spec.label}: ${(s.ms / 1000).toFixed(2)} s`);
         for (const d of Object.values(dirs)) if (d) await empty(d, spec.unit === 'files/s');
+        await settle();
       }
     }
     const results = summarize(specs, samples);
