@@ -126,7 +126,7 @@ export function startDaemon(name: string, args: string[], opts: {
       }, reject);
       return;
     }
-    rl.on('line', (line) => {
+    const onLine = (line: string): void => {
       let entry: Record<string, unknown>;
       try {
         entry = JSON.parse(line) as Record<string, unknown>;
@@ -135,9 +135,15 @@ export function startDaemon(name: string, args: string[], opts: {
       }
       if (opts.isReady(entry)) {
         clearTimeout(timer);
+        // Once ready, its log is drained unread: parsing a receiver's line per file would take the bench's
+        // own CPU from the methods it times.
+        rl.off('line', onLine);
+        rl.close();
+        child[stream]!.resume();
         resolve(new Daemon(name, child, entry));
       }
-    });
+    };
+    rl.on('line', onLine);
   });
 }
 
