@@ -2,7 +2,8 @@
  * Reads batches of small files whole, off the main thread (see whole-file-worker.ts for why): one message
  * per batch instead of several thread-pool round trips per file. Each file comes back as its bytes and
  * sha256, 'large' (it grew past the limit since it was listed: it is then offered like any large file),
- * or the coded error that stopped it. One worker per reader, started on first use, ended by close().
+ * or the coded error that stopped it. One worker per reader, started on first use, ended after
+ * `idleMs` without a read (its ~10 MB of RSS go back between jobs) and by close().
  */
 import { Worker } from 'node:worker_threads';
 import { createError, ErrorCode, RelayError, type ErrorCode as Code } from '@relayer/common';
@@ -27,20 +28,30 @@ export interface ReadResponse {
   results: ReadResult[];
 }
 
+/** How long the worker waits for the next batch before it ends. */
+export const READER_IDLE_MS = 5000;
+
 export class WholeFileReader {
   private worker: Worker | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
   private seq = 0;
   private readonly pending = new Map<number, { resolve: (r: ReadResult[]) => void; reject: (e: Error) => void }>();
   private closed = false;
 
   /** `allowRoots` undefined: files are read without a root check. */
-  constructor(private readonly allowRoots?: AllowRoots) {}
+  constructor(private readonly allowRoots?: AllowRoots, private readonly idleMs = READER_IDLE_MS) {}
+
+  /** Whether a worker thread is running (it starts with a read and ends when idle). */
+  get running(): boolean {
+    return this.worker !== undefined;
+  }
 
   async read(files: readonly SourceFile[], max: number): Promise<Array<WholeFile | 'large' | RelayError>> {
     if (this.closed) throw createError(ErrorCode.CANCELLED, 'file reader closed');
     const id = ++this.seq;
     const req: ReadRequest = { id, files: files.map((f) => ({ file: f.file, size: f.size })), max, roots: this.allowRoots?.fixed ?? null };
     const results = await new Promise<ReadResult[]>((resolve, reject) => {
+      clearTimeout(this.idleTimer);
       const worker = this.ensureWorker();
       this.pending.set(id, { resolve, reject });
       worker.ref();
@@ -61,7 +72,10 @@ export class WholeFileReader {
       const p = this.pending.get(res.id);
       this.pending.delete(res.id);
       // Idle between jobs it must not keep the process alive; reads that wait keep it referenced.
-      if (this.pending.size === 0) worker.unref();
+      if (this.pending.size === 0) {
+        worker.unref();
+        this.idleTimer = setTimeout(() => this.endIdle(worker), this.idleMs).unref();
+      }
       p?.resolve(res.results);
     });
     const fail = (err: Error): void => {
@@ -76,8 +90,18 @@ export class WholeFileReader {
     return worker;
   }
 
+  /** Ends an idle worker; the next read starts a new one. Its listeners go first: no read waits on it. */
+  private endIdle(worker: Worker): void {
+    if (this.worker !== worker || this.pending.size > 0) return;
+    this.worker = undefined;
+    worker.removeAllListeners();
+    worker.on('error', () => undefined);
+    void worker.terminate();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.idleTimer);
     const worker = this.worker;
     this.worker = undefined;
     await worker?.terminate();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { ErrorCode, MAX_CHUNK_SIZE, RelayError } from '@relayer/common';
 import { AllowRoots, BATCH_LIMITS, planBatches, WholeFileReader, type SourceFile } from '@relayer/agent-sender';
-import { closeAll, expectRejectsCode, tmpDir, track } from '../support/util.js';
+import { closeAll, eventually, expectRejectsCode, tmpDir, track } from '../support/util.js';
 
 const source = (file: string, size: number): SourceFile => ({ file, name: path.basename(file), size });
 
@@ -72,6 +72,22 @@ describe('WholeFileReader: small files read whole in a worker thread, with the a
     await writeFile(p, randomBytes(5000));
     const [got] = await reader().read([source(p, 10)], 4096);
     expect(got).to.equal('large');
+  });
+
+  it('its worker ends when idle and a later read starts a new one; reads in flight keep it', async () => {
+    const p = path.join(root, 'f');
+    const data = randomBytes(3000);
+    await writeFile(p, data);
+    const r = new WholeFileReader(undefined, 50);
+    track(() => r.close());
+    expect(r.running).to.equal(false);
+    const reads = await Promise.all(Array.from({ length: 20 }, () => r.read([source(p, data.length)], 1 << 20)));
+    for (const [got] of reads) expect((got as { data: Buffer }).data.equals(data)).to.equal(true);
+    expect(r.running).to.equal(true);
+    await eventually(() => !r.running, 'the idle worker ended');
+    const [again] = await r.read([source(p, data.length)], 1 << 20);
+    expect((again as { data: Buffer }).data.equals(data)).to.equal(true);
+    expect(r.running).to.equal(true);
   });
 
   it('after close() a read is refused with CANCELLED', async () => {
