@@ -53,11 +53,12 @@ COPY --from=app /app /app
 # volume (which takes the folder's owner), can write there. A bind-mounted host folder keeps its own owner.
 COPY --from=app --chown=${RELAY_UID}:${RELAY_GID} /data /data
 # NODE_OPTIONS: a smaller V8 heap that is collected sooner. Semi-spaces of 2 MiB (default 16) and an old
-# generation limit of 256 MB (default a quarter of RAM or more; the agents live on ~30 MB even during a
-# 100,000-file send), under which V8 grows the heap by smaller steps: a sender agent moving 10,000 small
-# files peaks at ~114 MB RSS instead of 150–175 MB, for the same CPU (bench/RESULTS.md).
+# generation limit of 1 GB (default: a quarter of RAM, up to 4 GB), under which V8 grows the heap by smaller
+# steps: a sender agent moving 10,000 small files peaks at ~110 MB RSS instead of 150–175 MB, for the same
+# CPU (bench/RESULTS.md). The agents live on ~30 MB of heap even during a 100,000-file send; 1 GB is a
+# ceiling no workload comes near, not a budget.
 ENV PATH=/app/node_modules/.bin:$PATH NODE_ENV=production RELAY_DIR=/data \
-    NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=256"
+    NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=1024"
 WORKDIR /data
 USER ${RELAY_UID}:${RELAY_GID}
 EXPOSE 7420

@@ -43,8 +43,8 @@ export interface ReceiverOptions {
   maxBufferedBytesPerConnection: number;
   /**
    * Worker threads that compute the partials' sha256, beside the main thread's crc32 checks and writes; 0
-   * hashes on the main thread (less memory: each thread costs ~10 MB of RSS). Default: one per core beyond
-   * the first, at most 2 (a Raspberry Pi, whose sha256 is slow, keeps its main thread free for the socket).
+   * hashes on the main thread (less memory: each thread costs ~10 MB of RSS). Default: 1 when there is a
+   * second core, else 0 (a Raspberry Pi, whose sha256 is slow, keeps its main thread free for the socket).
    */
   hashThreads: number;
   /** A held transfer with no request for this long is released (partial kept, space freed). Default 5 min. */

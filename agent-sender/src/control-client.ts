@@ -56,7 +56,7 @@ async function exchange(socketPath: string, request: ControlRequest, onMessage: 
     ws.on('message', (data) => {
       let msgs: ControlMessage[];
       try {
-        msgs = splitReplies(String(data)) as ControlMessage[];
+        msgs = splitReplies(String(data));
       } catch {
         return finish(new RelayError(ErrorCode.PROTOCOL, 'malformed message from the sender agent'));
       }

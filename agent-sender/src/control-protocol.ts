@@ -67,9 +67,16 @@ export function isControlRequest(v: unknown): v is ControlRequest {
     && typeof r.transfer === 'object' && r.transfer !== null;
 }
 
-/** The replies in one websocket message of a batched connection: one JSON per line (JSON never holds a raw newline). */
-export function splitReplies(data: string): unknown[] {
-  return data.split('\n').map((line) => JSON.parse(line) as unknown);
+/**
+ * The replies in one websocket message of a batched connection: one JSON per line (JSON never holds a raw
+ * newline). Throws unless every line is an object with a string `type`.
+ */
+export function splitReplies(data: string): ControlMessage[] {
+  return data.split('\n').map((line) => {
+    const m = JSON.parse(line) as unknown;
+    if (typeof m !== 'object' || m === null || typeof (m as { type?: unknown }).type !== 'string') throw new TypeError('not a control message');
+    return m as ControlMessage;
+  });
 }
 
 /** What the shape check cannot say: a send names at least one path and one receiver. Throws USAGE. */

@@ -19,6 +19,8 @@ export class ControlServer {
   private readonly http: Server = createServer((_req, res) => res.writeHead(426).end());
   private readonly wss = new WebSocketServer({ server: this.http, maxPayload: MAX_REQUEST_BYTES, perMessageDeflate: false });
   private readonly open = new Set<WebSocket>();
+  /** Each connection's reply queue, flushed before close() ends the connections. */
+  private readonly queues = new Map<WebSocket, ReplyQueue>();
 
   private listening = false;
 
@@ -41,6 +43,8 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
+    // Events already gathered (a file's 'received' among them) go out before the connections end.
+    for (const q of this.queues.values()) q.flush();
     for (const ws of this.open) ws.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
@@ -54,6 +58,7 @@ export class ControlServer {
     let started = false;
     ws.on('close', () => {
       this.open.delete(ws);
+      this.queues.delete(ws);
       controller.abort();
     });
     ws.on('error', (err) => this.log.debug({ err }, 'control connection error'));
@@ -67,6 +72,7 @@ export class ControlServer {
         req = undefined;
       }
       const out = new ReplyQueue(ws, isControlRequest(req) && req.batched === true);
+      this.queues.set(ws, out);
       if (!isControlRequest(req)) {
         out.push({ type: 'error', code: ErrorCode.PROTOCOL, message: 'malformed control request' });
         out.close();
@@ -107,7 +113,7 @@ class ReplyQueue {
     this.ws.close();
   }
 
-  private flush(): void {
+  flush(): void {
     this.scheduled = false;
     if (this.lines.length === 0) return;
     const data = this.lines.join('\n');

@@ -18,7 +18,7 @@ export {
 export { Discovery } from './discovery.js';
 export { SenderMetrics } from './metrics.js';
 export { AgentHttpServer, type AgentHealth } from './http-server.js';
-export { defaultSocketPath, type StatusReply, type ControlRequest } from './control-protocol.js';
+export { defaultSocketPath, isControlRequest, splitReplies, type StatusReply, type ControlRequest } from './control-protocol.js';
 export { sendViaAgent, fetchStatus, AgentUnreachableError } from './control-client.js';
 export { checkSocketTrust, defaultSocketDir, prepareSocketPath, trustedOwners } from './socket-trust.js';
 export { makeCerts, parseCertNode, type CertNode, type CertsResult } from './certs.js';

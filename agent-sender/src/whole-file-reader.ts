@@ -78,8 +78,13 @@ export class WholeFileReader {
       }
       p?.resolve(res.results);
     });
+    // A worker reports a crash twice ('error', then 'exit'); by the second, reads may be waiting on its
+    // successor: only the current worker's failure rejects the reads waiting.
     const fail = (err: Error): void => {
-      if (this.worker === worker) this.worker = undefined;
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      clearTimeout(this.idleTimer);
+      void worker.terminate();
       const e = createError(ErrorCode.SOURCE, `file reader stopped: ${err.message}`);
       for (const p of this.pending.values()) p.reject(e);
       this.pending.clear();
@@ -104,6 +109,9 @@ export class WholeFileReader {
     clearTimeout(this.idleTimer);
     const worker = this.worker;
     this.worker = undefined;
+    const e = createError(ErrorCode.CANCELLED, 'file reader closed');
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
     await worker?.terminate();
   }
 }

@@ -90,9 +90,9 @@ export class Daemon {
 /**
  * The Node options the image runs every Relayer process with (Dockerfile: ENV NODE_OPTIONS); the bench
  * runs the agents and `relay` as deployed. With them a sender agent moving 10,000 small files peaks at
- * ~114 MB RSS instead of 150–175 MB (see the Dockerfile for why).
+ * ~110 MB RSS instead of 150–175 MB (see the Dockerfile for why).
  */
-export const RELAY_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=256';
+export const RELAY_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=1024';
 
 /**
  * Starts a node script whose JSON log lines (on `stream`) are watched; resolves with the first line for
