@@ -136,10 +136,16 @@ export function startDaemon(name: string, args: string[], opts: {
       if (opts.isReady(entry)) {
         clearTimeout(timer);
         // Once ready, its log is drained unread: parsing a receiver's line per file would take the bench's
-        // own CPU from the methods it times.
+        // own CPU from the methods it times. Its last 4 KB are kept, to show if it dies. (rl.close() paused
+        // the stream: a 'data' listener alone would not restart it, and a daemon blocked on a full stderr
+        // pipe stalls the bench.)
         rl.off('line', onLine);
         rl.close();
-        child[stream]!.resume();
+        let tail = '';
+        child[stream]!.setEncoding('utf8').on('data', (d: string) => void (tail = (tail + d).slice(-4096))).resume();
+        child.once('exit', (code, signal) => {
+          if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGKILL') process.stderr.write(`bench: ${name} exited (${String(code ?? signal)}); its last output:\n${tail}\n`);
+        });
         resolve(new Daemon(name, child, entry));
       }
     };
