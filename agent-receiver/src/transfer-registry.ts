@@ -85,33 +85,23 @@ export class TransferRegistry {
     if (frame.size > limits.maxFileSize) {
       throw createError(ErrorCode.TOO_LARGE, `${frame.name} is ${frame.size} bytes, over this receiver's limit of ${limits.maxFileSize}`);
     }
-    const unlock = await this.lock.acquire(frame.name, { timeoutMs: limits.lockTimeoutMs, signal: owner.signal });
-    const key = partialKey(frame.name);
-    this.offering.add(key);
-    try {
-      this.checkLive(owner);
+    return this.underName(owner, frame.name, async (key) => {
       const identity = { size: frame.size, mtimeMs: frame.mtimeMs };
       let transfer = this.byName.get(frame.name);
       const sameSource = transfer?.identity.size === identity.size && transfer?.identity.mtimeMs === identity.mtimeMs;
       if (transfer && (!transfer.resumable || !sameSource || frame.fresh)) {
         // A different version of the file, a sender whose bytes differ, or a finished transfer: start over,
-        // never splice two versions. Last offer wins; the sender of the old version is told so.
-        if (transfer.resumable) {
-          transfer.log.info({ fresh: Boolean(frame.fresh) }, 'superseded by a new offer for this name');
-          if (transfer.lease) this.markSuperseded(transfer.lease);
-          this.setOwner(transfer, undefined);
-          await transfer.refuse();
-        }
-        this.forget(transfer);
+        // never splice two versions.
+        await this.supersede(transfer, 'superseded by a new offer for this name', { fresh: Boolean(frame.fresh) });
         transfer = undefined;
       }
       const mine = this.owned.get(owner);
       if ((mine?.size ?? 0) >= limits.maxTransfersPerConnection && !(transfer && transfer.owner === owner)) {
         throw createError(ErrorCode.LIMIT, `this connection already has ${mine!.size} open transfers (limit ${limits.maxTransfersPerConnection}): finish or abort one first`);
       }
-      if (!transfer && frame.fresh) await store.discard(partialKey(frame.name));
+      if (!transfer && frame.fresh) await store.discard(key);
       const held = transfer ? transfer.written : await store.peek(frame.name, identity);
-      await this.checkSpace(frame, frame.size - held, transfer);
+      await this.checkSpace(frame.name, frame.size - held, transfer?.reserved ?? 0);
       this.checkLive(owner);
       if (!transfer) {
         const partial = await store.open(frame.name, identity);
@@ -148,10 +138,7 @@ export class TransferRegistry {
         ...(existing === frame.size ? { existingSize: existing } : {}),
         ...(offset > 0 ? { prefixSha256: transfer.prefixSha256() } : {}),
       };
-    } finally {
-      this.offering.delete(key);
-      unlock();
-    }
+    });
   }
 
   async chunk(owner: Owner, frame: ChunkFrame): Promise<ChunkAck> {
@@ -208,27 +195,25 @@ export class TransferRegistry {
     return receivePut(this.putHost, owner, frame);
   }
 
-  /**
-   * Runs fn under the name's lock, as an offer would: a transfer of that name, resumable or not, is
-   * superseded first (last offer wins), and the sweep leaves its key alone meanwhile.
-   */
-  private async withName<T>(owner: Owner, name: string, fn: (key: string) => Promise<T>): Promise<T> {
+  /** Runs fn under the name's lock, as an offer does, a transfer of that name superseded first (last offer wins). */
+  private withName<T>(owner: Owner, name: string, fn: (key: string) => Promise<T>): Promise<T> {
+    return this.underName(owner, name, async (key) => {
+      const transfer = this.byName.get(name);
+      if (transfer) {
+        await this.supersede(transfer, 'superseded by a put of this name');
+        this.checkLive(owner);
+      }
+      return fn(key);
+    });
+  }
+
+  /** Runs fn under the name's lock for a live owner; the sweep leaves the name's partial alone meanwhile. */
+  private async underName<T>(owner: Owner, name: string, fn: (key: string) => Promise<T>): Promise<T> {
     const unlock = await this.lock.acquire(name, { timeoutMs: this.init.limits.lockTimeoutMs, signal: owner.signal });
     const key = partialKey(name);
     this.offering.add(key);
     try {
       this.checkLive(owner);
-      const transfer = this.byName.get(name);
-      if (transfer) {
-        if (transfer.resumable) {
-          transfer.log.info('superseded by a put of this name');
-          if (transfer.lease) this.markSuperseded(transfer.lease);
-          this.setOwner(transfer, undefined);
-          await transfer.refuse();
-        }
-        this.forget(transfer);
-        this.checkLive(owner);
-      }
       return await fn(key);
     } finally {
       this.offering.delete(key);
@@ -236,12 +221,20 @@ export class TransferRegistry {
     }
   }
 
+  /** Ends a transfer for a newer version of its file; a resumable one's sender is told SUPERSEDED. */
+  private async supersede(transfer: IncomingTransfer, why: string, fields: Record<string, unknown> = {}): Promise<void> {
+    if (transfer.resumable) {
+      transfer.log.info(fields, why);
+      if (transfer.lease) this.markSuperseded(transfer.lease);
+      this.setOwner(transfer, undefined);
+      await transfer.refuse();
+    }
+    this.forget(transfer);
+  }
+
   /** Reserves free space for bytes about to be written outside any transfer; returns its release. */
   private async reserveBytes(bytes: number, what: string): Promise<() => void> {
-    const free = await this.init.freeBytes();
-    if (free - this.reservedBytes - bytes < this.init.limits.minFree) {
-      throw createError(ErrorCode.DISK_FULL, `not enough space for ${what}: needs ${bytes} bytes, ${free - this.reservedBytes} free, must keep ${this.init.limits.minFree}`);
-    }
+    await this.checkSpace(what, bytes);
     this.reservedBytes += bytes;
     let released = false;
     return () => {
@@ -397,11 +390,12 @@ export class TransferRegistry {
     if (this.superseded.size > SUPERSEDED_MEMORY) this.superseded.delete(this.superseded.values().next().value!);
   }
 
-  private async checkSpace(frame: OfferFrame, needed: number, self: IncomingTransfer | undefined): Promise<void> {
-    const reserved = this.reservedBytes - (self?.reserved ?? 0);
+  /** DISK_FULL unless `needed` more bytes leave --min-free; `ownReserved`: what the asker already holds of the total. */
+  private async checkSpace(what: string, needed: number, ownReserved = 0): Promise<void> {
+    const reserved = this.reservedBytes - ownReserved;
     const free = await this.init.freeBytes();
     if (free - reserved - needed < this.init.limits.minFree) {
-      throw createError(ErrorCode.DISK_FULL, `not enough space for ${frame.name}: needs ${needed} bytes, ${free - reserved} free, must keep ${this.init.limits.minFree}`);
+      throw createError(ErrorCode.DISK_FULL, `not enough space for ${what}: needs ${needed} bytes, ${free - reserved} free, must keep ${this.init.limits.minFree}`);
     }
   }
 }

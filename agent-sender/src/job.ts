@@ -79,13 +79,23 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   let failed = 0;
   const every = ctx.progressEveryMs ?? 250;
 
+  /** A file confirmed by `link`: the receiver's frame, and how it got there. */
+  const confirm = (link: Link, r: Omit<ReceivedFrame, 'lease'>, how: { bytesSent: number; resumedFrom: number; elapsedMs: number; whole?: true }): void => {
+    confirmed++;
+    emit({
+      type: 'received', target: link.name, name: r.name, size: r.size, sha256: r.sha256, path: r.path, unchanged: r.unchanged, ...how,
+      ...(typeof r.node === 'string' ? { node: r.node } : {}),
+      ...(typeof r.displayPath === 'string' ? { displayPath: r.displayPath } : {}),
+    });
+  };
+  const fail = (link: Link, file: SourceFile, e: RelayError): void => {
+    failed++;
+    emit({ type: 'failed', target: link.name, name: file.name, size: file.size, code: e.code, message: e.message });
+  };
+
   const one = async (file: SourceFile, link: Link): Promise<void> => {
     const base = { target: link.name, name: file.name, size: file.size };
-    if (ctx.signal?.aborted) {
-      failed++;
-      emit({ type: 'failed', ...base, code: ErrorCode.CANCELLED, message: 'cancelled' });
-      return;
-    }
+    if (ctx.signal?.aborted) return fail(link, file, new RelayError(ErrorCode.CANCELLED, 'cancelled'));
     let transfer: OutgoingTransfer | undefined;
     try {
       transfer = new OutgoingTransfer({
@@ -101,17 +111,9 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
         emit({ type: 'progress', ...base, size: p.size, acked: p.acked });
       });
       const c = await transfer.run();
-      confirmed++;
-      emit({
-        type: 'received', target: link.name, name: c.name, size: c.size, sha256: c.sha256, path: c.path,
-        unchanged: c.unchanged, bytesSent: c.bytesSent, resumedFrom: c.resumedFrom, elapsedMs: c.elapsedMs,
-        ...(typeof c.node === 'string' ? { node: c.node } : {}),
-        ...(typeof c.displayPath === 'string' ? { displayPath: c.displayPath } : {}),
-      });
+      confirm(link, c, { bytesSent: c.bytesSent, resumedFrom: c.resumedFrom, elapsedMs: c.elapsedMs });
     } catch (err) {
-      failed++;
-      const e = toRelayError(err);
-      emit({ type: 'failed', ...base, code: e.code, message: e.message });
+      fail(link, file, toRelayError(err));
     } finally {
       if (transfer) ctx.track?.(transfer, false);
     }
@@ -132,12 +134,8 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
     read.forEach((r, i) => {
       const file = files[i]!;
       if (r === 'large') later.push(...spec.targets.map((link) => offered(file, link)));
-      else if (r instanceof RelayError) {
-        for (const link of spec.targets) {
-          failed++;
-          emit({ type: 'failed', target: link.name, name: file.name, size: file.size, code: r.code, message: r.message });
-        }
-      } else whole.push(r);
+      else if (r instanceof RelayError) for (const link of spec.targets) fail(link, file, r);
+      else whole.push(r);
     });
     if (whole.length > 0) await Promise.all(spec.targets.map((link) => putTo(link, whole, later)));
     await Promise.all(later);
@@ -159,20 +157,11 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
     results.forEach((r, i) => {
       const file = files[i]!.source;
       if (!(r instanceof RelayError)) {
-        confirmed++;
-        emit({
-          type: 'received', target: link.name, name: r.name, size: r.size, sha256: r.sha256, path: r.path, unchanged: r.unchanged,
-          bytesSent: r.unchanged ? 0 : r.size, resumedFrom: 0, elapsedMs: Date.now() - started, whole: true,
-          ...(typeof r.node === 'string' ? { node: r.node } : {}),
-          ...(typeof r.displayPath === 'string' ? { displayPath: r.displayPath } : {}),
-        });
+        confirm(link, r, { bytesSent: r.unchanged ? 0 : r.size, resumedFrom: 0, elapsedMs: Date.now() - started, whole: true });
       } else if (r.retryable && !ctx.signal?.aborted) {
         // Worth another try: the offer path retries and resumes on its own.
         later.push(offered(file, link));
-      } else {
-        failed++;
-        emit({ type: 'failed', target: link.name, name: file.name, size: file.size, code: r.code, message: r.message });
-      }
+      } else fail(link, file, r);
     });
   };
 

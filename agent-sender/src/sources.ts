@@ -39,7 +39,11 @@ export async function expandSources(paths: string[], as?: string): Promise<Sourc
     });
     const base = as ?? path.basename(abs);
     if (st.isFile()) out.push({ file: abs, name: base, size: st.size });
-    else if (st.isDirectory()) await walk(abs, base, out, skipped);
+    else if (st.isDirectory()) {
+      const from = out.length;
+      await walk(abs, base, out, skipped);
+      await sizeAll(out.slice(from));
+    }
     else throw createError(ErrorCode.SOURCE, `${p} is not a regular file or directory`);
   }
   const names = new Set<string>();
@@ -54,37 +58,32 @@ export async function expandSources(paths: string[], as?: string): Promise<Sourc
   return { files: out, skipped };
 }
 
-/** lstat calls in flight while a folder's files are sized: one at a time cost ~35 ms per 1000 files. */
+/** lstat calls in flight while a tree's files are sized: one at a time cost ~35 ms per 1000 files. */
 const SIZING_PARALLEL = 32;
 
+/** Lists a tree's regular files in name order, depth first; their sizes are filled in by sizeAll. */
 async function walk(dir: string, prefix: string, out: SourceFile[], skipped: string[]): Promise<void> {
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => a.name.localeCompare(b.name));
-  const files: SourceFile[] = [];
   for (const e of entries) {
     const abs = path.join(dir, e.name);
     const name = `${prefix}/${e.name}`;
-    if (e.isDirectory()) {
-      await sizeAll(files, out);
-      await walk(abs, name, out, skipped);
-    } else if (e.isSymbolicLink()) skipped.push(name);
+    if (e.isDirectory()) await walk(abs, name, out, skipped);
+    else if (e.isSymbolicLink()) skipped.push(name);
     else if (e.isFile()) {
-      if (out.length + files.length >= MAX_FILES_PER_JOB) throw createError(ErrorCode.USAGE, `more than ${MAX_FILES_PER_JOB} files in one send`);
-      files.push({ file: abs, name, size: 0 });
+      if (out.length >= MAX_FILES_PER_JOB) throw createError(ErrorCode.USAGE, `more than ${MAX_FILES_PER_JOB} files in one send`);
+      out.push({ file: abs, name, size: 0 });
     }
   }
-  await sizeAll(files, out);
 }
 
-/** Fills in the sizes of `files` (lstat, SIZING_PARALLEL at a time), appends them to `out` in order and empties `files`. */
-async function sizeAll(files: SourceFile[], out: SourceFile[]): Promise<void> {
+/** Sets each file's size (lstat), SIZING_PARALLEL at a time. */
+async function sizeAll(files: SourceFile[]): Promise<void> {
   let next = 0;
   const sizer = async (): Promise<void> => {
     for (let i = next++; i < files.length; i = next++) files[i]!.size = (await lstat(files[i]!.file)).size;
   };
   await Promise.all(Array.from({ length: Math.min(SIZING_PARALLEL, files.length) }, sizer));
-  for (const f of files) out.push(f);
-  files.length = 0;
 }
 
 /** One --allow-root as resolved at start: its real path and the identity of the folder found there. */

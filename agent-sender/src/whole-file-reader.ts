@@ -79,39 +79,33 @@ export class WholeFileReader {
       p?.resolve(res.results);
     });
     // A worker reports a crash twice ('error', then 'exit'); by the second, reads may be waiting on its
-    // successor: only the current worker's failure rejects the reads waiting.
-    const fail = (err: Error): void => {
-      if (this.worker !== worker) return;
-      this.worker = undefined;
-      clearTimeout(this.idleTimer);
-      void worker.terminate();
-      const e = createError(ErrorCode.SOURCE, `file reader stopped: ${err.message}`);
-      for (const p of this.pending.values()) p.reject(e);
-      this.pending.clear();
-    };
+    // successor: retire() acts only on the current worker.
+    const fail = (err: Error): void => void this.retire(worker, createError(ErrorCode.SOURCE, `file reader stopped: ${err.message}`));
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
     this.worker = worker;
     return worker;
   }
 
-  /** Ends an idle worker; the next read starts a new one. Its listeners go first: no read waits on it. */
+  /** Ends an idle worker; the next read starts a new one. */
   private endIdle(worker: Worker): void {
-    if (this.worker !== worker || this.pending.size > 0) return;
+    if (this.pending.size === 0) void this.retire(worker, createError(ErrorCode.CANCELLED, 'file reader idle'));
+  }
+
+  /** Ends `worker` if it is still the current one; the reads waiting on it fail with `error`. */
+  private async retire(worker: Worker, error: Error): Promise<void> {
+    if (this.worker !== worker) return;
     this.worker = undefined;
+    clearTimeout(this.idleTimer);
     worker.removeAllListeners();
     worker.on('error', () => undefined);
-    void worker.terminate();
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
+    await worker.terminate();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.idleTimer);
-    const worker = this.worker;
-    this.worker = undefined;
-    const e = createError(ErrorCode.CANCELLED, 'file reader closed');
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
-    await worker?.terminate();
+    if (this.worker) await this.retire(this.worker, createError(ErrorCode.CANCELLED, 'file reader closed'));
   }
 }
