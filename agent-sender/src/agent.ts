@@ -16,6 +16,7 @@ import { Link } from './link.js';
 import { SenderMetrics } from './metrics.js';
 import { OutgoingTransfer } from './outgoing-transfer.js';
 import { checkTransferOptions } from './transfer-options.js';
+import { SharedHashes } from './shared-hashes.js';
 import { WholeFileReader } from './whole-file-reader.js';
 import { AllowRoots, checkAllowed, expandSources, openAllowed } from './sources.js';
 
@@ -38,6 +39,8 @@ export class SenderAgent {
   /** Fixed at start: a root swapped for a symlink later does not widen access. */
   private allowRoots: AllowRoots | undefined;
   private reader: WholeFileReader | undefined;
+  /** Two jobs sending the same version of a file (to different receivers) hash it once. */
+  private readonly hashes = new SharedHashes();
 
   constructor(options: Partial<SenderAgentOptions> & { token: string }) {
     this.options = resolveSenderAgentOptions(options);
@@ -157,6 +160,7 @@ export class SenderAgent {
     const ok = await runJob({ files, skipped, targets: links, transfer, open: (f) => openAllowed(f, allowRoots) }, {
       limit: this.limit,
       reader: this.reader!,
+      hashes: this.hashes,
       logger: log,
       signal: jobSignal,
       track: (t, running) => {

@@ -5,6 +5,8 @@
  * Files up to `smallFileMax` travel whole, many per put frame (whole-files.ts): each batch is read and
  * hashed once and sent to every target, a few batches in flight. A file the receiver could not take for
  * a reason worth retrying (or one that grew since it was listed) goes the offer path below instead.
+ * A larger file goes to each target as its own transfer (each reads its chunks as its receiver takes
+ * them), but all of them share one running sha256 (SharedHashes): the file is hashed once.
  *
  * Each target gets up to `filesInFlight` files of the job at once (default 16) over its one link: for
  * small files the cost is round trips (offer, chunk, commit) and the receiver's fsync of each file, and
@@ -22,6 +24,7 @@ import type { JobEvent } from './job-events.js';
 import type { Link } from './link.js';
 import { OutgoingState, OutgoingTransfer } from './outgoing-transfer.js';
 import { RetryPolicy } from './retry-policy.js';
+import { SharedHashes } from './shared-hashes.js';
 import { TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
 import type { SourceFile } from './sources.js';
 import { WholeFileReader } from './whole-file-reader.js';
@@ -67,6 +70,8 @@ export interface JobContext {
    * one for this job, without a root check, closed when the job ends.
    */
   reader?: WholeFileReader;
+  /** Running sha256s shared by the transfers of one version of a file (the agent's, across its jobs). Default: one for this job. */
+  hashes?: SharedHashes;
   /** Sees each transfer while it runs (the agent's status view). */
   track?: (t: TransferView, running: boolean) => void;
 }
@@ -99,7 +104,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
     let transfer: OutgoingTransfer | undefined;
     try {
       transfer = new OutgoingTransfer({
-        link, file: file.file, name: file.name, options: spec.transfer, logger: ctx.logger, signal: ctx.signal, open: spec.open,
+        link, file: file.file, name: file.name, options: spec.transfer, logger: ctx.logger, signal: ctx.signal, open: spec.open, hashes,
       });
       ctx.track?.(transfer, true);
       emit({ type: 'start', ...base });
@@ -167,6 +172,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
 
   const { whole: wholeFiles, rest } = splitBySize(spec.files, wholeMax);
   const reader = ctx.reader ?? new WholeFileReader();
+  const hashes = ctx.hashes ?? new SharedHashes();
   const batches = planBatches(wholeFiles);
   // Each transfer in flight listens on its link (and the job's signal) for a while: raise the leak
   // warning's threshold by what this job may add, and lower it again when the job ends (an agent's links

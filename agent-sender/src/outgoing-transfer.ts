@@ -1,7 +1,7 @@
 /**
  * One file to one receiver: offering → sending → committing → confirmed | failed | cancelled. It
  * orchestrates parts with one job each: LocalSource (the pinned version of the file), RunningHash (its
- * sha256, computed once in order), ChunkWindow (chunks in flight, explicit rewinds), Pacer (--bwlimit)
+ * sha256, computed once in order, shared with the other transfers of that version through SharedHashes), ChunkWindow (chunks in flight, explicit rewinds), Pacer (--bwlimit)
  * and RetryPolicy (whether and when a failed attempt runs again). An attempt offers the file, checks the
  * receiver's prefix when this run cannot vouch for it, asks whether the final file is already identical,
  * sends the rest and commits; a lost connection ends the attempt and the next one resumes.
@@ -18,7 +18,8 @@ import type { Link } from './link.js';
 import { LocalSource } from './local-source.js';
 import { Pacer } from './pacer.js';
 import { RetryPolicy } from './retry-policy.js';
-import { RunningHash } from './running-hash.js';
+import type { RunningHash } from './running-hash.js';
+import { SharedHashes } from './shared-hashes.js';
 import { TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
 
 export const OutgoingState = {
@@ -42,6 +43,8 @@ export interface OutgoingTransferInit {
   signal?: AbortSignal;
   /** Opens the file; the agent checks its allow-roots here, on the descriptor it will read. */
   open?: (file: string) => Promise<FileHandle>;
+  /** Where the file's running sha256 comes from: other transfers of the same version share it. Default: a private one. */
+  hashes?: SharedHashes;
 }
 
 export interface Confirmation extends ReceivedFrame {
@@ -71,7 +74,9 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
   size = 0;
   private bytesSent = 0;
   private resumedFrom: number | undefined;
-  private readonly hash = new RunningHash();
+  /** Set once the source is open: the running hash of its version. */
+  private hash!: RunningHash;
+  private readonly hashes: SharedHashes;
   private sha256: string | undefined;
   /**
    * Every byte the receiver holds was sent or checked by this run, as long as this run kept its lease.
@@ -93,6 +98,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     super();
     ({ link: this.link, file: this.file, name: this.name, signal: this.signal } = init);
     this.openFile = init.open ?? ((f) => open(f, 'r'));
+    this.hashes = init.hashes ?? new SharedHashes();
     const { link, name, logger } = init;
     this.opts = { ...TRANSFER_DEFAULTS, ...definedOnly(init.options) };
     if (!(this.opts.chunkSize > 0 && this.opts.chunkSize <= MAX_CHUNK_SIZE)) {
@@ -120,6 +126,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
       throw this.fail(err);
     }
     this.size = source.size;
+    this.hash = this.hashes.acquire(source.file, source.identity);
     const retry = new RetryPolicy({ timeoutMs: this.opts.timeoutMs });
     try {
       const received = await retry.run(() => this.attempt(source, retry), this.signal, ({ error, attemptNumber }) => {
@@ -130,6 +137,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     } catch (err) {
       throw this.fail(err);
     } finally {
+      this.hashes.release(source.file, this.hash);
       await source.close();
     }
   }
@@ -164,8 +172,8 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
       this.link.notify('abort', { lease: offer.lease });
       throw createError(ErrorCode.SUPERSEDED, 'another sender is now sending a different version of this file (last offer wins)');
     }
+    // Our running hash stays: it is of our bytes, whatever the receiver held.
     this.log.warn({ offset: offer.offset }, 'receiver holds different bytes under the same size and mtime: starting over');
-    this.hash.reset();
     return this.link.request('offer', { ...frame, fresh: true }, this.opts.ackTimeoutMs);
   }
 

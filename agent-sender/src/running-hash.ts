@@ -1,6 +1,8 @@
 /**
  * The sha256 of the file, computed once and in order as bytes are first read: chunks sent feed it, bytes
- * the receiver already holds are read just for it, and a rewind never hashes a byte twice.
+ * the receiver already holds are read just for it, and a rewind never hashes a byte twice. One running
+ * hash may serve several transfers of the same version of a file (a fan-out, see SharedHashes): whichever
+ * reads the next bytes first feeds them, so its methods hold no state across an await.
  */
 import { createHash, type Hash } from 'node:crypto';
 
@@ -10,7 +12,7 @@ type Read = (position: number, buf: Buffer, length: number) => Promise<void>;
 const RECENT_DIGESTS = 1024;
 
 export class RunningHash {
-  private hash: Hash = createHash('sha256');
+  private readonly hash: Hash = createHash('sha256');
   /** Bytes [0, hashedTo) are in the hash. */
   hashedTo = 0;
   private readonly recent = new Map<number, string>();
@@ -31,7 +33,8 @@ export class RunningHash {
   async digestAt(offset: number, read: Read, bufferSize: number): Promise<string> {
     if (offset >= this.hashedTo) {
       await this.extendTo(offset, read, bufferSize);
-      return this.digest();
+      if (this.hashedTo === offset) return this.digest();
+      // Another user of this hash fed it past `offset` meanwhile: fall through to the past.
     }
     const known = this.recent.get(offset);
     if (known) return known;
@@ -40,27 +43,22 @@ export class RunningHash {
     return other.digest();
   }
 
-  /** Extends the hash to `end` by reading what it lacks (bytes that will not be sent). */
+  /** Extends the hash to at least `end` by reading what it lacks (bytes that will not be sent). */
   async extendTo(end: number, read: Read, bufferSize: number): Promise<void> {
     if (this.hashedTo >= end) return;
     const buf = Buffer.allocUnsafe(Math.min(bufferSize, end - this.hashedTo));
     while (this.hashedTo < end) {
-      const n = Math.min(buf.length, end - this.hashedTo);
-      await read(this.hashedTo, buf, n);
-      this.hash.update(buf.subarray(0, n));
-      this.hashedTo += n;
+      const at = this.hashedTo;
+      const n = Math.min(buf.length, end - at);
+      await read(at, buf, n);
+      // Fed by another reader while this one read: those bytes are in already, read on from there.
+      if (this.hashedTo !== at) continue;
+      this.feed(at, buf.subarray(0, n));
     }
   }
 
   /** Hex digest of the bytes so far; the hash keeps running. */
   digest(): string {
     return this.hash.copy().digest('hex');
-  }
-
-  /** Starts over (the receiver's bytes were not ours: everything is sent again from 0). */
-  reset(): void {
-    this.hash = createHash('sha256');
-    this.hashedTo = 0;
-    this.recent.clear();
   }
 }
