@@ -30,6 +30,7 @@ const program = new Command('relay-receiver')
   .addOption(new Option('--max-transfers-per-connection <n>', 'open transfers one sender connection may hold').env('RELAY_MAX_TRANSFERS_PER_CONNECTION').argParser(arg(parsePositiveInt)).default(RECEIVER_DEFAULTS.maxTransfersPerConnection))
   .addOption(new Option('--max-buffered <size>', 'chunk bytes one connection may make the receiver hold before reading from it stops').env('RELAY_MAX_BUFFERED').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.maxBufferedBytesPerConnection, '4M'))
   .addOption(new Option('--hash-threads <n>', 'worker threads computing sha256 digests (0 = on the main thread)').env('RELAY_HASH_THREADS').argParser(arg(parseThreads)).default(defaultHashThreads(), '1 with two or more cores, else 0'))
+  .addOption(new Option('--flush-every <size>', 'flush a partial to the disk in the background after this many bytes (0 = only at the commit)').env('RELAY_FLUSH_EVERY').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.flushEvery, '64M'))
   .addOption(new Option('--transfer-idle <duration>', 'release a held transfer after this long without a request (partial kept)').env('RELAY_TRANSFER_IDLE').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.transferIdleMs, '5m'))
   .addOption(new Option('--token <token>', 'the shared token (prefer --token-file: argv and env are visible to other processes)').env('RELAY_TOKEN').hideHelp())
   .addOption(new Option('--tls-cert <file>', 'serve https/wss with this PEM certificate (chain)').env('RELAY_TLS_CERT'))
@@ -57,6 +58,7 @@ interface ReceiverFlags extends AdmissionFlags {
   maxBuffered: number;
   transferIdle: number;
   hashThreads: number;
+  flushEvery: number;
 }
 
 async function main(): Promise<void> {
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
       maxBufferedBytesPerConnection: opts.maxBuffered,
       transferIdleMs: opts.transferIdle,
       hashThreads: opts.hashThreads,
+      flushEvery: opts.flushEvery,
       logger: createLogger({ name: 'relay-receiver', level: opts.logLevel }),
     });
   } catch (err) {

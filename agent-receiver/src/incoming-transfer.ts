@@ -3,7 +3,8 @@
  * resumable) when its connection goes away. Chunks are accepted only at the contiguous offset (the link
  * is ordered, so anything else is a gap after a rejected chunk and the sender rewinds), which lets the
  * sha256 be computed incrementally as bytes are written (on a hash thread, from the file: see
- * file-hasher.ts): verifying a commit waits at most for the last chunks to be hashed.
+ * file-hasher.ts): verifying a commit waits at most for the last chunks to be hashed, and flushed to the
+ * disk as it arrives (write-behind.ts): the commit's fsync waits at most for the last ones to be written.
  */
 import { randomUUID } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -16,6 +17,7 @@ import {
 import type { Owner } from './owner.js';
 import type { FileDigest } from './file-hasher.js';
 import type { OpenedPartial, PartialStore } from './partial-store.js';
+import { WriteBehind } from './write-behind.js';
 
 export const TransferState = {
   OFFERED: 'offered',
@@ -35,6 +37,8 @@ export interface IncomingTransferInit {
   partial: OpenedPartial;
   store: PartialStore;
   log: Logger;
+  /** Bytes written between background flushes of the partial; 0 leaves it all to the commit's fsync. */
+  flushEvery: number;
 }
 
 export class IncomingTransfer {
@@ -55,6 +59,9 @@ export class IncomingTransfer {
   lastActivity = Date.now();
   private readonly store: PartialStore;
   private fh: FileHandle | undefined;
+  /** Flushes `fh` in the background as it fills; one per open descriptor. */
+  private flusher: WriteBehind | undefined;
+  private readonly flushEvery: number;
   private digest: FileDigest;
   /** sha256 of the bytes held when the current lease attached (what a resume offer reports). */
   private prefix: string | undefined;
@@ -68,6 +75,7 @@ export class IncomingTransfer {
     this.store = init.store;
     this.key = init.partial.key;
     this.fh = init.partial.fh;
+    this.flushEvery = init.flushEvery;
     this.digest = init.partial.digest;
     this.accepted = this.written = init.partial.offset;
     this.lease = '';
@@ -177,12 +185,17 @@ export class IncomingTransfer {
     this.accepted = end;
     const fh = this.fh!;
     const digest = this.digest;
+    const flusher = this.flusher ??= new WriteBehind(fh, this.flushEvery, (err) => {
+      this.log.warn({ err }, 'flushing the partial failed');
+      this.writeError ??= err;
+    });
     this.writes = this.writes.then(async () => {
       if (this.writeError) return;
       try {
         await fh.write(frame.data, 0, frame.data.length, frame.offset);
         this.written = end;
         digest.extend(end, frame.data);
+        flusher.wrote(frame.data.length);
       } catch (err) {
         this.writeError = err;
       }
@@ -222,6 +235,9 @@ export class IncomingTransfer {
     try {
       // Partials are private (0600); a published file is readable by the node's other users.
       await this.fh!.chmod(PUBLISHED_FILE_MODE);
+      await this.flusher?.settle();
+      // A flush that failed lost bytes the commit's fsync would report as written.
+      if (this.writeError) throw this.writeError;
       await this.fh!.sync();
       await this.close();
       await this.store.publish(this.key, finalPath);
@@ -275,7 +291,10 @@ export class IncomingTransfer {
   /** Closes the partial; its digest is kept while the transfer may resume, dropped once it cannot. */
   private async close(): Promise<void> {
     const fh = this.fh;
+    const flusher = this.flusher;
     this.fh = undefined;
+    this.flusher = undefined;
+    await flusher?.settle();
     if (this.resumable) this.digest.release();
     else this.digest.close();
     await fh?.close().catch(() => undefined);

@@ -47,6 +47,12 @@ export interface ReceiverOptions {
    * second core, else 0 (a Raspberry Pi, whose sha256 is slow, keeps its main thread free for the socket).
    */
   hashThreads: number;
+  /**
+   * Bytes of a partial written between background flushes to the disk (datasync), so the commit's fsync
+   * has little left to write and the sender's wait for the confirmation stays short. Default 64 MiB; 0
+   * leaves everything to the commit's fsync.
+   */
+  flushEvery: number;
   /** A held transfer with no request for this long is released (partial kept, space freed). Default 5 min. */
   transferIdleMs: number;
   /** Longest wait for another offer or commit of the same name. Default 30s. */
@@ -68,6 +74,7 @@ export const RECEIVER_DEFAULTS = {
   summaryEveryMs: 60_000,
   maxTransfersPerConnection: 64,
   maxBufferedBytesPerConnection: 4 * 1024 * 1024,
+  flushEvery: 64 * 1024 * 1024,
   transferIdleMs: 5 * 60_000,
   lockTimeoutMs: 30_000,
 } as const;

@@ -24,6 +24,8 @@ export interface RegistryLimits {
   maxFileSize: number;
   minFree: number;
   maxTransfersPerConnection: number;
+  /** Bytes between a partial's background flushes (see write-behind.ts). */
+  flushEvery: number;
   transferIdleMs: number;
   lockTimeoutMs: number;
 }
@@ -105,7 +107,7 @@ export class TransferRegistry {
       this.checkLive(owner);
       if (!transfer) {
         const partial = await store.open(frame.name, identity);
-        transfer = new IncomingTransfer({ name: frame.name, identity, partial, store, log: owner.log });
+        transfer = new IncomingTransfer({ name: frame.name, identity, partial, store, log: owner.log, flushEvery: limits.flushEvery });
         if (this.closing) {
           // close() already cleared the maps: this one must not be attached after them, nor keep its file open.
           await transfer.abandon();

@@ -17,7 +17,7 @@ function owner(id: string): Owner & { close: () => void } {
   return { id, log: testLogger(id), signal: controller.signal, close: () => controller.abort() };
 }
 
-const LIMITS: RegistryLimits = { maxFileSize: 1e12, minFree: 0, maxTransfersPerConnection: 4, transferIdleMs: 60_000, lockTimeoutMs: 5000 };
+const LIMITS: RegistryLimits = { maxFileSize: 1e12, minFree: 0, maxTransfersPerConnection: 4, flushEvery: 64 * 1024, transferIdleMs: 60_000, lockTimeoutMs: 5000 };
 
 async function registry(limits: Partial<RegistryLimits> = {}, opts: { free?: number; log?: ReturnType<typeof testLogger> } = {}): Promise<{ reg: TransferRegistry; dir: string }> {
   const dir = await tmpDir('relay-registry-');
