@@ -56,7 +56,8 @@ COPY --from=app --chown=${RELAY_UID}:${RELAY_GID} /data /data
 # generation limit of 1 GB (default: a quarter of RAM, up to 4 GB), under which V8 grows the heap by smaller
 # steps: a sender agent moving 10,000 small files peaks at ~110 MB RSS instead of 150–175 MB, for the same
 # CPU (bench/RESULTS.md). The agents live on ~30 MB of heap even during a 100,000-file send; 1 GB is a
-# ceiling no workload comes near, not a budget.
+# ceiling no workload comes near, not a budget. swarm-stack.yml gives the receiver service semi-spaces of
+# 4 MiB instead: a receiver taking small files spends a quarter of its main thread collecting garbage with 2.
 ENV PATH=/app/node_modules/.bin:$PATH NODE_ENV=production RELAY_DIR=/data \
     NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=1024"
 WORKDIR /data
