@@ -28,6 +28,16 @@ describe('relay send --direct (the real bin)', () => {
     expect(await sha256File(path.join(r.dir, name))).to.equal(f.sha256);
   });
 
+  it('adds up repeated --to options (and comma-separated ones): every target gets the file', async () => {
+    const [a, b, c] = [await startReceiver(), await startReceiver(), await startReceiver()];
+    const f = await randomFile(await tmpDir(), 70_000);
+    const name = path.basename(f.path);
+    const res = await relay(['send', '--direct', '--to', a.url, '--to', `${b.url},${c.url}`, f.path]);
+    expect(res.code, res.stderr + res.stdout).to.equal(0);
+    expect(res.stdout).to.match(/^done: 3 confirmed/m);
+    for (const r of [a, b, c]) expect(await sha256File(path.join(r.dir, name))).to.equal(f.sha256);
+  });
+
   it('honours --as, --chunk-size, --window and --token-file', async () => {
     const r = await startReceiver();
     const f = await randomFile(await tmpDir(), 200_000);
