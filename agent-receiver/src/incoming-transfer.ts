@@ -17,7 +17,7 @@ import {
 import type { Owner } from './owner.js';
 import type { FileDigest } from './file-hasher.js';
 import type { OpenedPartial, PartialStore } from './partial-store.js';
-import { WriteBehind } from './write-behind.js';
+import { WriteBehind, type FlushSlots } from './write-behind.js';
 
 export const TransferState = {
   OFFERED: 'offered',
@@ -39,6 +39,10 @@ export interface IncomingTransferInit {
   log: Logger;
   /** Bytes written between background flushes of the partial; 0 leaves it all to the commit's fsync. */
   flushEvery: number;
+  /** Shared by the receiver's partials: how many flush at once. */
+  flushSlots: FlushSlots;
+  /** The transfer refused itself, outside any request (a background flush failed): stop holding it. */
+  onDropped: (t: IncomingTransfer) => void;
 }
 
 export class IncomingTransfer {
@@ -62,6 +66,10 @@ export class IncomingTransfer {
   /** Flushes `fh` in the background as it fills; one per open descriptor. */
   private flusher: WriteBehind | undefined;
   private readonly flushEvery: number;
+  private readonly flushSlots: FlushSlots;
+  private readonly onDropped: (t: IncomingTransfer) => void;
+  /** The one refusal: every caller waits for its partial to be gone (a new offer of the name reuses its key). */
+  private refusing: Promise<void> | undefined;
   private digest: FileDigest;
   /** sha256 of the bytes held when the current lease attached (what a resume offer reports). */
   private prefix: string | undefined;
@@ -76,6 +84,8 @@ export class IncomingTransfer {
     this.key = init.partial.key;
     this.fh = init.partial.fh;
     this.flushEvery = init.flushEvery;
+    this.flushSlots = init.flushSlots;
+    this.onDropped = init.onDropped;
     this.digest = init.partial.digest;
     this.accepted = this.written = init.partial.offset;
     this.lease = '';
@@ -185,9 +195,13 @@ export class IncomingTransfer {
     this.accepted = end;
     const fh = this.fh!;
     const digest = this.digest;
-    const flusher = this.flusher ??= new WriteBehind(fh, this.flushEvery, (err) => {
-      this.log.warn({ err }, 'flushing the partial failed');
+    const flusher = this.flusher ??= new WriteBehind(fh, this.flushEvery, this.flushSlots, (err) => {
+      // Bytes may be gone from the disk while the page cache (and so a re-hash) still shows them, and no
+      // later fsync will say so: the partial cannot be trusted for a resume. Drop it now.
+      this.log.error({ err }, 'flushing the partial failed: dropping it');
       this.writeError ??= err;
+      void this.refuse().catch((e: unknown) => this.log.warn({ err: e }, 'dropping the partial failed'));
+      this.onDropped(this);
     });
     this.writes = this.writes.then(async () => {
       if (this.writeError) return;
@@ -276,16 +290,20 @@ export class IncomingTransfer {
   }
 
   /**
-   * Ends the transfer for good and removes its partial. Once only: a late second call (a failed write
-   * noticed after an offer of a new version refused this transfer) must not delete the new one's partial,
-   * which has the same key.
+   * Ends the transfer for good and removes its partial. Once only, and every caller waits for that one: a
+   * late second call (a failed write noticed after an offer of a new version refused this transfer) must
+   * not delete the new one's partial, which has the same key, and an offer that supersedes a transfer
+   * being refused must not open its partial before the old one is gone.
    */
-  async refuse(): Promise<void> {
-    if (this.state === TransferState.REFUSED || this.state === TransferState.PUBLISHED) return;
-    this.state = TransferState.REFUSED;
-    await this.writes.catch(() => undefined);
-    await this.close();
-    await this.store.discard(this.key);
+  refuse(): Promise<void> {
+    if (this.state === TransferState.PUBLISHED) return Promise.resolve();
+    this.refusing ??= (async () => {
+      this.state = TransferState.REFUSED;
+      await this.writes.catch(() => undefined);
+      await this.close();
+      await this.store.discard(this.key);
+    })();
+    return this.refusing;
   }
 
   /** Closes the partial; its digest is kept while the transfer may resume, dropped once it cannot. */

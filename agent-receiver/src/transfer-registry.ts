@@ -19,6 +19,7 @@ import { OfferCommitLock } from './offer-commit-lock.js';
 import type { Owner } from './owner.js';
 import { partialKey, type PartialStore } from './partial-store.js';
 import { receivePut, type PutHost } from './put-batch.js';
+import { FlushSlots } from './write-behind.js';
 
 export interface RegistryLimits {
   maxFileSize: number;
@@ -45,6 +46,8 @@ const PUT_WRITES = 64;
 
 export class TransferRegistry {
   private readonly byName = new Map<string, IncomingTransfer>();
+  /** Background flushes of partials, one at a time over the whole receiver (see write-behind.ts). */
+  private readonly flushSlots = new FlushSlots();
   /** Partial keys of offers in progress (under the name lock, before they are in byName). */
   private readonly offering = new Set<string>();
   private readonly byLease = new Map<string, IncomingTransfer>();
@@ -107,7 +110,10 @@ export class TransferRegistry {
       this.checkLive(owner);
       if (!transfer) {
         const partial = await store.open(frame.name, identity);
-        transfer = new IncomingTransfer({ name: frame.name, identity, partial, store, log: owner.log, flushEvery: limits.flushEvery });
+        transfer = new IncomingTransfer({
+          name: frame.name, identity, partial, store, log: owner.log,
+          flushEvery: limits.flushEvery, flushSlots: this.flushSlots, onDropped: this.dropped,
+        });
         if (this.closing) {
           // close() already cleared the maps: this one must not be attached after them, nor keep its file open.
           await transfer.abandon();
@@ -381,6 +387,12 @@ export class TransferRegistry {
     t.reserved -= n;
     this.reservedBytes -= n;
   }
+
+  /** A transfer refused itself outside any request: its owner, reservation, name and lease go now. */
+  private readonly dropped = (t: IncomingTransfer): void => {
+    this.setOwner(t, undefined);
+    this.forget(t);
+  };
 
   private forget(t: IncomingTransfer, name = t.name): void {
     if (this.byName.get(name) === t) this.byName.delete(name);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { FileHasher, OfferCommitLock, PartialStore, TransferRegistry, type OpenedPartial, type Owner, type RegistryLimits } from '@relayer/agent-receiver';
 import { ErrorCode } from '@relayer/common';
-import { captureLogger, chunkOf, closeAll, expectRejectsCode, partialEntries, testLogger, tmpDir, track } from '../support/util.js';
+import { captureLogger, chunkOf, closeAll, eventually, expectRejectsCode, partialEntries, testLogger, tmpDir, track } from '../support/util.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -33,6 +33,48 @@ async function registry(limits: Partial<RegistryLimits> = {}, opts: { free?: num
 
 describe('TransferRegistry: one transfer per name, held by a live owner', () => {
   afterEach(closeAll);
+
+  it('drops a partial whose background flush failed (its bytes cannot be trusted for a resume); the next offer starts from 0', async () => {
+    const dir = await tmpDir('relay-registry-');
+    const hasher = new FileHasher();
+    track(() => hasher.close());
+    let failFlushes = true;
+    let failFlush: (() => void) | undefined;
+    // The disk answers the flush with EIO when the test says so (a real file; this one call is the fault),
+    // after the chunk that started it was acked: writes still succeed.
+    class FlakyStore extends PartialStore {
+      override async open(...args: Parameters<PartialStore['open']>): Promise<OpenedPartial> {
+        const p = await super.open(...args);
+        const datasync = p.fh.datasync.bind(p.fh);
+        p.fh.datasync = () => {
+          if (!failFlushes) return datasync();
+          return new Promise((_, reject) => (failFlush = () => reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))));
+        };
+        return p;
+      }
+    }
+    const store = new FlakyStore(dir, hasher);
+    await store.init();
+    const reg = new TransferRegistry({ root: dir, store, limits: { ...LIMITS, flushEvery: 64 * 1024 }, log: testLogger('registry'), freeBytes: async () => 1e12 });
+    const a = owner('a');
+    const bytes = randomBytes(200_000);
+    const o = await reg.offer(a, { name: 'f.bin', size: bytes.length, mtimeMs: 1 });
+    // The chunk that crosses 64 KiB starts the flush; it fails once no write follows (the last chunk sent
+    // before the connection went away), so only the flush itself can drop the partial.
+    expect(await reg.chunk(a, chunkOf(o.lease, 0, bytes.subarray(0, 70_000)))).to.deep.equal({ offset: 70_000, taken: true });
+    expect(failFlush, 'a flush started').to.be.a('function');
+    failFlush!();
+    await eventually(async () => (await partialEntries(dir)).length === 0, 'the partial is removed');
+    await expectRejectsCode(reg.chunk(a, chunkOf(o.lease, 70_000, bytes.subarray(70_000))), ErrorCode.UNKNOWN_TRANSFER);
+    expect(reg.active).to.equal(0);
+    expect(reg.reserved).to.equal(0);
+    failFlushes = false;
+    const again = await reg.offer(a, { name: 'f.bin', size: bytes.length, mtimeMs: 1 });
+    expect(again.offset).to.equal(0);
+    await reg.chunk(a, chunkOf(again.lease, 0, bytes));
+    await reg.commit(a, { lease: again.lease, sha256: sha(bytes) });
+    expect(sha(await readFile(path.join(dir, 'f.bin')))).to.equal(sha(bytes));
+  });
 
   it('offer → chunks → commit publishes the file; a gap or a duplicate is acked as not taken', async () => {
     const { reg, dir } = await registry();

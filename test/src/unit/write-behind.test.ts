@@ -5,7 +5,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { WriteBehind } from '@relayer/agent-receiver';
+import { FlushSlots, WriteBehind } from '@relayer/agent-receiver';
 import { tmpDir } from '../support/util.js';
 
 /** A real file's handle whose datasync calls are counted. */
@@ -24,7 +24,7 @@ describe('WriteBehind: a partial is flushed while it arrives', () => {
   it('flushes once per `every` bytes written, one flush at a time', async () => {
     const { fh, syncs } = await countedFile();
     const errors: unknown[] = [];
-    const wb = new WriteBehind(fh, 1000, (e) => errors.push(e));
+    const wb = new WriteBehind(fh, 1000, new FlushSlots(), (e: unknown) => errors.push(e));
     try {
       await fh.write(Buffer.alloc(2000, 1));
       wb.wrote(400);
@@ -45,9 +45,32 @@ describe('WriteBehind: a partial is flushed while it arrives', () => {
     }
   });
 
+  it("shares one flush at a time with the receiver's other partials: a partial whose turn is taken flushes at its next write", async () => {
+    const a = await countedFile();
+    const b = await countedFile();
+    const slots = new FlushSlots(1);
+    const wa = new WriteBehind(a.fh, 100, slots, () => undefined);
+    const wb = new WriteBehind(b.fh, 100, slots, () => undefined);
+    try {
+      wa.wrote(100);
+      wb.wrote(100);
+      expect([a.syncs(), b.syncs()]).to.deep.equal([1, 0]);
+      expect(slots.busy).to.equal(1);
+      await wa.settle();
+      expect(slots.busy).to.equal(0);
+      wb.wrote(1);
+      expect([a.syncs(), b.syncs()]).to.deep.equal([1, 1]);
+      await wb.settle();
+      expect(slots.busy).to.equal(0);
+    } finally {
+      await a.fh.close();
+      await b.fh.close();
+    }
+  });
+
   it('never flushes when `every` is 0 (all is left to the commit)', async () => {
     const { fh, syncs } = await countedFile();
-    const wb = new WriteBehind(fh, 0, () => undefined);
+    const wb = new WriteBehind(fh, 0, new FlushSlots(), () => undefined);
     try {
       for (let i = 0; i < 10; i++) wb.wrote(1 << 30);
       await wb.settle();
@@ -60,7 +83,7 @@ describe('WriteBehind: a partial is flushed while it arrives', () => {
   it('reports a failed flush once, and settle() still resolves', async () => {
     const { fh } = await countedFile();
     const errors: NodeJS.ErrnoException[] = [];
-    const wb = new WriteBehind(fh, 10, (e) => errors.push(e as NodeJS.ErrnoException));
+    const wb = new WriteBehind(fh, 10, new FlushSlots(), (e: unknown) => errors.push(e as NodeJS.ErrnoException));
     await fh.close();
     wb.wrote(10);
     await wb.settle();
