@@ -11,17 +11,33 @@ type Read = (position: number, buf: Buffer, length: number) => Promise<void>;
 /** Digests kept at recent chunk ends: a receiver's offset after a lost lease is usually one of them. */
 const RECENT_DIGESTS = 1024;
 
+/** Default bytes between kept copies of the hash's state. */
+export const SNAPSHOT_EVERY = 64 * 1024 * 1024;
+
 export class RunningHash {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash;
   /** Bytes [0, hashedTo) are in the hash. */
-  hashedTo = 0;
+  hashedTo: number;
   private readonly recent = new Map<number, string>();
+  /**
+   * Copies of the hash's state, ascending, about every `snapshotEvery` bytes: the digest at an offset far
+   * behind (a fan-out's slow receiver, a resume off the chunk grid) is then read on from the nearest one
+   * instead of from byte 0. ~0.2 KB each: 1,600 for a 100 GiB file.
+   */
+  private readonly snapshots: Array<{ at: number; hash: Hash }> = [];
+
+  constructor(private readonly snapshotEvery = SNAPSHOT_EVERY, from?: { at: number; hash: Hash }) {
+    this.hash = from ? from.hash.copy() : createHash('sha256');
+    this.hashedTo = from?.at ?? 0;
+  }
 
   /** Feeds bytes read at `offset`; only the next bytes in order count. */
   feed(offset: number, data: Uint8Array): void {
     if (offset !== this.hashedTo) return;
     this.hash.update(data);
     this.hashedTo += data.length;
+    const last = this.snapshots.at(-1)?.at ?? 0;
+    if (this.hashedTo - last >= this.snapshotEvery) this.snapshots.push({ at: this.hashedTo, hash: this.hash.copy() });
     this.recent.set(this.hashedTo, this.digest());
     if (this.recent.size > RECENT_DIGESTS) this.recent.delete(this.recent.keys().next().value!);
   }
@@ -38,7 +54,8 @@ export class RunningHash {
     }
     const known = this.recent.get(offset);
     if (known) return known;
-    const other = new RunningHash();
+    const from = this.snapshots.findLast((s) => s.at <= offset);
+    const other = new RunningHash(Infinity, from);
     await other.extendTo(offset, read, bufferSize);
     return other.digest();
   }

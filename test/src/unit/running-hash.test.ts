@@ -82,6 +82,24 @@ describe('RunningHash: one sha256 per version, each byte hashed once', () => {
     expect(h.hashedTo).to.equal(5 * CHUNK);
   });
 
+  it('reads a prefix far behind from its nearest kept state, not from byte 0', async () => {
+    const h = new RunningHash(3 * CHUNK);
+    for (let at = 0; at < 10 * CHUNK; at += CHUNK) h.feed(at, data.subarray(at, at + CHUNK));
+    let readBytes = 0;
+    const read = async (position: number, buf: Buffer, length: number): Promise<void> => {
+      readBytes += length;
+      data.copy(buf, 0, position, position + length);
+    };
+    // Off the chunk grid: no remembered digest. Kept states are at 3, 6 and 9 chunks.
+    const offset = 7 * CHUNK + 500;
+    expect(await h.digestAt(offset, read, CHUNK)).to.equal(sha256(data.subarray(0, offset)));
+    expect(readBytes).to.equal(CHUNK + 500);
+    readBytes = 0;
+    expect(await h.digestAt(123, read, CHUNK)).to.equal(sha256(data.subarray(0, 123)));
+    expect(readBytes).to.equal(123);
+    expect(h.digest()).to.equal(sha256(data.subarray(0, 10 * CHUNK)));
+  });
+
   it('answers the digest at a point it was fed past while it read on to that point', async () => {
     const h = new RunningHash();
     let release!: () => void;
