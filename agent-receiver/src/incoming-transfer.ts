@@ -114,6 +114,8 @@ export class IncomingTransfer {
    * reported is exactly what is on disk and in the hash.
    */
   async attach(owner: Owner): Promise<number> {
+    // Dropped (a failed flush) while its offer awaited: the sender offers again and starts over.
+    if (this.state === TransferState.REFUSED) throw createError(ErrorCode.UNKNOWN_TRANSFER, `the partial of ${this.name} was dropped: offer it again`);
     this.expect('attach', TransferState.OFFERED, TransferState.RECEIVING, TransferState.ABANDONED);
     const lease = this.lease = randomUUID();
     this.state = TransferState.RECEIVING;
@@ -247,6 +249,8 @@ export class IncomingTransfer {
       throw createError(ErrorCode.CHECKSUM, `sha256 mismatch for ${this.name}: sender says ${sha256}, received bytes hash to ${actual}`);
     }
     try {
+      // Dropped while the digest was awaited (a failed flush).
+      if (this.writeError) throw this.writeError;
       // Partials are private (0600); a published file is readable by the node's other users.
       await this.fh!.chmod(PUBLISHED_FILE_MODE);
       await this.flusher?.settle();

@@ -14,7 +14,7 @@ import {
   type OfferFrame, type PutFrame, type PutReply, type ReceivedFrame,
 } from '@relayer/common';
 import { FinalHashCache } from './final-hash-cache.js';
-import { IncomingTransfer } from './incoming-transfer.js';
+import { IncomingTransfer, TransferState } from './incoming-transfer.js';
 import { OfferCommitLock } from './offer-commit-lock.js';
 import type { Owner } from './owner.js';
 import { partialKey, type PartialStore } from './partial-store.js';
@@ -235,8 +235,10 @@ export class TransferRegistry {
       transfer.log.info(fields, why);
       if (transfer.lease) this.markSuperseded(transfer.lease);
       this.setOwner(transfer, undefined);
-      await transfer.refuse();
     }
+    // Also when it was refused already (a failed write or flush): its partial must be gone before the new
+    // transfer opens one under the same key. refuse() is done once; this waits for it.
+    if (transfer.resumable || transfer.state === TransferState.REFUSED) await transfer.refuse();
     this.forget(transfer);
   }
 
@@ -388,10 +390,15 @@ export class TransferRegistry {
     this.reservedBytes -= n;
   }
 
-  /** A transfer refused itself outside any request: its owner, reservation, name and lease go now. */
+  /**
+   * A transfer refused itself outside any request (a failed flush): its owner, reservation and lease go
+   * now; its name only once its partial is gone, so that an offer meanwhile supersedes it (and waits for
+   * that) rather than open the partial being removed.
+   */
   private readonly dropped = (t: IncomingTransfer): void => {
     this.setOwner(t, undefined);
-    this.forget(t);
+    if (t.lease && this.byLease.get(t.lease) === t) this.byLease.delete(t.lease);
+    void t.refuse().catch(() => undefined).finally(() => this.forget(t));
   };
 
   private forget(t: IncomingTransfer, name = t.name): void {

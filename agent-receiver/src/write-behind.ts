@@ -37,8 +37,14 @@ export class WriteBehind {
     this.since += bytes;
     if (this.since < this.every || this.pending || this.slots.busy >= this.slots.max) return;
     this.since = 0;
+    let flush: Promise<void>;
+    try {
+      flush = this.fh.datasync();
+    } catch (err) {
+      flush = Promise.reject(err);
+    }
     this.slots.busy++;
-    this.pending = this.fh.datasync().then(
+    this.pending = flush.then(
       () => this.done(),
       (err: unknown) => {
         this.done();

@@ -7,7 +7,7 @@ import { readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { FileHasher, OfferCommitLock, PartialStore, TransferRegistry, type OpenedPartial, type Owner, type RegistryLimits } from '@relayer/agent-receiver';
-import { ErrorCode } from '@relayer/common';
+import { ErrorCode, type RelayError } from '@relayer/common';
 import { captureLogger, chunkOf, closeAll, eventually, expectRejectsCode, partialEntries, testLogger, tmpDir, track } from '../support/util.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -70,6 +70,53 @@ describe('TransferRegistry: one transfer per name, held by a live owner', () => 
     expect(reg.reserved).to.equal(0);
     failFlushes = false;
     const again = await reg.offer(a, { name: 'f.bin', size: bytes.length, mtimeMs: 1 });
+    expect(again.offset).to.equal(0);
+    await reg.chunk(a, chunkOf(again.lease, 0, bytes));
+    await reg.commit(a, { lease: again.lease, sha256: sha(bytes) });
+    expect(sha(await readFile(path.join(dir, 'f.bin')))).to.equal(sha(bytes));
+  });
+
+  it('an offer that comes while a dropped partial is still being removed waits for it and starts from 0', async () => {
+    const dir = await tmpDir('relay-registry-');
+    const hasher = new FileHasher();
+    track(() => hasher.close());
+    let failFlush: (() => void) | undefined;
+    let failFlushes = true;
+    let releaseWrites: () => void = () => undefined;
+    let writesHeld: Promise<void> = Promise.resolve();
+    class FlakyStore extends PartialStore {
+      override async open(...args: Parameters<PartialStore['open']>): Promise<OpenedPartial> {
+        const p = await super.open(...args);
+        const datasync = p.fh.datasync.bind(p.fh);
+        p.fh.datasync = () => {
+          if (!failFlushes) return datasync();
+          return new Promise((_, reject) => (failFlush = () => reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))));
+        };
+        const write = p.fh.write.bind(p.fh) as (...a: unknown[]) => Promise<unknown>;
+        // A write the test holds: the disk is slow to answer while the flush fails.
+        (p.fh as unknown as { write: (...a: unknown[]) => Promise<unknown> }).write = async (...a: unknown[]) => {
+          await writesHeld;
+          return write(...a);
+        };
+        return p;
+      }
+    }
+    const store = new FlakyStore(dir, hasher);
+    await store.init();
+    const reg = new TransferRegistry({ root: dir, store, limits: { ...LIMITS, flushEvery: 64 * 1024 }, log: testLogger('registry'), freeBytes: async () => 1e12 });
+    const a = owner('a');
+    const bytes = randomBytes(200_000);
+    const o = await reg.offer(a, { name: 'f.bin', size: bytes.length, mtimeMs: 1 });
+    await reg.chunk(a, chunkOf(o.lease, 0, bytes.subarray(0, 70_000)));
+    // The next chunk's write hangs on the disk; the flush fails meanwhile; the sender offers again at once.
+    writesHeld = new Promise((resolve) => (releaseWrites = resolve));
+    const stuck = reg.chunk(a, chunkOf(o.lease, 70_000, bytes.subarray(70_000, 140_000))).then(() => 'taken', (e: RelayError) => e.code);
+    failFlush!();
+    failFlushes = false;
+    const offering = reg.offer(a, { name: 'f.bin', size: bytes.length, mtimeMs: 1 });
+    releaseWrites();
+    expect(['taken', ErrorCode.IO, ErrorCode.UNKNOWN_TRANSFER]).to.include(await stuck);
+    const again = await offering;
     expect(again.offset).to.equal(0);
     await reg.chunk(a, chunkOf(again.lease, 0, bytes));
     await reg.commit(a, { lease: again.lease, sha256: sha(bytes) });
