@@ -35,6 +35,7 @@ describe('relay-receiver CLI', () => {
     const cases: Array<[string[], RegExp]> = [
       [['--max-file-size', '10X'], /not a size: "10X"/],
       [['--partial-ttl', 'soon'], /not a duration: "soon"/],
+      [['--flush-every', 'often'], /not a size: "often"/],
       [['--port', 'http'], /not a port: http/],
       [['--no-such-flag'], /unknown option/],
     ];
@@ -54,6 +55,17 @@ describe('relay-receiver CLI', () => {
     const res = await send([f.path], [rp.url], { token: 'token-from-file' });
     expect(res.ok).to.equal(true);
     expect(await sha256File(path.join(dir, path.basename(f.path)))).to.equal(f.sha256);
+  });
+
+  it('--flush-every: a receiver flushing every 64K publishes a 3 MiB file intact, and one with 0 too', async () => {
+    for (const every of ['64K', '0']) {
+      const dir = await tmpDir();
+      const rp = await startReceiverProcess({ dir, args: ['--flush-every', every] });
+      const f = await randomFile(await tmpDir(), 3 * 1024 * 1024 + 7);
+      const res = await send([f.path], [rp.url], { transfer: { chunkSize: 256 * 1024 } });
+      expect(res.ok, `--flush-every ${every}: ${JSON.stringify(res.failed)}`).to.equal(true);
+      expect(await sha256File(path.join(dir, path.basename(f.path)))).to.equal(f.sha256);
+    }
   });
 
   it('GET /healthz answers 200 with JSON: status, version, freeBytes, activeTransfers', async () => {
