@@ -249,13 +249,12 @@ export class IncomingTransfer {
       throw createError(ErrorCode.CHECKSUM, `sha256 mismatch for ${this.name}: sender says ${sha256}, received bytes hash to ${actual}`);
     }
     try {
-      // Dropped while the digest was awaited (a failed flush).
+      await this.flusher?.settle();
+      // A flush that failed (now, or while the digest was awaited, which dropped the partial) lost bytes
+      // the commit's fsync would report as written.
       if (this.writeError) throw this.writeError;
       // Partials are private (0600); a published file is readable by the node's other users.
       await this.fh!.chmod(PUBLISHED_FILE_MODE);
-      await this.flusher?.settle();
-      // A flush that failed lost bytes the commit's fsync would report as written.
-      if (this.writeError) throw this.writeError;
       await this.fh!.sync();
       await this.close();
       await this.store.publish(this.key, finalPath);

@@ -1,10 +1,11 @@
 /**
  * One file to one receiver: offering → sending → committing → confirmed | failed | cancelled. It
  * orchestrates parts with one job each: LocalSource (the pinned version of the file), RunningHash (its
- * sha256, computed once in order, shared with the other transfers of that version through SharedHashes), ChunkWindow (chunks in flight, explicit rewinds), Pacer (--bwlimit)
- * and RetryPolicy (whether and when a failed attempt runs again). An attempt offers the file, checks the
- * receiver's prefix when this run cannot vouch for it, asks whether the final file is already identical,
- * sends the rest and commits; a lost connection ends the attempt and the next one resumes.
+ * sha256, computed once in order, shared with the other transfers of that version through SharedHashes),
+ * ChunkWindow (chunks in flight, explicit rewinds), Pacer (--bwlimit) and RetryPolicy (whether and when a
+ * failed attempt runs again). An attempt offers the file, checks the receiver's prefix when this run cannot
+ * vouch for it, asks whether the final file is already identical, sends the rest and commits; a lost
+ * connection ends the attempt and the next one resumes.
  */
 import { EventEmitter } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';

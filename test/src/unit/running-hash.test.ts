@@ -65,7 +65,8 @@ describe('RunningHash: one sha256 per version, each byte hashed once', () => {
   it('gives the right digest when two readers extend the same hash at once', async () => {
     const h = new RunningHash();
     const a = readerOf(data, () => new Promise((resolve) => setImmediate(resolve)));
-    const b = readerOf(data, () => new Promise((resolve) => setTimeout(resolve, 1)));
+    // A slower reader: each read yields twice, so the two interleave differently at every step.
+    const b = readerOf(data, () => new Promise((resolve) => setImmediate(() => setImmediate(resolve))));
     await Promise.all([h.extendTo(data.length, a.read, CHUNK), h.extendTo(data.length, b.read, 333)]);
     expect(h.hashedTo).to.equal(data.length);
     expect(h.digest()).to.equal(sha256(data));

@@ -19,11 +19,64 @@ function owner(id: string): Owner & { close: () => void } {
 
 const LIMITS: RegistryLimits = { maxFileSize: 1e12, minFree: 0, maxTransfersPerConnection: 4, flushEvery: 64 * 1024, transferIdleMs: 60_000, lockTimeoutMs: 5000 };
 
-async function registry(limits: Partial<RegistryLimits> = {}, opts: { free?: number; log?: ReturnType<typeof testLogger> } = {}): Promise<{ reg: TransferRegistry; dir: string }> {
+/**
+ * A disk whose partials answer one flush with EIO when the test says so (after the chunk that started it
+ * was acked), and whose writes the test can hold: real files, with these two calls as the faults.
+ */
+class FlakyDisk {
+  private failing: (() => void) | undefined;
+  private writesHeld: Promise<void> = Promise.resolve();
+
+  /** The flush in progress fails; later flushes succeed. */
+  failFlush(): void {
+    expect(this.failing, 'a flush started').to.be.a('function');
+    const fail = this.failing!;
+    this.failing = undefined;
+    fail();
+  }
+
+  /** Writes wait until the returned function is called. */
+  holdWrites(): () => void {
+    let release!: () => void;
+    this.writesHeld = new Promise((resolve) => (release = resolve));
+    return release;
+  }
+
+  store(dir: string, hasher: FileHasher): PartialStore {
+    const disk = this;
+    let flushes = 0;
+    return new (class extends PartialStore {
+      override async open(...args: Parameters<PartialStore['open']>): Promise<OpenedPartial> {
+        const p = await super.open(...args);
+        const datasync = p.fh.datasync.bind(p.fh);
+        p.fh.datasync = () => (flushes++ > 0 ? datasync() : new Promise((_, reject) => {
+          disk.failing = () => reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+        }));
+        const write = p.fh.write.bind(p.fh) as (...a: unknown[]) => Promise<unknown>;
+        (p.fh as unknown as { write: (...a: unknown[]) => Promise<unknown> }).write = async (...a: unknown[]) => {
+          await disk.writesHeld;
+          return write(...a);
+        };
+        return p;
+      }
+    })(dir, hasher);
+  }
+}
+
+/** A new offer of `name` starts from 0, and the whole file sent then is published intact. */
+async function expectSentAfresh(reg: TransferRegistry, a: Owner, dir: string, name: string, bytes: Buffer): Promise<void> {
+  const o = await reg.offer(a, { name, size: bytes.length, mtimeMs: 1 });
+  expect(o.offset).to.equal(0);
+  await reg.chunk(a, chunkOf(o.lease, 0, bytes));
+  await reg.commit(a, { lease: o.lease, sha256: sha(bytes) });
+  expect(sha(await readFile(path.join(dir, name)))).to.equal(sha(bytes));
+}
+
+async function registry(limits: Partial<RegistryLimits> = {}, opts: { free?: number; log?: ReturnType<typeof testLogger>; disk?: FlakyDisk } = {}): Promise<{ reg: TransferRegistry; dir: string }> {
   const dir = await tmpDir('relay-registry-');
   const hasher = new FileHasher();
   track(() => hasher.close());
-  const store = new PartialStore(dir, hasher);
+  const store = opts.disk ? opts.disk.store(dir, hasher) : new PartialStore(dir, hasher);
   await store.init();
   const reg = new TransferRegistry({
     root: dir, store, limits: { ...LIMITS, ...limits }, log: opts.log ?? testLogger('registry'), freeBytes: async () => opts.free ?? 1e12,
@@ -35,92 +88,37 @@ describe('TransferRegistry: one transfer per name, held by a live owner', () => 
   afterEach(closeAll);
 
   it('drops a partial whose background flush failed (its bytes cannot be trusted for a resume); the next offer starts from 0', async () => {
-    const dir = await tmpDir('relay-registry-');
-    const hasher = new FileHasher();
-    track(() => hasher.close());
-    let failFlushes = true;
-    let failFlush: (() => void) | undefined;
-    // The disk answers the flush with EIO when the test says so (a real file; this one call is the fault),
-    // after the chunk that started it was acked: writes still succeed.
-    class FlakyStore extends PartialStore {
-      override async open(...args: Parameters<PartialStore['open']>): Promise<OpenedPartial> {
-        const p = await super.open(...args);
-        const datasync = p.fh.datasync.bind(p.fh);
-        p.fh.datasync = () => {
-          if (!failFlushes) return datasync();
-          return new Promise((_, reject) => (failFlush = () => reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))));
-        };
-        return p;
-      }
-    }
-    const store = new FlakyStore(dir, hasher);
-    await store.init();
-    const reg = new TransferRegistry({ root: dir, store, limits: { ...LIMITS, flushEvery: 64 * 1024 }, log: testLogger('registry'), freeBytes: async () => 1e12 });
+    const disk = new FlakyDisk();
+    const { reg, dir } = await registry({ flushEvery: 64 * 1024 }, { disk });
     const a = owner('a');
     const bytes = randomBytes(200_000);
     const o = await reg.offer(a, { name: 'f.bin', size: bytes.length, mtimeMs: 1 });
     // The chunk that crosses 64 KiB starts the flush; it fails once no write follows (the last chunk sent
     // before the connection went away), so only the flush itself can drop the partial.
     expect(await reg.chunk(a, chunkOf(o.lease, 0, bytes.subarray(0, 70_000)))).to.deep.equal({ offset: 70_000, taken: true });
-    expect(failFlush, 'a flush started').to.be.a('function');
-    failFlush!();
+    disk.failFlush();
     await eventually(async () => (await partialEntries(dir)).length === 0, 'the partial is removed');
     await expectRejectsCode(reg.chunk(a, chunkOf(o.lease, 70_000, bytes.subarray(70_000))), ErrorCode.UNKNOWN_TRANSFER);
     expect(reg.active).to.equal(0);
     expect(reg.reserved).to.equal(0);
-    failFlushes = false;
-    const again = await reg.offer(a, { name: 'f.bin', size: bytes.length, mtimeMs: 1 });
-    expect(again.offset).to.equal(0);
-    await reg.chunk(a, chunkOf(again.lease, 0, bytes));
-    await reg.commit(a, { lease: again.lease, sha256: sha(bytes) });
-    expect(sha(await readFile(path.join(dir, 'f.bin')))).to.equal(sha(bytes));
+    await expectSentAfresh(reg, a, dir, 'f.bin', bytes);
   });
 
   it('an offer that comes while a dropped partial is still being removed waits for it and starts from 0', async () => {
-    const dir = await tmpDir('relay-registry-');
-    const hasher = new FileHasher();
-    track(() => hasher.close());
-    let failFlush: (() => void) | undefined;
-    let failFlushes = true;
-    let releaseWrites: () => void = () => undefined;
-    let writesHeld: Promise<void> = Promise.resolve();
-    class FlakyStore extends PartialStore {
-      override async open(...args: Parameters<PartialStore['open']>): Promise<OpenedPartial> {
-        const p = await super.open(...args);
-        const datasync = p.fh.datasync.bind(p.fh);
-        p.fh.datasync = () => {
-          if (!failFlushes) return datasync();
-          return new Promise((_, reject) => (failFlush = () => reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))));
-        };
-        const write = p.fh.write.bind(p.fh) as (...a: unknown[]) => Promise<unknown>;
-        // A write the test holds: the disk is slow to answer while the flush fails.
-        (p.fh as unknown as { write: (...a: unknown[]) => Promise<unknown> }).write = async (...a: unknown[]) => {
-          await writesHeld;
-          return write(...a);
-        };
-        return p;
-      }
-    }
-    const store = new FlakyStore(dir, hasher);
-    await store.init();
-    const reg = new TransferRegistry({ root: dir, store, limits: { ...LIMITS, flushEvery: 64 * 1024 }, log: testLogger('registry'), freeBytes: async () => 1e12 });
+    const disk = new FlakyDisk();
+    const { reg, dir } = await registry({ flushEvery: 64 * 1024 }, { disk });
     const a = owner('a');
     const bytes = randomBytes(200_000);
     const o = await reg.offer(a, { name: 'f.bin', size: bytes.length, mtimeMs: 1 });
     await reg.chunk(a, chunkOf(o.lease, 0, bytes.subarray(0, 70_000)));
     // The next chunk's write hangs on the disk; the flush fails meanwhile; the sender offers again at once.
-    writesHeld = new Promise((resolve) => (releaseWrites = resolve));
+    const releaseWrites = disk.holdWrites();
     const stuck = reg.chunk(a, chunkOf(o.lease, 70_000, bytes.subarray(70_000, 140_000))).then(() => 'taken', (e: RelayError) => e.code);
-    failFlush!();
-    failFlushes = false;
-    const offering = reg.offer(a, { name: 'f.bin', size: bytes.length, mtimeMs: 1 });
+    disk.failFlush();
+    const offering = expectSentAfresh(reg, a, dir, 'f.bin', bytes);
     releaseWrites();
     expect(['taken', ErrorCode.IO, ErrorCode.UNKNOWN_TRANSFER]).to.include(await stuck);
-    const again = await offering;
-    expect(again.offset).to.equal(0);
-    await reg.chunk(a, chunkOf(again.lease, 0, bytes));
-    await reg.commit(a, { lease: again.lease, sha256: sha(bytes) });
-    expect(sha(await readFile(path.join(dir, 'f.bin')))).to.equal(sha(bytes));
+    await offering;
   });
 
   it('offer → chunks → commit publishes the file; a gap or a duplicate is acked as not taken', async () => {
