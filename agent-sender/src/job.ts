@@ -26,12 +26,13 @@ import { OutgoingState, OutgoingTransfer } from './outgoing-transfer.js';
 import { RetryPolicy } from './retry-policy.js';
 import { SharedHashes } from './shared-hashes.js';
 import { TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
-import type { SourceFile } from './sources.js';
+import { filesOf, type SourceFile, type SourceList } from './file-list.js';
 import { WholeFileReader } from './whole-file-reader.js';
 import { planBatches, putBatch, type WholeFile } from './whole-files.js';
 
 export interface JobSpec {
-  files: SourceFile[];
+  /** The files, each built when its turn comes (a FileList holds 100,000 in a few MB). */
+  files: SourceList;
   /** Symlinks found and not followed, reported to the user. */
   skipped?: string[];
   targets: Link[];
@@ -78,7 +79,8 @@ export interface JobContext {
 
 export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent) => void): Promise<boolean> {
   const started = Date.now();
-  const bytes = spec.files.reduce((n, f) => n + f.size, 0);
+  let bytes = 0;
+  for (const f of filesOf(spec.files)) bytes += f.size;
   emit({ type: 'queued', files: spec.files.length, bytes, targets: spec.targets.map((t) => t.name), skipped: spec.skipped ?? [] });
   let confirmed = 0;
   let failed = 0;
@@ -170,10 +172,9 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
     });
   };
 
-  const { whole: wholeFiles, rest } = splitBySize(spec.files, wholeMax);
   const reader = ctx.reader ?? new WholeFileReader();
   const hashes = ctx.hashes ?? new SharedHashes();
-  const batches = planBatches(wholeFiles);
+  const isWhole = (f: SourceFile): boolean => wholeMax > 0 && f.size <= wholeMax;
   // Each transfer in flight listens on its link (and the job's signal) for a while: raise the leak
   // warning's threshold by what this job may add, and lower it again when the job ends (an agent's links
   // are shared by concurrent jobs).
@@ -181,9 +182,14 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   const perSignal = perLink * spec.targets.length;
   for (const link of spec.targets) link.setMaxListeners(link.getMaxListeners() + perLink);
   if (ctx.signal) setMaxListeners(getMaxListeners(ctx.signal) + perSignal, ctx.signal);
-  const batchSlots = pLimit(BATCHES_IN_FLIGHT);
-  const tasks: Promise<void>[] = batches.map((b) => batchSlots(() => batch(b)));
-  for (const file of rest) for (const link of spec.targets) tasks.push(offered(file, link));
+  // Work is taken from the list as slots free up, never queued all at once: a job of 100,000 files
+  // holds only the batches and transfers in flight, not a promise and a closure per file and target.
+  const batches = planBatches(only(spec.files, isWhole));
+  const tasks = Array.from({ length: BATCHES_IN_FLIGHT }, () => drain(batches, batch));
+  for (const link of spec.targets) {
+    const rest = only(spec.files, (f) => !isWhole(f));
+    for (let i = 0; i < inFlight; i++) tasks.push(drain(rest, (file) => offered(file, link)));
+  }
   try {
     await Promise.all(tasks);
   } finally {
@@ -196,11 +202,13 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   return ok;
 }
 
-function splitBySize(files: readonly SourceFile[], max: number): { whole: SourceFile[]; rest: SourceFile[] } {
-  const whole: SourceFile[] = [];
-  const rest: SourceFile[] = [];
-  for (const f of files) (max > 0 && f.size <= max ? whole : rest).push(f);
-  return { whole, rest };
+function* only(files: SourceList, keep: (f: SourceFile) => boolean): Generator<SourceFile> {
+  for (const f of filesOf(files)) if (keep(f)) yield f;
+}
+
+/** Runs `work` on each item of `items` in turn; several drains of one iterator share its items. */
+async function drain<T>(items: Iterator<T>, work: (item: T) => Promise<void>): Promise<void> {
+  for (let next = items.next(); !next.done; next = items.next()) await work(next.value);
 }
 
 /** A put of one batch, retried like a transfer's attempts (reconnect, backoff, --timeout without progress). */

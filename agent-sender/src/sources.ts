@@ -3,20 +3,15 @@ import { constants as fsConstants } from 'node:fs';
 import { lstat, open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { checkName, createError, ErrorCode } from '@relayer/common';
+import { FileList, type SourceFile } from './file-list.js';
 
 export interface Sources {
-  files: SourceFile[];
+  files: FileList;
   /** Names of symlinks found inside directories and not followed. */
   skipped: string[];
 }
 
-export interface SourceFile {
-  /** Absolute local path. */
-  file: string;
-  /** Relative '/'-separated name on the receiver. */
-  name: string;
-  size: number;
-}
+export type { SourceFile };
 
 /** Upper bound on files in one job: a typo like `relay send /` must not walk a whole disk. */
 export const MAX_FILES_PER_JOB = 100_000;
@@ -30,27 +25,30 @@ export async function expandSources(paths: string[], as?: string): Promise<Sourc
   if (paths.length === 0) throw createError(ErrorCode.USAGE, 'no file to send');
   if (as !== undefined && paths.length !== 1) throw createError(ErrorCode.USAGE, '--as needs exactly one path');
   if (as !== undefined) checkName(as);
-  const out: SourceFile[] = [];
+  const out = new FileList();
   const skipped: string[] = [];
+  const bases: string[] = [];
   for (const p of paths) {
     const abs = path.resolve(p);
     const st = await stat(abs).catch((err: NodeJS.ErrnoException) => {
       throw createError(ErrorCode.SOURCE, `cannot read ${p}: ${err.code === 'ENOENT' ? 'no such file or directory' : err.message}`);
     });
     const base = as ?? path.basename(abs);
-    if (st.isFile()) out.push({ file: abs, name: base, size: st.size });
+    bases.push(base);
+    if (st.isFile()) out.add(out.addPlace(abs, base), '', st.size);
     else if (st.isDirectory()) {
       const from = out.length;
       await walk(abs, base, out, skipped);
-      await sizeAll(out.slice(from));
+      await sizeAll(out, from);
     }
     else throw createError(ErrorCode.SOURCE, `${p} is not a regular file or directory`);
   }
-  const names = new Set<string>();
+  // Names under one path differ, and differ from another path's unless both have the same base name.
+  const names = new Set(bases).size === bases.length ? undefined : new Set<string>();
   for (const f of out) {
     checkName(f.name);
-    if (names.has(f.name)) throw createError(ErrorCode.USAGE, `two files would arrive as ${f.name}`);
-    names.add(f.name);
+    if (names?.has(f.name)) throw createError(ErrorCode.USAGE, `two files would arrive as ${f.name}`);
+    names?.add(f.name);
   }
   if (out.length === 0) {
     throw createError(ErrorCode.SOURCE, `nothing to send: no regular files in ${paths.join(', ')}${skipped.length ? ` (${skipped.length} symlink(s) not followed)` : ''}`);
@@ -62,28 +60,28 @@ export async function expandSources(paths: string[], as?: string): Promise<Sourc
 const SIZING_PARALLEL = 32;
 
 /** Lists a tree's regular files in name order, depth first; their sizes are filled in by sizeAll. */
-async function walk(dir: string, prefix: string, out: SourceFile[], skipped: string[]): Promise<void> {
+async function walk(dir: string, name: string, out: FileList, skipped: string[]): Promise<void> {
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => a.name.localeCompare(b.name));
+  let place = -1;
   for (const e of entries) {
-    const abs = path.join(dir, e.name);
-    const name = `${prefix}/${e.name}`;
-    if (e.isDirectory()) await walk(abs, name, out, skipped);
-    else if (e.isSymbolicLink()) skipped.push(name);
+    if (e.isDirectory()) await walk(path.join(dir, e.name), `${name}/${e.name}`, out, skipped);
+    else if (e.isSymbolicLink()) skipped.push(`${name}/${e.name}`);
     else if (e.isFile()) {
       if (out.length >= MAX_FILES_PER_JOB) throw createError(ErrorCode.USAGE, `more than ${MAX_FILES_PER_JOB} files in one send`);
-      out.push({ file: abs, name, size: 0 });
+      if (place < 0) place = out.addPlace(dir, name);
+      out.add(place, e.name, 0);
     }
   }
 }
 
-/** Sets each file's size (lstat), SIZING_PARALLEL at a time. */
-async function sizeAll(files: SourceFile[]): Promise<void> {
-  let next = 0;
+/** Sets the size (lstat) of each file from `from` on, SIZING_PARALLEL at a time. */
+async function sizeAll(files: FileList, from: number): Promise<void> {
+  let next = from;
   const sizer = async (): Promise<void> => {
-    for (let i = next++; i < files.length; i = next++) files[i]!.size = (await lstat(files[i]!.file)).size;
+    for (let i = next++; i < files.length; i = next++) files.setSize(i, (await lstat(files.at(i)!.file)).size);
   };
-  await Promise.all(Array.from({ length: Math.min(SIZING_PARALLEL, files.length) }, sizer));
+  await Promise.all(Array.from({ length: Math.min(SIZING_PARALLEL, files.length - from) }, sizer));
 }
 
 /** One --allow-root as resolved at start: its real path and the identity of the folder found there. */

@@ -7,7 +7,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { createError, ErrorCode, RelayError, type ErrorCode as Code } from '@relayer/common';
-import type { AllowRoots, FixedRoot, SourceFile } from './sources.js';
+import type { SourceFile } from './file-list.js';
+import type { AllowRoots, FixedRoot } from './sources.js';
 import type { WholeFile } from './whole-files.js';
 
 export interface ReadRequest {

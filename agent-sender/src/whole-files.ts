@@ -10,7 +10,7 @@ import {
   type ReceivedFrame, type RelayError,
 } from '@relayer/common';
 import type { Link } from './link.js';
-import type { SourceFile } from './sources.js';
+import type { SourceFile } from './file-list.js';
 
 /** One file read whole, as it goes into a put frame. */
 export interface WholeFile {
@@ -32,25 +32,26 @@ export interface BatchLimits {
  */
 export const BATCH_LIMITS: BatchLimits = { files: 64, bytes: 1024 * 1024 };
 
-/** Splits files (each small enough for a put frame) into batches within the limits, in order. */
-export function planBatches(files: readonly SourceFile[], limits: BatchLimits = BATCH_LIMITS): SourceFile[][] {
+/**
+ * Groups files (each small enough for a put frame) into batches within the limits, in order. Lazy: a job
+ * of 100,000 files plans each batch as a slot frees up, not all of them up front.
+ */
+export function* planBatches(files: Iterable<SourceFile>, limits: BatchLimits = BATCH_LIMITS): Generator<SourceFile[]> {
   const maxFiles = Math.min(limits.files, MAX_PUT_FILES);
   const maxBytes = Math.min(limits.bytes, MAX_CHUNK_SIZE);
-  const out: SourceFile[][] = [];
   let batch: SourceFile[] = [];
   let bytes = 0;
   for (const f of files) {
     const cost = putFileCost(f.name.length, f.size);
     if (batch.length > 0 && (batch.length >= maxFiles || bytes + cost > maxBytes)) {
-      out.push(batch);
+      yield batch;
       batch = [];
       bytes = 0;
     }
     batch.push(f);
     bytes += cost;
   }
-  if (batch.length > 0) out.push(batch);
-  return out;
+  if (batch.length > 0) yield batch;
 }
 
 /**

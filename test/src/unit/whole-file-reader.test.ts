@@ -132,12 +132,12 @@ describe('planBatches: small files grouped into put frames within their limits',
 
   it('keeps order, fills each batch up to its file count, and never puts more than its bytes in one', () => {
     const files = Array.from({ length: 200 }, (_, i) => f(`n${i}`, 1000));
-    const batches = planBatches(files);
+    const batches = [...planBatches(files)];
     expect(batches.flat().map((x) => x.name)).to.deep.equal(files.map((x) => x.name));
     expect(batches.map((b) => b.length)).to.deep.equal([64, 64, 64, 8]);
     const big = Array.from({ length: 10 }, (_, i) => f(`b${i}`, 300 * 1024));
     for (const b of planBatches(big)) expect(b.reduce((n, x) => n + x.size + 3 * x.name.length, 0)).to.be.at.most(BATCH_LIMITS.bytes);
-    expect(planBatches([f('huge', MAX_CHUNK_SIZE)])).to.deep.equal([[f('huge', MAX_CHUNK_SIZE)]]);
-    expect(planBatches([])).to.deep.equal([]);
+    expect([...planBatches([f('huge', MAX_CHUNK_SIZE)])]).to.deep.equal([[f('huge', MAX_CHUNK_SIZE)]]);
+    expect([...planBatches([])]).to.deep.equal([]);
   });
 });
