@@ -55,5 +55,6 @@ start_jenkins
 check_send_all
 check_socket_access
 check_metrics
+check_stack_receiver_flags
 check_receiver_restart "${RELAY_SWARM_RECEIVERS:-discover}" late
 if [[ ${RELAY_SWARM_RECEIVERS:-discover} == discover ]]; then check_explicit_list; fi
