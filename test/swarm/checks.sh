@@ -163,7 +163,7 @@ check_image_defaults() {
   check "the image run as it is: healthy by its own HEALTHCHECK" wait_until 40 "rlys-plain healthy" plain_healthy
   check "...as uid:gid $RELAY_UID:$RELAY_GID, with its partials in /data" \
     eval '[[ $(dk b exec rlys-plain sh -c "id -u; id -g; stat -c %u /data/.relay-partial" | tr "\n" " ") == "$RELAY_UID $RELAY_GID $RELAY_UID " ]]'
-  check "...its Node started with --initial-old-space-size=64 (relay-receiver's #! line)" has_heap_flag b rlys-plain
+  check "...its Node started with --initial-old-space-size=56 (relay-receiver's #! line)" has_heap_flag b rlys-plain
   dk b rm -f rlys-plain >/dev/null
 }
 
@@ -172,13 +172,13 @@ has_heap_flag() {
   local cmd
   cmd=$(dk "$1" exec "$2" sh -c 'tr "\0" " " </proc/1/cmdline')
   log "$2 runs: $cmd"
-  [[ $cmd == "node --initial-old-space-size=64 "*relay-receiver* ]]
+  [[ $cmd == "node --initial-old-space-size=56 "*relay-receiver* ]]
 }
 check_stack_receiver_flags() {
   local n c
   for n in "${NODES[@]}"; do
     c=$(task_container "$n" receiver)
-    check "the stack's receiver on rlys-$n runs Node with --initial-old-space-size=64" has_heap_flag "$n" "${c:-none}"
+    check "the stack's receiver on rlys-$n runs Node with --initial-old-space-size=56" has_heap_flag "$n" "${c:-none}"
   done
 }
 

@@ -36,16 +36,16 @@ describe('node options: the bench runs the agents as the image and the stack do'
     });
   }
 
-  it("the receiver's bin starts Node with a 64 MB first old-generation limit (a flag NODE_OPTIONS refuses); the others with none", () => {
+  it("the receiver's bin starts Node with a 56 MB first old-generation limit (a flag NODE_OPTIONS refuses); the others with none", () => {
     const receiver = bin('relay-receiver');
-    expect(shebangFlags(receiver)).to.deep.equal(['--initial-old-space-size=64']);
+    expect(shebangFlags(receiver)).to.deep.equal(['--initial-old-space-size=56']);
     expect(shebangFlags(bin('relay-sender'))).to.deep.equal([]);
     expect(shebangFlags(bin('relay'))).to.deep.equal([]);
     // Run as the image and `npx relay-receiver` run it: through its #! line (env -S), which must work here.
     const direct = spawnSync(receiver, ['--version'], { encoding: 'utf8' });
     expect(direct.stderr).to.equal('');
     expect(direct.status).to.equal(0);
-    const refused = spawnSync(process.execPath, ['-e', 'process.exit(0)'], { env: { ...process.env, NODE_OPTIONS: '--initial-old-space-size=64' }, encoding: 'utf8' });
+    const refused = spawnSync(process.execPath, ['-e', 'process.exit(0)'], { env: { ...process.env, NODE_OPTIONS: '--initial-old-space-size=56' }, encoding: 'utf8' });
     expect(refused.status, 'Node refuses the flag in NODE_OPTIONS: it has to be on the command line').to.not.equal(0);
   });
 });
