@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { shebangFlags } from './bench/proc.js';
+import { shebangFlags } from './support/shebang.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = (name: string): string => path.join(ROOT, 'node_modules/.bin', name);

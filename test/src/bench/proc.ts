@@ -103,17 +103,7 @@ export const RELAY_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=
  */
 export const RECEIVER_NODE_OPTIONS = '--max-semi-space-size=4 --max-old-space-size=1024';
 
-/**
- * The Node flags a bin's `#!/usr/bin/env -S node …` line gives it (flags Node refuses in NODE_OPTIONS,
- * such as the receiver's --initial-old-space-size). The bench starts bins as `node <flags> <bin>`, so it
- * reads them from the bin itself and runs what `relay-receiver` runs.
- */
-export function shebangFlags(file: string): string[] {
-  const first = readFileSync(file, 'utf8').split('\n', 1)[0]!;
-  const m = /^#!\S*env -S node((?: --?[\w-]+(?:=\S+)?)*)\s*$/.exec(first) ?? /^#!\S*env node\s*$/.exec(first);
-  if (!m) throw new Error(`${file}: its first line is not "#!/usr/bin/env node" or "#!/usr/bin/env -S node <flags>": ${first}`);
-  return (m[1] ?? '').split(' ').filter(Boolean);
-}
+export { shebangFlags } from '../support/shebang.js';
 
 /**
  * Starts a node script whose JSON log lines (on `stream`) are watched; resolves with the first line for
