@@ -58,8 +58,8 @@ COPY --from=app --chown=${RELAY_UID}:${RELAY_GID} /data /data
 # CPU (bench/RESULTS.md). The agents live on ~30 MB of heap even during a 100,000-file send; 1 GB is a
 # ceiling no workload comes near, not a budget. swarm-stack.yml gives the receiver service semi-spaces of
 # 4 MiB instead: a receiver taking small files spends a quarter of its main thread collecting garbage with 2.
-# relay-receiver also starts Node with --initial-old-space-size=56 from its #! line (a flag NODE_OPTIONS
-# refuses): without it a receiver ran ~70 full collections per GiB received.
+# relay-receiver also execs Node on itself with --initial-old-space-size=56 (a flag NODE_OPTIONS refuses):
+# without it a receiver ran ~70 full collections per GiB received.
 ENV PATH=/app/node_modules/.bin:$PATH NODE_ENV=production RELAY_DIR=/data \
     NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=1024"
 WORKDIR /data

@@ -135,6 +135,11 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
 
   /** One batch of small files: read and hashed once, then put to every target. */
   const batch = async (files: SourceFile[]): Promise<void> => {
+    if (ctx.signal?.aborted) {
+      // Cancelled: the rest of the list fails without being read.
+      for (const file of files) for (const link of spec.targets) fail(link, file, new RelayError(ErrorCode.CANCELLED, 'cancelled'));
+      return;
+    }
     const read = await reader.read(files, wholeMax).catch((err: unknown) => files.map(() => toRelayError(err, ErrorCode.SOURCE)));
     const whole: WholeFile[] = [];
     const later: Promise<void>[] = [];
@@ -186,12 +191,15 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   // holds only the batches and transfers in flight, not a promise and a closure per file and target.
   const batches = planBatches(only(spec.files, isWhole));
   const tasks = Array.from({ length: BATCHES_IN_FLIGHT }, () => drain(batches, batch));
-  for (const link of spec.targets) {
-    const rest = only(spec.files, (f) => !isWhole(f));
-    for (let i = 0; i < inFlight; i++) tasks.push(drain(rest, (file) => offered(file, link)));
-  }
+  // Target by target within each round, so a file starts on every target together (A1, B1, A2, B2, ...)
+  // and its transfers share one running sha256 while they last; target by target in full would queue all
+  // of A's first files for the shared limit before any of B's, and hash each file once per target.
+  const rests = spec.targets.map((link) => ({ link, files: only(spec.files, (f) => !isWhole(f)) }));
+  for (let i = 0; i < inFlight; i++) for (const { link, files } of rests) tasks.push(drain(files, (file) => offered(file, link)));
   try {
-    await Promise.all(tasks);
+    // Every drain ends before the job does (and before the reader closes), even when one of them threw.
+    const failure = (await Promise.allSettled(tasks)).find((r) => r.status === 'rejected');
+    if (failure) throw failure.reason;
   } finally {
     if (!ctx.reader) await reader.close();
     for (const link of spec.targets) link.setMaxListeners(link.getMaxListeners() - perLink);

@@ -64,7 +64,11 @@ async function walk(dir: string, name: string, out: FileList, skipped: string[])
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => a.name.localeCompare(b.name));
   let place = -1;
+  // Names that decode alike (invalid UTF-8 becomes U+FFFD) would be sent twice under one name.
+  const seen = new Set<string>();
   for (const e of entries) {
+    if (seen.has(e.name)) throw createError(ErrorCode.USAGE, `two files would arrive as ${name}/${e.name}`);
+    seen.add(e.name);
     if (e.isDirectory()) await walk(path.join(dir, e.name), `${name}/${e.name}`, out, skipped);
     else if (e.isSymbolicLink()) skipped.push(`${name}/${e.name}`);
     else if (e.isFile()) {

@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 import { parseSize } from '@relayer/common';
 import { FaultProxy } from './support/proxy.js';
 import { makePayload, makeSmallFiles } from './bench/data.js';
-import { bin, DIST, killAll, RECEIVER_NODE_OPTIONS, RELAY_NODE_OPTIONS, runNode, shebangFlags, startDaemon, type Cost, type Daemon } from './bench/proc.js';
+import { bin, DIST, killAll, RECEIVER_NODE_OPTIONS, RELAY_NODE_OPTIONS, runNode, launchFlags, startDaemon, type Cost, type Daemon } from './bench/proc.js';
 import { median, summarize, table, type MethodSpec, type Sample } from './bench/report.js';
 import { startSsh, type Ssh } from './bench/ssh.js';
 
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     for (const d of Object.values(dirs)) if (d) await mkdir(d, { recursive: true });
     const receiver = (name: string, dir: string): Promise<Daemon> => startDaemon(`receiver ${name}`,
       [bin('relay-receiver'), '--host', '127.0.0.1', '--port', '0', '--dir', dir, '--min-free', '0', '--summary-every', '0'],
-      { env: { RELAY_TOKEN: TOKEN, NODE_OPTIONS: RECEIVER_NODE_OPTIONS }, isReady: (l) => l.msg === 'receiver listening', nodeArgs: [...shebangFlags(bin('relay-receiver')), ...profArgs] });
+      { env: { RELAY_TOKEN: TOKEN, NODE_OPTIONS: RECEIVER_NODE_OPTIONS }, isReady: (l) => l.msg === 'receiver listening', nodeArgs: [...launchFlags(bin('relay-receiver')), ...profArgs] });
     const pipeServer = (dir: string): Promise<Daemon> => startDaemon('pipe server', [path.join(DIST, 'pipe-server.js'), dir], { stream: 'stdout', isReady: (l) => typeof l.port === 'number' });
 
     const recv: Record<string, Daemon> = {};

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { shebangFlags } from './support/shebang.js';
+import { launchFlags } from './support/launch-flags.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = (name: string): string => path.join(ROOT, 'node_modules/.bin', name);
@@ -24,8 +24,8 @@ function say(s: string): void {
 
 /** Starts a bin whose JSON logs go to a file-like buffer; resolves with the first log line matching `ready`. */
 function startDaemon(name: string, args: string[], env: NodeJS.ProcessEnv, ready: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  // As `npx <name>` would run it: with the Node flags of its #! line.
-  const child = spawn(process.execPath, [...shebangFlags(bin(name)), bin(name), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  // As `npx <name>` would run it: with the Node flags it starts itself with.
+  const child = spawn(process.execPath, [...launchFlags(bin(name)), bin(name), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(child);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start within 15s`)), 15_000);
@@ -48,8 +48,8 @@ function startDaemon(name: string, args: string[], env: NodeJS.ProcessEnv, ready
 
 function run(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve) => {
-    // As `npx <name>` would run it: with the Node flags of its #! line.
-  const child = spawn(process.execPath, [...shebangFlags(bin(name)), bin(name), ...args], { env: { ...process.env, ...env }, stdio: 'inherit' });
+    // As `npx <name>` would run it: with the Node flags it starts itself with.
+  const child = spawn(process.execPath, [...launchFlags(bin(name)), bin(name), ...args], { env: { ...process.env, ...env }, stdio: 'inherit' });
     child.once('exit', (code) => resolve(code ?? 1));
   });
 }

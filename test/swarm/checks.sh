@@ -163,7 +163,7 @@ check_image_defaults() {
   check "the image run as it is: healthy by its own HEALTHCHECK" wait_until 40 "rlys-plain healthy" plain_healthy
   check "...as uid:gid $RELAY_UID:$RELAY_GID, with its partials in /data" \
     eval '[[ $(dk b exec rlys-plain sh -c "id -u; id -g; stat -c %u /data/.relay-partial" | tr "\n" " ") == "$RELAY_UID $RELAY_GID $RELAY_UID " ]]'
-  check "...its Node started with --initial-old-space-size=56 (relay-receiver's #! line)" has_heap_flag b rlys-plain
+  check "...its Node started with --initial-old-space-size=56 (relay-receiver's own exec line)" has_heap_flag b rlys-plain
   dk b rm -f rlys-plain >/dev/null
 }
 

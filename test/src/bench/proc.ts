@@ -103,7 +103,7 @@ export const RELAY_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=
  */
 export const RECEIVER_NODE_OPTIONS = '--max-semi-space-size=4 --max-old-space-size=1024';
 
-export { shebangFlags } from '../support/shebang.js';
+export { launchFlags } from '../support/launch-flags.js';
 
 /**
  * Starts a node script whose JSON log lines (on `stream`) are watched; resolves with the first line for

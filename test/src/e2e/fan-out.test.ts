@@ -8,9 +8,11 @@ import path from 'node:path';
 import { expect } from 'chai';
 import pLimit from 'p-limit';
 import { runJob, SharedHashes, type JobEvent } from '@relayer/agent-sender';
-import { connectedLink, MiB, partialEntries, randomFile, sha256File, startReceiver, testLogger, tmpDir } from '../support/util.js';
+import { closeAll, connectedLink, MiB, partialEntries, randomFile, sha256File, startReceiver, testLogger, tmpDir } from '../support/util.js';
 
 describe('fan-out: one file, several receivers, one sha256 on the sender', () => {
+  afterEach(closeAll);
+
   it('delivers to three receivers, each holding something else, and hashes the file once', async function () {
     this.slow(5_000);
     const [fresh, stale, same] = [await startReceiver(), await startReceiver(), await startReceiver()];
@@ -39,5 +41,25 @@ describe('fan-out: one file, several receivers, one sha256 on the sender', () =>
     expect(received.every((e) => e.sha256 === f.sha256)).to.equal(true);
     expect(hashes.hashedBytes, 'bytes hashed on the sender').to.equal(f.size);
     expect(hashes.size, 'hashes still held after the job').to.equal(0);
+  });
+
+  it('starts each of several big files on every target together, so each is still hashed once', async function () {
+    this.slow(5_000);
+    const receivers = [await startReceiver(), await startReceiver()];
+    const dir = await tmpDir();
+    // More files than the shared limit lets run at once: a target served in full before the other
+    // would re-hash every file once its first transfer had let go of the hash.
+    const files = await Promise.all(Array.from({ length: 6 }, () => randomFile(dir, 2 * MiB + 17)));
+    const targets = await Promise.all(receivers.map((r) => connectedLink(r.url)));
+    const hashes = new SharedHashes();
+    const events: JobEvent[] = [];
+    const ok = await runJob(
+      { files: files.map((f) => ({ file: f.path, name: path.basename(f.path), size: f.size })), targets, transfer: { chunkSize: MiB, window: 2 } },
+      { limit: pLimit(2), logger: testLogger('sender'), hashes },
+      (e) => events.push(e),
+    );
+    expect(ok, JSON.stringify(events.filter((e) => e.type === 'failed'))).to.equal(true);
+    for (const r of receivers) for (const f of files) expect(await sha256File(path.join(r.dir, path.basename(f.path)))).to.equal(f.sha256);
+    expect(hashes.hashedBytes, 'bytes hashed on the sender').to.equal(files.reduce((n, f) => n + f.size, 0));
   });
 });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { track, waitFor } from './lifecycle.js';
-import { shebangFlags } from './shebang.js';
+import { launchFlags } from './launch-flags.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BIN = {
@@ -93,13 +93,13 @@ export class LoggedProcess extends EventEmitter {
 }
 
 /**
- * Spawns one of the project's bins with node and its #! line's flags (or a node script, or `-e`, with none);
+ * Spawns one of the project's bins with node and the flags it starts itself with (or a node script, or `-e`, with none);
  * killed after the test unless it exited.
  */
 export function spawnBin(
   bin: string, args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; stopSignal?: NodeJS.Signals } = {},
 ): LoggedProcess {
-  const flags = Object.values(BIN).includes(bin) ? shebangFlags(bin) : [];
+  const flags = Object.values(BIN).includes(bin) ? launchFlags(bin) : [];
   const child = spawn(process.execPath, [...flags, bin, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const p = new LoggedProcess(child);
   track(() => p.kill(opts.stopSignal ?? 'SIGKILL'));

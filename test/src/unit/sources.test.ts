@@ -59,6 +59,14 @@ describe('expandSources: what a send of files and folders becomes', () => {
     expect(err.message).to.contain('two files would arrive as dist/x.js');
   });
 
+  it('refuses two files whose names read the same (names that are not UTF-8 both read as U+FFFD)', async () => {
+    const root = await tmpDir('relay-src-');
+    await mkdir(path.join(root, 'raw'));
+    for (const last of [0xfe, 0xff]) await writeFile(Buffer.concat([Buffer.from(path.join(root, 'raw', 'a')), Buffer.from([last])]), 'x');
+    const err = await expectRejectsCode(expandSources([path.join(root, 'raw')]), ErrorCode.USAGE);
+    expect(err.message).to.contain('two files would arrive as raw/a\uFFFD');
+  });
+
   it('refuses a tree with nothing to send, and a name the receiver would refuse', async () => {
     const root = await tmpDir('relay-src-');
     await mkdir(path.join(root, 'empty', 'sub'), { recursive: true });

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { BIN, sh, TOKEN, type Cleanup } from './harness.js';
-import { shebangFlags } from '../../support/shebang.js';
+import { launchFlags } from '../../support/launch-flags.js';
 
 export type LogLine = Record<string, unknown> & { msg?: string };
 
@@ -119,8 +119,8 @@ export class ReceiverBin extends BinProcess {
 
 /** Starts `relay-receiver` and waits for "receiver listening". Killed (by pid) at cleanup. */
 export async function startReceiver(cleanup: Cleanup, spec: ReceiverSpec, timeoutMs = 30_000): Promise<ReceiverBin> {
-  // As the image starts it: with the Node flags of relay-receiver's #! line.
-  const args = [...shebangFlags(BIN.receiver), BIN.receiver, '--host', spec.host ?? '127.0.0.1', '--port', String(spec.port), '--dir', spec.dir,
+  // As the image starts it: with the Node flags relay-receiver starts itself with.
+  const args = [...launchFlags(BIN.receiver), BIN.receiver, '--host', spec.host ?? '127.0.0.1', '--port', String(spec.port), '--dir', spec.dir,
     '--min-free', '0', '--summary-every', '0', '--log-level', 'info', ...(spec.args ?? [])];
   let [cmd, argv] = inNetns(spec.netns, process.execPath, args);
   if (spec.cgroupProcs) [cmd, argv] = ['sh', ['-c', `echo $$ > ${spec.cgroupProcs} && exec "$0" "$@"`, cmd, ...argv]];
