@@ -21,6 +21,11 @@ export interface SourceList {
   at(index: number): SourceFile | undefined;
 }
 
+/** A file's size without building the file (a FileList holds sizes apart from its names). */
+export function sizeAt(list: SourceList, index: number): number {
+  return list instanceof FileList ? list.sizeAt(index) : list.at(index)!.size;
+}
+
 /** A folder of the listing (absolute path, name on the receiver), or a file the user named directly. */
 interface Place {
   file: string;
@@ -72,9 +77,4 @@ export class FileList implements SourceList, Iterable<SourceFile> {
   *[Symbol.iterator](): Iterator<SourceFile> {
     for (let i = 0; i < this.bases.length; i++) yield this.at(i)!;
   }
-}
-
-/** The files of a list, in order, each built as it is reached. */
-export function* filesOf(list: SourceList): Generator<SourceFile> {
-  for (let i = 0; i < list.length; i++) yield list.at(i)!;
 }

@@ -26,7 +26,7 @@ import { OutgoingState, OutgoingTransfer } from './outgoing-transfer.js';
 import { RetryPolicy } from './retry-policy.js';
 import { SharedHashes } from './shared-hashes.js';
 import { TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
-import { filesOf, type SourceFile, type SourceList } from './file-list.js';
+import { sizeAt, type SourceFile, type SourceList } from './file-list.js';
 import { WholeFileReader } from './whole-file-reader.js';
 import { planBatches, putBatch, type WholeFile } from './whole-files.js';
 
@@ -80,7 +80,7 @@ export interface JobContext {
 export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent) => void): Promise<boolean> {
   const started = Date.now();
   let bytes = 0;
-  for (const f of filesOf(spec.files)) bytes += f.size;
+  for (let i = 0; i < spec.files.length; i++) bytes += sizeAt(spec.files, i);
   emit({ type: 'queued', files: spec.files.length, bytes, targets: spec.targets.map((t) => t.name), skipped: spec.skipped ?? [] });
   let confirmed = 0;
   let failed = 0;
@@ -179,7 +179,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
 
   const reader = ctx.reader ?? new WholeFileReader();
   const hashes = ctx.hashes ?? new SharedHashes();
-  const isWhole = (f: SourceFile): boolean => wholeMax > 0 && f.size <= wholeMax;
+  const isWhole = (size: number): boolean => wholeMax > 0 && size <= wholeMax;
   // Each transfer in flight listens on its link (and the job's signal) for a while: raise the leak
   // warning's threshold by what this job may add, and lower it again when the job ends (an agent's links
   // are shared by concurrent jobs).
@@ -194,7 +194,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   // Target by target within each round, so a file starts on every target together (A1, B1, A2, B2, ...)
   // and its transfers share one running sha256 while they last; target by target in full would queue all
   // of A's first files for the shared limit before any of B's, and hash each file once per target.
-  const rests = spec.targets.map((link) => ({ link, files: only(spec.files, (f) => !isWhole(f)) }));
+  const rests = spec.targets.map((link) => ({ link, files: only(spec.files, (size) => !isWhole(size)) }));
   for (let i = 0; i < inFlight; i++) for (const { link, files } of rests) tasks.push(drain(files, (file) => offered(file, link)));
   try {
     // Every drain ends before the job does (and before the reader closes), even when one of them threw.
@@ -210,8 +210,9 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   return ok;
 }
 
-function* only(files: SourceList, keep: (f: SourceFile) => boolean): Generator<SourceFile> {
-  for (const f of filesOf(files)) if (keep(f)) yield f;
+/** The files whose size `keep` takes, each built only when it is taken (every target scans the whole list). */
+function* only(files: SourceList, keep: (size: number) => boolean): Generator<SourceFile> {
+  for (let i = 0; i < files.length; i++) if (keep(sizeAt(files, i))) yield files.at(i)!;
 }
 
 /** Runs `work` on each item of `items` in turn; several drains of one iterator share its items. */

@@ -84,15 +84,21 @@ async function registry(limits: Partial<RegistryLimits> = {}, opts: { free?: num
   return { reg, dir };
 }
 
+/** A 200,000-byte transfer offered to a registry on a FlakyDisk that flushes every 64 KiB. */
+async function flushingTransfer(): Promise<{ disk: FlakyDisk; reg: TransferRegistry; dir: string; a: Owner; bytes: Buffer; o: { lease: string } }> {
+  const disk = new FlakyDisk();
+  const { reg, dir } = await registry({ flushEvery: 64 * 1024 }, { disk });
+  const a = owner('a');
+  const bytes = randomBytes(200_000);
+  const o = await reg.offer(a, { name: 'f.bin', size: bytes.length, mtimeMs: 1 });
+  return { disk, reg, dir, a, bytes, o };
+}
+
 describe('TransferRegistry: one transfer per name, held by a live owner', () => {
   afterEach(closeAll);
 
   it('drops a partial whose background flush failed (its bytes cannot be trusted for a resume); the next offer starts from 0', async () => {
-    const disk = new FlakyDisk();
-    const { reg, dir } = await registry({ flushEvery: 64 * 1024 }, { disk });
-    const a = owner('a');
-    const bytes = randomBytes(200_000);
-    const o = await reg.offer(a, { name: 'f.bin', size: bytes.length, mtimeMs: 1 });
+    const { disk, reg, dir, a, bytes, o } = await flushingTransfer();
     // The chunk that crosses 64 KiB starts the flush; it fails once no write follows (the last chunk sent
     // before the connection went away), so only the flush itself can drop the partial.
     expect(await reg.chunk(a, chunkOf(o.lease, 0, bytes.subarray(0, 70_000)))).to.deep.equal({ offset: 70_000, taken: true });
@@ -105,11 +111,7 @@ describe('TransferRegistry: one transfer per name, held by a live owner', () => 
   });
 
   it('an offer that comes while a dropped partial is still being removed waits for it and starts from 0', async () => {
-    const disk = new FlakyDisk();
-    const { reg, dir } = await registry({ flushEvery: 64 * 1024 }, { disk });
-    const a = owner('a');
-    const bytes = randomBytes(200_000);
-    const o = await reg.offer(a, { name: 'f.bin', size: bytes.length, mtimeMs: 1 });
+    const { disk, reg, dir, a, bytes, o } = await flushingTransfer();
     await reg.chunk(a, chunkOf(o.lease, 0, bytes.subarray(0, 70_000)));
     // The next chunk's write hangs on the disk; the flush fails meanwhile; the sender offers again at once.
     const releaseWrites = disk.holdWrites();
