@@ -7,7 +7,6 @@
 // (a throwaway sshd on 127.0.0.1 with generated keys; scp does not fsync, which favours it). TLS_BENCH_SCP=0 leaves it out.
 import { execFile, spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -17,6 +16,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { Receiver } from '@relayer/agent-receiver';
 import { makeCerts, parseCertNode, sendDirect } from '@relayer/agent-sender';
+import { findExecutable } from '../test/dist/support/executable.js';
 
 const MB = Number(process.env.TLS_BENCH_MB ?? 256);
 const ROUNDS = Number(process.env.TLS_BENCH_ROUNDS ?? 3);
@@ -26,7 +26,8 @@ const run = promisify(execFile);
 
 /** A throwaway sshd on 127.0.0.1; returns an scp(file, dest) with aes128-gcm, and a stop(). */
 async function startSshd(work) {
-  if (process.env.TLS_BENCH_SCP === '0' || !existsSync('/usr/sbin/sshd')) return undefined;
+  const sshdBin = findExecutable('sshd');
+  if (process.env.TLS_BENCH_SCP === '0' || !sshdBin) return undefined;
   const dir = path.join(work, 'ssh');
   await mkdir(dir, { mode: 0o700 });
   await mkdir('/run/sshd', { recursive: true });
@@ -41,7 +42,7 @@ async function startSshd(work) {
   await writeFile(path.join(dir, 'sshd_config'), [`Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${dir}/host`,
     `AuthorizedKeysFile ${dir}/authorized_keys`, `PidFile ${dir}/sshd.pid`, 'PermitRootLogin prohibit-password', 'StrictModes no',
     'UsePAM no', 'PasswordAuthentication no', 'Subsystem sftp /usr/lib/openssh/sftp-server'].join('\n') + '\n');
-  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const sshd = spawn(sshdBin, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('sshd did not start')), 10_000);
     createInterface({ input: sshd.stderr }).on('line', (l) => {

@@ -4,7 +4,7 @@ export { ChunkWindow, type ChunkChannel, type ChunkWindowInit } from './chunk-wi
 export { ChunkBuffers } from './chunk-buffers.js';
 export { RetryPolicy } from './retry-policy.js';
 export { RunningHash } from './running-hash.js';
-export { SharedHashes } from './shared-hashes.js';
+export { FINISHED_KEPT, SharedHashes } from './shared-hashes.js';
 export { TRANSFER_DEFAULTS, checkTransferOptions, type TransferOptions } from './transfer-options.js';
 export { runJob, type JobSpec, type JobContext } from './job.js';
 export type { JobEvent } from './job-events.js';

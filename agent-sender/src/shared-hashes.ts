@@ -3,7 +3,7 @@
  * fan-out to several receivers, or concurrent jobs of one agent): the file is hashed once, not once per
  * target, which matters most where sha256 is slow (a Raspberry Pi has no SHA instructions). A hash is
  * shared only between opens of the same version (size, mtime, ctime, inode and device all equal); any other
- * version gets a hash of its own. An entry lives while a transfer holds it.
+ * version gets a hash of its own. An entry lives while a transfer holds it, and a complete one a little longer.
  */
 import { sameVersion, type LocalIdentity } from './local-source.js';
 import { RunningHash } from './running-hash.js';
@@ -12,10 +12,21 @@ interface Entry {
   identity: LocalIdentity;
   hash: RunningHash;
   users: number;
+  /** hashedTo when this entry was last counted in hashedBytes. */
+  counted: number;
 }
+
+/**
+ * Complete hashes kept after their last transfer let go, newest last. The transfers of one file to several
+ * targets do not always overlap: a target that runs a few files ahead (a slower disk on the other) would
+ * otherwise hash each file again for the one behind. A few suffice: a job runs at most a handful of files
+ * ahead on one target; each is ~0.1 KB per chunk hashed (the recent digests) plus 0.2 KB per 64 MiB.
+ */
+export const FINISHED_KEPT = 16;
 
 export class SharedHashes {
   private readonly entries = new Map<string, Entry>();
+  private readonly finished = new Map<string, Entry>();
   private released = 0;
 
   /** The running hash of this version of `file`; give it back with release() when the transfer ends. */
@@ -25,9 +36,16 @@ export class SharedHashes {
       entry.users++;
       return entry.hash;
     }
+    const done = this.finished.get(file);
+    if (done) this.finished.delete(file);
+    if (!entry && done && sameVersion(done.identity, identity)) {
+      done.users = 1;
+      this.entries.set(file, done);
+      return done.hash;
+    }
     const hash = new RunningHash();
     // A different version while the old one is still held: the old one keeps its entry, this one goes unshared.
-    if (!entry) this.entries.set(file, { identity, hash, users: 1 });
+    if (!entry) this.entries.set(file, { identity, hash, users: 1, counted: 0 });
     return hash;
   }
 
@@ -39,7 +57,11 @@ export class SharedHashes {
     }
     if (--entry.users > 0) return;
     this.entries.delete(file);
-    this.released += hash.hashedTo;
+    this.released += hash.hashedTo - entry.counted;
+    entry.counted = hash.hashedTo;
+    if (hash.hashedTo !== entry.identity.size) return;
+    this.finished.set(file, entry);
+    if (this.finished.size > FINISHED_KEPT) this.finished.delete(this.finished.keys().next().value!);
   }
 
   /** Bytes hashed by the hashes this object handed out and got back (re-reads to check an old prefix aside). */
@@ -47,7 +69,7 @@ export class SharedHashes {
     return this.released;
   }
 
-  /** Files with a hash held now. */
+  /** Files with a hash held now (by a transfer; complete ones kept for reuse are not counted). */
   get size(): number {
     return this.entries.size;
   }

@@ -17,7 +17,7 @@ cache_rootfs() {
   mkdir -p "$CACHE_DIR"
   local root=$CACHE_DIR/rootfs.tmp
   rm -rf "$root"
-  timeout 900 debootstrap --variant=minbase "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1 \
+  timeout 900 "$DEBOOTSTRAP" --variant=minbase "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1 \
     || die "debootstrap failed: see $CACHE_DIR/debootstrap.log"
   # What an image does not need: package lists and caches, docs, man pages.
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \

@@ -19,7 +19,7 @@ bins_run() {
 
 check_build_from_source() {
   node "$REPO_DIR/test/swarm/npm-proxy.mjs" serve "$PROXY_SOCK" & echo $! >"$RUN_DIR/proxy-serve.pid"
-  nsenter --net="/run/netns/$(netns a)" -- node "$REPO_DIR/test/swarm/npm-proxy.mjs" forward "$PROXY_ADDR" "$PROXY_SOCK" &
+  "$NSENTER" --net="/run/netns/$(netns a)" -- node "$REPO_DIR/test/swarm/npm-proxy.mjs" forward "$PROXY_ADDR" "$PROXY_SOCK" &
   echo $! >"$RUN_DIR/proxy-forward.pid"
   log "app: docker build from source (APP_FROM=build), npm through $PROXY_ADDR"
   check "the Dockerfile builds from source (npm ci inside the build)" \

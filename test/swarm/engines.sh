@@ -25,9 +25,9 @@ start_engine() {
   # common LAN ranges (they exist only inside this node's namespaces anyway).
   printf '{"bip": "10.232.%s.1/24", "default-address-pools": [{"base": "10.233.0.0/16", "size": 24}]}\n' \
     "$([[ $n == a ]] && echo 1 || echo 2)" >"$dir/daemon.json"
-  nsenter --net="/run/netns/$(netns "$n")" -- \
+  "$NSENTER" --net="/run/netns/$(netns "$n")" -- \
     unshare --mount --uts --propagation private -- \
-    "$REPO_DIR/test/swarm/node-init.sh" "$(host_name "$n")" "$dir" >"$dir/dockerd.log" 2>&1 &
+    "$REPO_DIR/test/swarm/node-init.sh" "$(host_name "$n")" "$dir" "$DOCKERD" >"$dir/dockerd.log" 2>&1 &
   echo $! >"$dir/init.pid"   # node-init execs dockerd: this is the engine's PID
 }
 

@@ -13,9 +13,10 @@ IMAGE=relayer:latest
 RELAY_UID=1000                                               # the receiver's and the sender's user (Jenkins')
 RELAY_GID=1000
 WORKSPACE=/srv/jenkins/workspace                             # the Jenkins workspace path, as seen on node a
-# Debian's 20.10 client matches Debian's 20.10 engine and builds with BuildKit without a buildx plugin
-# (/usr/local/bin/docker, if any, is a newer client-only binary).
-DOCKER_BIN=/usr/bin/docker
+# The tools the test runs, each found the way the system finds it (resolve_tools in install.sh, after the
+# packages are in): DOCKERD, DOCKER_BIN, DEBOOTSTRAP, NSENTER, IPTABLES_SAVE. Never fixed paths: Debian puts
+# dockerd in /usr/sbin, another distribution elsewhere, and a PATH may hold a different docker first.
+DOCKERD= DOCKER_BIN= DEBOOTSTRAP= NSENTER= IPTABLES_SAVE=
 
 T0=${T0:-$(date +%s)}
 log() { printf '[swarm %4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*" >&2; }
@@ -37,7 +38,7 @@ dk() { dkt 300 "$@"; }
 # Run a command in node $1's namespaces (network, mount, UTS), i.e. "on that node's host".
 on_node() {
   local n=$1; shift
-  timeout 60 nsenter --target "$(engine_pid "$n")" --net --mount --uts -- "$@"
+  timeout 60 "$NSENTER" --target "$(engine_pid "$n")" --net --mount --uts -- "$@"
 }
 
 # wait_until <seconds> <what> <command...>: poll every 0.5 s until the command succeeds or the deadline

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # PID 1 of a test node's view of the world, started by engines.sh inside the node's network namespace and
 # fresh mount and UTS namespaces: makes the node's host look like a real host, then becomes its dockerd.
-#   node-init.sh <node name> <node dir>
+#   node-init.sh <node name> <node dir> <dockerd>   (dockerd's path, as install.sh found it)
 set -euo pipefail
-name=$1 dir=$2
+name=$1 dir=$2 dockerd=$3
 
 hostname "$name"
 
@@ -19,7 +19,7 @@ mount --move "$dir/cgroup-keep" /sys/fs/cgroup
 mount --bind "$dir/run" /run
 mount --bind "$dir/srv" /srv
 
-exec dockerd \
+exec "$dockerd" \
   --data-root "$dir/data" \
   --exec-root "$dir/exec" \
   --pidfile "$dir/dockerd.pid" \

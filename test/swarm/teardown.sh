@@ -13,8 +13,11 @@ processes_of_node() {
 }
 
 # The host's iptables lines (both backends) an engine would add if it ran in the host's namespace.
+# install.sh checked that iptables-save runs, so the check this feeds can fail.
 docker_iptables() {
-  { iptables-save; iptables-legacy-save; } 2>/dev/null | grep -E 'DOCKER|docker|10\.23[123]\.' || true
+  local legacy
+  legacy=$(system_binary iptables-legacy-save) || legacy=
+  { "$IPTABLES_SAVE"; [[ -z $legacy ]] || "$legacy"; } 2>/dev/null | grep -E 'DOCKER|docker|10\.23[123]\.' || true
 }
 
 pid_gone() { ! kill -0 "$1" 2>/dev/null; }

@@ -3,21 +3,16 @@
  * user, no PAM). Absent when sshd, scp or rsync is not installed (Debian: openssh-server, rsync).
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { findExecutable } from '../support/executable.js';
 import { Daemon } from './proc.js';
 
 const run = promisify(execFile);
-const SSHD = '/usr/sbin/sshd';
-
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((d) => d && existsSync(path.join(d, cmd)));
-}
 
 export interface Ssh {
   sshd: Daemon;
@@ -38,7 +33,9 @@ async function freePort(): Promise<number> {
 
 /** Returns a reason string when ssh cannot be used here. */
 export async function startSsh(work: string): Promise<Ssh | string> {
-  if (!existsSync(SSHD) || !onPath('ssh')) return 'not installed (apt-get install openssh-server)';
+  const sshd = findExecutable('sshd');
+  const tools = { ssh: findExecutable('ssh'), scp: findExecutable('scp'), rsync: findExecutable('rsync') };
+  if (!sshd || !tools.ssh) return 'not installed (apt-get install openssh-server)';
   const dir = path.join(work, 'ssh');
   await mkdir(dir, { mode: 0o700 });
   await mkdir('/run/sshd', { recursive: true });
@@ -51,7 +48,7 @@ export async function startSsh(work: string): Promise<Ssh | string> {
     `PidFile ${dir}/sshd.pid`, 'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'PasswordAuthentication no',
     'Subsystem sftp /usr/lib/openssh/sftp-server',
   ].join('\n') + '\n');
-  const child = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(sshd, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('sshd did not start')), 10_000);
     child.once('exit', (code) => reject(new Error(`sshd exited with ${String(code)}`)));
@@ -68,11 +65,11 @@ export async function startSsh(work: string): Promise<Ssh | string> {
   const big = { maxBuffer: 16 * 1024 * 1024 };
   return {
     sshd: new Daemon('sshd', child, {}),
-    scp: onPath('scp') ? async (file, dest) => {
-      await run('scp', ['-q', '-P', String(port), ...sshOpts, file, `${user}@127.0.0.1:${dest}`], big);
+    scp: tools.scp ? async (file, dest) => {
+      await run(tools.scp!, ['-q', '-P', String(port), ...sshOpts, file, `${user}@127.0.0.1:${dest}`], big);
     } : undefined,
-    rsync: onPath('rsync') ? async (srcDir, dest) => {
-      await run('rsync', ['-a', '-e', ['ssh', '-p', String(port), ...sshOpts].join(' '), `${srcDir}/`, `${user}@127.0.0.1:${dest}/`], big);
+    rsync: tools.rsync ? async (srcDir, dest) => {
+      await run(tools.rsync!, ['-a', '-e', [tools.ssh, '-p', String(port), ...sshOpts].join(' '), `${srcDir}/`, `${user}@127.0.0.1:${dest}/`], big);
     } : undefined,
   };
 }

@@ -4,7 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { RunningHash, SharedHashes } from '@relayer/agent-sender';
+import { FINISHED_KEPT, RunningHash, SharedHashes } from '@relayer/agent-sender';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const CHUNK = 1000;
@@ -149,5 +149,41 @@ describe('SharedHashes: transfers of the same version of a file share its runnin
     expect(hashes.acquire('/f', v1)).to.equal(held);
     expect(hashes.hashedBytes).to.equal(1 + 2 + 3 + 4 + 5);
     expect(hashes.acquire('/g', v1)).to.not.equal(held);
+  });
+
+  it('keeps a complete hash after its last transfer, so a target running behind does not hash the file again', () => {
+    const hashes = new SharedHashes();
+    const first = hashes.acquire('/f', v1);
+    first.feed(0, Buffer.alloc(100));
+    hashes.release('/f', first);
+    expect(hashes.size, 'held').to.equal(0);
+    const later = hashes.acquire('/f', { ...v1 });
+    expect(later).to.equal(first);
+    expect(later.hashedTo).to.equal(100);
+    hashes.release('/f', later);
+    expect(hashes.hashedBytes, 'each byte counted once').to.equal(100);
+    // Another version of the file never gets the kept hash, and drops it.
+    const changed = hashes.acquire('/f', { ...v1, mtimeMs: 9 });
+    expect(changed).to.not.equal(first);
+    expect(changed.hashedTo).to.equal(0);
+    hashes.release('/f', changed);
+    expect(hashes.acquire('/f', v1)).to.not.equal(first);
+  });
+
+  it('keeps no incomplete hash (an abandoned transfer), and at most FINISHED_KEPT complete ones', () => {
+    const hashes = new SharedHashes();
+    const partial = hashes.acquire('/p', v1);
+    partial.feed(0, Buffer.alloc(60));
+    hashes.release('/p', partial);
+    expect(hashes.acquire('/p', v1)).to.not.equal(partial);
+    const done: RunningHash[] = [];
+    for (let i = 0; i <= FINISHED_KEPT; i++) {
+      const h = hashes.acquire(`/k${i}`, v1);
+      h.feed(0, Buffer.alloc(100));
+      hashes.release(`/k${i}`, h);
+      done.push(h);
+    }
+    expect(hashes.acquire('/k0', v1), 'the oldest was let go').to.not.equal(done[0]);
+    expect(hashes.acquire(`/k${FINISHED_KEPT}`, v1), 'the newest is kept').to.equal(done[FINISHED_KEPT]);
   });
 });

@@ -10,6 +10,7 @@ import { appendFile, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findExecutable } from '../../support/executable.js';
 import { randomFile as randomFileIn, sha256File, type RandomFile } from '../../support/files.js';
 
 export const MiB = 1024 * 1024;
@@ -95,10 +96,24 @@ export interface ShResult {
   stderr: string;
 }
 
+/** The Debian package of each host tool the suite runs, for the message when one is missing. */
+const PACKAGE_OF: Record<string, string> = {
+  ip: 'iproute2', tc: 'iproute2', mount: 'mount', umount: 'mount', losetup: 'mount', lsblk: 'util-linux',
+  'mkfs.ext4': 'e2fsprogs', truncate: 'coreutils', cat: 'coreutils',
+};
+
+/** A host tool by absolute path, found as the system finds it (PATH, then the sbin folders). */
+export function hostTool(cmd: string): string {
+  if (cmd.includes('/')) return cmd;
+  const found = findExecutable(cmd);
+  if (!found) throw new Error(`${cmd} is not installed here (Debian package ${PACKAGE_OF[cmd] ?? 'unknown'}): the fault suite needs it`);
+  return found;
+}
+
 /** Runs a command to completion (killed after timeoutMs). */
 export function sh(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<ShResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(hostTool(cmd), args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { BIN, sh, TOKEN, type Cleanup } from './harness.js';
+import { BIN, hostTool, sh, TOKEN, type Cleanup } from './harness.js';
 import { launchFlags } from '../../support/launch-flags.js';
 
 export type LogLine = Record<string, unknown> & { msg?: string };
@@ -93,7 +93,7 @@ export class BinProcess extends EventEmitter {
 
 /** `ip netns exec NS` in front of a command (exec keeps the pid: the child's pid is the program's). */
 function inNetns(netns: string | undefined, cmd: string, args: string[]): [string, string[]] {
-  return netns ? ['ip', ['netns', 'exec', netns, cmd, ...args]] : [cmd, args];
+  return netns ? [hostTool('ip'), ['netns', 'exec', netns, cmd, ...args]] : [cmd, args];
 }
 
 export interface ReceiverSpec {
