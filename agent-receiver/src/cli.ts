@@ -1,6 +1,6 @@
 /** `relay-receiver`: turns argv and env into ReceiverOptions, runs the receiver until SIGINT/SIGTERM. */
 import { Command, CommanderError, Option } from 'commander';
-import { arg, createError, createLogger, ErrorCode, loadTokens, parseDuration, parsePort, parsePositiveInt, parseSize, runUntilSignal, VERSION } from '@relayer/common';
+import { arg, createError, createLogger, elideQuoted, ErrorCode, loadTokens, parseDuration, parsePort, parsePositiveInt, parseSize, quoted, runUntilSignal, VERSION } from '@relayer/common';
 import { Receiver } from './receiver.js';
 import { RECEIVER_DEFAULTS } from './options.js';
 import { defaultHashThreads } from './file-hasher.js';
@@ -9,7 +9,7 @@ import { readTlsServerFiles } from './tls-server.js';
 
 function parseThreads(text: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || n > 16) throw createError(ErrorCode.USAGE, `not a thread count from 0 to 16: ${text}`);
+  if (!/^\d+$/.test(text) || n > 16) throw createError(ErrorCode.USAGE, `not a thread count from 0 to 16: ${quoted(text)}`);
   return n;
 }
 
@@ -36,7 +36,8 @@ const program = new Command('relay-receiver')
   .addOption(new Option('--tls-cert <file>', 'serve https/wss with this PEM certificate (chain)').env('RELAY_TLS_CERT'))
   .addOption(new Option('--tls-key <file>', 'the PEM private key of --tls-cert').env('RELAY_TLS_KEY'))
   .exitOverride()
-  .configureOutput({ outputError: (str, write) => write(str) });
+  // commander echoes the argument it refuses: bounded like every echoed value.
+  .configureOutput({ outputError: (str, write) => write(elideQuoted(str)) });
 for (const o of admissionCliOptions()) program.addOption(o);
 
 interface ReceiverFlags extends AdmissionFlags {

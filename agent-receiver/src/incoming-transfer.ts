@@ -17,6 +17,7 @@ import {
 import type { Owner } from './owner.js';
 import type { FileDigest } from './file-hasher.js';
 import type { OpenedPartial, PartialStore } from './partial-store.js';
+import { writeChunk } from './sparse-write.js';
 import { WriteBehind, type FlushSlots } from './write-behind.js';
 
 export const TransferState = {
@@ -60,6 +61,10 @@ export class IncomingTransfer {
   private accepted: number;
   /** Bytes written to the file; what acks report. */
   written: number;
+  /** Bytes the writes of this run put on the disk: `written` less the holes left (see sparse-write.ts). */
+  stored = 0;
+  /** What the source takes on the sender's disk when it is sparse (its offer says so); undefined when it is not. */
+  private allocated: number | undefined;
   lastActivity = Date.now();
   private readonly store: PartialStore;
   private fh: FileHandle | undefined;
@@ -97,6 +102,16 @@ export class IncomingTransfer {
     return this.identity.size;
   }
 
+  /** Its source is sparse: all-zero blocks are left as holes. */
+  get sparse(): boolean {
+    return this.allocated !== undefined;
+  }
+
+  /** Disk space the rest of the file will take at most as far as its offer tells: less than its bytes when the source is sparse. */
+  get toStore(): number {
+    return Math.max(0, Math.min(this.size - this.written, this.allocated ?? Infinity));
+  }
+
   /** Still holds a partial that a later offer may resume. */
   get resumable(): boolean {
     return this.state === TransferState.OFFERED || this.state === TransferState.RECEIVING || this.state === TransferState.ABANDONED;
@@ -113,12 +128,13 @@ export class IncomingTransfer {
    * on the previous owner's chunks are refused; then the writes already accepted drain, and the offset
    * reported is exactly what is on disk and in the hash.
    */
-  async attach(owner: Owner): Promise<number> {
+  async attach(owner: Owner, source: { allocated?: number } = {}): Promise<number> {
     // Dropped (a failed flush) while its offer awaited: the sender offers again and starts over.
     if (this.state === TransferState.REFUSED) throw createError(ErrorCode.UNKNOWN_TRANSFER, `the partial of ${this.name} was dropped: offer it again`);
     this.expect('attach', TransferState.OFFERED, TransferState.RECEIVING, TransferState.ABANDONED);
     const lease = this.lease = randomUUID();
     this.state = TransferState.RECEIVING;
+    this.allocated = source.allocated;
     this.log = owner.log.child({ lease, file: this.name });
     let pending: Promise<void>;
     do {
@@ -208,10 +224,11 @@ export class IncomingTransfer {
     this.writes = this.writes.then(async () => {
       if (this.writeError) return;
       try {
-        await fh.write(frame.data, 0, frame.data.length, frame.offset);
+        const stored = await writeChunk(fh, frame.data, frame.offset, this.sparse);
         this.written = end;
+        this.stored += stored;
         digest.extend(end, frame.data);
-        flusher.wrote(frame.data.length);
+        flusher.wrote(stored);
       } catch (err) {
         this.writeError = err;
       }

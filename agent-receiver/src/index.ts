@@ -4,6 +4,7 @@ export { PartialStore, partialKey, type OpenedPartial } from './partial-store.js
 export { FileHasher, mainThreadDigest, defaultHashThreads, INLINE_DIGEST_MAX, type FileDigest, type FileHasherOptions } from './file-hasher.js';
 export { IncomingTransfer, TransferState } from './incoming-transfer.js';
 export { WriteBehind, FlushSlots } from './write-behind.js';
+export { writeChunk, HOLE_BLOCK } from './sparse-write.js';
 export { ReceiverMetrics } from './metrics.js';
 export { TransferRegistry, type RegistryLimits } from './transfer-registry.js';
 export { OfferCommitLock } from './offer-commit-lock.js';

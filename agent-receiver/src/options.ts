@@ -1,7 +1,7 @@
 /** The receiver's options and their defaults, merged in one place. Only the CLI reads argv and env. */
 import os from 'node:os';
 import path from 'node:path';
-import { createError, createLogger, DEFAULT_PORT, definedOnly, ErrorCode, type Logger } from '@relayer/common';
+import { createError, createLogger, DEFAULT_PORT, definedOnly, ErrorCode, quoted, type Logger } from '@relayer/common';
 import { ADMISSION_DEFAULTS, type AdmissionOptions } from './admission.js';
 import { defaultHashThreads } from './file-hasher.js';
 import type { TlsServerOptions } from './tls-server.js';
@@ -87,7 +87,7 @@ export function resolveReceiverOptions(given: Omit<Partial<ReceiverOptions>, 'ad
     ...definedOnly(given),
   } as Omit<ReceiverOptions, 'logger'> & { logger?: Logger };
   if (merged.displayDir !== undefined && !path.posix.isAbsolute(merged.displayDir)) {
-    throw createError(ErrorCode.USAGE, `display dir must be an absolute path, got ${JSON.stringify(merged.displayDir)}`);
+    throw createError(ErrorCode.USAGE, `display dir must be an absolute path, got ${quoted(merged.displayDir)}`);
   }
   return {
     ...merged,

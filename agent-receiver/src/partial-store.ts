@@ -7,7 +7,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { PARTIAL_DIR, type SourceIdentity } from '@relayer/common';
+import type { Logger } from 'pino';
+import { createError, ErrorCode, isRelayError, PARTIAL_DIR, type SourceIdentity } from '@relayer/common';
 import type { FileDigest, FileHasher } from './file-hasher.js';
 import { guardInbox, isStoreFileName } from './store-guard.js';
 
@@ -48,8 +49,8 @@ export class PartialStore {
   /** Keys the sweep is removing right now: offers for them wait, then start fresh. */
   private readonly removing = new Map<string, Promise<void>>();
 
-  /** `hasher` computes the partials' running digests (off the main thread). */
-  constructor(root: string, readonly hasher: FileHasher) {
+  /** `hasher` computes the partials' running digests (off the main thread); `log` hears of a folder found unsafe while running. */
+  constructor(root: string, readonly hasher: FileHasher, private readonly log?: Logger) {
     this.dir = path.join(root, PARTIAL_DIR);
   }
 
@@ -58,10 +59,43 @@ export class PartialStore {
     return this.hasher.digestOf(this.dataPath(key), offset, size);
   }
 
-  /** Creates the partial folder; also called when it vanished while the receiver runs. */
+  /** Checks the folders and creates the partial folder, at start: what is wrong throws with its paths (for the operator). */
   async init(): Promise<void> {
+    try {
+      await this.prepare();
+    } catch (err) {
+      if (isRelayError(err, ErrorCode.USAGE)) throw createError(ErrorCode.USAGE, `${err.message}; refusing to start`);
+      throw err;
+    }
+  }
+
+  private async prepare(): Promise<void> {
     await guardInbox(path.dirname(this.dir), this.dir);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /**
+   * Checks, while the receiver runs, what init checked at start: before a partial is opened and before a
+   * file is published, so a --dir (or a folder on its way) swapped for a symlink is not followed. What is
+   * wrong is logged here with its paths; the sender gets INBOX_UNSAFE, which names none of them.
+   */
+  async guard(): Promise<void> {
+    await this.unsafeUnless(() => guardInbox(path.dirname(this.dir), this.dir));
+  }
+
+  /** The partial folder vanished while the receiver runs: checks the folders and creates it again. */
+  async recreate(): Promise<void> {
+    await this.unsafeUnless(() => this.prepare());
+  }
+
+  private async unsafeUnless(check: () => Promise<void>): Promise<void> {
+    try {
+      await check();
+    } catch (err) {
+      if (!isRelayError(err, ErrorCode.USAGE)) throw err;
+      this.log?.error({ reason: err.message }, 'the receiver\'s folder was replaced while running: refusing to write until it is fixed');
+      throw createError(ErrorCode.INBOX_UNSAFE, 'the receiver\'s folder was replaced while it runs (a symlink, or a folder that is not its own); it writes nothing until its operator fixes that', err);
+    }
   }
 
   /** True when the partial folder exists as a folder (what /healthz reports). */
@@ -105,6 +139,7 @@ export class PartialStore {
 
   /** Opens the partial for this source: resumes what is on disk, or starts over when the source differs. */
   async open(name: string, id: SourceIdentity): Promise<OpenedPartial> {
+    await this.guard();
     const key = partialKey(name);
     await this.removing.get(key);
     const { data, meta: metaFile } = this.files(key);
@@ -128,7 +163,7 @@ export class PartialStore {
     } catch (err) {
       // The folder was removed under a running receiver: make it again (once) rather than fail every send.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await this.init();
+      await this.recreate();
       await writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 });
     }
     const fh = await open(data, 'w+', 0o600);
@@ -140,6 +175,7 @@ export class PartialStore {
    * the rename itself durable by fsyncing the destination folder.
    */
   async publish(key: string, finalPath: string): Promise<void> {
+    await this.guard();
     const { data, meta } = this.files(key);
     const parent = path.dirname(finalPath);
     const firstCreated = await mkdir(parent, { recursive: true });

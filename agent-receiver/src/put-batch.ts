@@ -83,6 +83,9 @@ class PutBatch {
   /** Folders whose entries changed: the parents of renamed files and of new sub-folders. */
   private readonly dirty = new Set<string>();
 
+  /** The receiver's folders checked once per batch (see PartialStore.guard). */
+  private guarded: Promise<void> | undefined;
+
   constructor(private readonly host: PutHost) {}
 
   /** Verifies one file and publishes it under its name (not yet durable: see syncFolders). */
@@ -95,6 +98,7 @@ class PutBatch {
     if (actual !== file.sha256) {
       throw createError(ErrorCode.CHECKSUM, `sha256 mismatch for ${file.name}: sender says ${file.sha256}, received bytes hash to ${actual}`);
     }
+    await (this.guarded ??= host.store.guard());
     return host.withName(owner, file.name, async (key) => {
       const { path: finalPath, existing } = await inspectInside(host.root, file.name, this.folders);
       if (existing?.isFile() && existing.size === file.data.length && (await host.finals.sha256(finalPath, existing.size)) === file.sha256) {
@@ -121,7 +125,7 @@ class PutBatch {
     const fh = await open(temp, 'w', PUBLISHED_FILE_MODE).catch(async (err: NodeJS.ErrnoException) => {
       // The partial folder was removed under a running receiver: make it again (once).
       if (err.code !== 'ENOENT') throw err;
-      await this.host.store.init();
+      await this.host.store.recreate();
       return open(temp, 'w', PUBLISHED_FILE_MODE);
     });
     try {

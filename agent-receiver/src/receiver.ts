@@ -63,7 +63,7 @@ export class Receiver {
     this.options = resolveReceiverOptions(options);
     this.log = this.options.logger;
     this.hasher = new FileHasher({ threads: this.options.hashThreads });
-    this.store = new PartialStore(this.options.dir, this.hasher);
+    this.store = new PartialStore(this.options.dir, this.hasher, this.log);
     this.registry = new TransferRegistry({
       root: this.options.dir, store: this.store, limits: this.options, log: this.log, freeBytes: () => this.freeBytes(),
     });

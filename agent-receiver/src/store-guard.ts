@@ -25,30 +25,33 @@ async function lstatOrUndefined(p: string): Promise<Awaited<ReturnType<typeof ls
   });
 }
 
-/** Throws USAGE when an existing component of `root` is a symlink, or `partialDir` is not a real folder of ours. */
+/**
+ * Throws USAGE (with the paths, for the operator) when an existing component of `root` is a symlink, or
+ * `partialDir` is not a real folder of ours. At start that refuses to start; later see PartialStore.recreate.
+ */
 export async function guardInbox(root: string, partialDir: string): Promise<void> {
   const abs = path.resolve(root);
   const parts = abs.split(path.sep).filter(Boolean);
-  let current = path.parse(abs).root;
-  for (const [i, part] of parts.entries()) {
-    current = path.join(current, part);
-    const st = await lstatOrUndefined(current);
-    if (!st) break; // the rest is created by the store
-    if (st.isSymbolicLink()) {
+  const paths = parts.map((_, i) => path.join(path.parse(abs).root, ...parts.slice(0, i + 1)));
+  // Every component at once: this runs before each offer and publish, not only at start.
+  const [stats, st] = await Promise.all([Promise.all(paths.map(lstatOrUndefined)), lstatOrUndefined(partialDir)]);
+  for (const [i, current] of paths.entries()) {
+    const at = stats[i];
+    if (!at) break; // the rest is created by the store
+    if (at.isSymbolicLink()) {
       const linked = await realpath(current).catch(() => undefined);
       const real = linked && path.join(linked, ...parts.slice(i + 1));
-      throw createError(ErrorCode.USAGE, `--dir ${abs} passes through a symlink (${current}); refusing to start. `
+      throw createError(ErrorCode.USAGE, `--dir ${abs} passes through a symlink (${current}). `
         + `If that is intended, give the real path${real ? `: --dir ${real}` : ''}`);
     }
   }
-  const st = await lstatOrUndefined(partialDir);
   if (!st) return;
   if (st.isSymbolicLink()) {
-    throw createError(ErrorCode.USAGE, `${partialDir} is a symlink; refusing to start (the receiver creates this folder itself: remove the link)`);
+    throw createError(ErrorCode.USAGE, `${partialDir} is a symlink (the receiver creates this folder itself: remove the link)`);
   }
-  if (!st.isDirectory()) throw createError(ErrorCode.USAGE, `${partialDir} is not a directory; refusing to start`);
+  if (!st.isDirectory()) throw createError(ErrorCode.USAGE, `${partialDir} is not a directory`);
   const uid = process.getuid?.();
   if (uid !== undefined && st.uid !== uid) {
-    throw createError(ErrorCode.USAGE, `${partialDir} belongs to uid ${st.uid}, not to this receiver (uid ${uid}); refusing to start (chown it or remove it)`);
+    throw createError(ErrorCode.USAGE, `${partialDir} belongs to uid ${st.uid}, not to this receiver (uid ${uid}) (chown it or remove it)`);
   }
 }

@@ -9,7 +9,7 @@ import { stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import {
-  createError, ErrorCode, isRelayError, resolveInside,
+  createError, ErrorCode, formatBytes, isRelayError, resolveInside,
   type ChunkAck, type ChunkFrame, type CommitFrame, type IdenticalFrame, type IdenticalReply, type OfferAccepted,
   type OfferFrame, type PutFrame, type PutReply, type ReceivedFrame,
 } from '@relayer/common';
@@ -106,7 +106,8 @@ export class TransferRegistry {
       }
       if (!transfer && frame.fresh) await store.discard(key);
       const held = transfer ? transfer.written : await store.peek(frame.name, identity);
-      await this.checkSpace(frame.name, frame.size - held, transfer?.reserved ?? 0);
+      // A sparse source (its offer says what it takes on disk) will take no more than that here.
+      await this.checkSpace(frame.name, Math.min(frame.size - held, frame.allocated ?? Infinity), transfer?.reserved ?? 0);
       this.checkLive(owner);
       if (!transfer) {
         const partial = await store.open(frame.name, identity);
@@ -129,7 +130,7 @@ export class TransferRegistry {
       if (transfer.lease) this.byLease.delete(transfer.lease);
       let offset: number;
       try {
-        offset = await transfer.attach(owner);
+        offset = await transfer.attach(owner, { allocated: frame.allocated });
         this.checkLive(owner);
       } catch (err) {
         if (transfer.owner === owner) await this.releaseOne(transfer, 'offer failed: partial kept');
@@ -151,10 +152,12 @@ export class TransferRegistry {
 
   async chunk(owner: Owner, frame: ChunkFrame): Promise<ChunkAck> {
     const transfer = this.heldBy(owner, frame.lease);
-    const before = transfer.written;
+    const before = transfer.stored;
     try {
       const ack = await transfer.write(frame);
-      this.consumed(transfer, transfer.written - before);
+      const stored = transfer.stored - before;
+      if (transfer.sparse && stored > transfer.reserved) await this.outgrown(transfer, stored - transfer.reserved);
+      this.consumed(transfer, stored);
       return ack;
     } catch (err) {
       if (!transfer.resumable) {
@@ -373,8 +376,22 @@ export class TransferRegistry {
 
   private reserve(t: IncomingTransfer): void {
     this.unreserve(t);
-    t.reserved = Math.max(0, t.size - t.written);
+    t.reserved = t.toStore;
     this.reservedBytes += t.reserved;
+  }
+
+  /**
+   * A sparse source's data outgrew what its offer said it takes (a file system that compresses counts
+   * fewer blocks; or the sender is wrong): the excess is checked against the disk as it comes, and the
+   * transfer refused with DISK_FULL when it would eat into --min-free.
+   */
+  private async outgrown(t: IncomingTransfer, excess: number): Promise<void> {
+    try {
+      await this.checkSpace(t.name, excess);
+    } catch (err) {
+      await t.refuse();
+      throw err;
+    }
   }
 
   private unreserve(t: IncomingTransfer): void {
@@ -415,8 +432,12 @@ export class TransferRegistry {
   private async checkSpace(what: string, needed: number, ownReserved = 0): Promise<void> {
     const reserved = this.reservedBytes - ownReserved;
     const free = await this.init.freeBytes();
-    if (free - reserved - needed < this.init.limits.minFree) {
-      throw createError(ErrorCode.DISK_FULL, `not enough space for ${what}: needs ${needed} bytes, ${free - reserved} free, must keep ${this.init.limits.minFree}`);
+    const { minFree } = this.init.limits;
+    if (free - reserved - needed < minFree) {
+      // Free and promised apart: what transfers in flight will still write can be more than is free now.
+      const held = reserved > 0 ? `, and transfers in flight will still write ${formatBytes(reserved)} of it` : '';
+      const keep = minFree > 0 ? `, and --min-free keeps ${formatBytes(minFree)}` : '';
+      throw createError(ErrorCode.DISK_FULL, `not enough space for ${what}: needs ${formatBytes(needed)} (${needed} bytes); the disk has ${formatBytes(Math.max(0, free))} free${held}${keep}`);
     }
   }
 }

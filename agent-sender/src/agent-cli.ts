@@ -1,6 +1,6 @@
 /** `relay-sender`: turns argv and env into SenderAgentOptions and runs the agent until SIGINT/SIGTERM. */
 import { Command, CommanderError, Option } from 'commander';
-import { arg, createLogger, list, loadToken, parseDuration, parsePositiveInt, runUntilSignal, VERSION } from '@relayer/common';
+import { arg, createLogger, elideQuoted, list, loadToken, parseDuration, parsePositiveInt, runUntilSignal, VERSION } from '@relayer/common';
 import { SenderAgent } from './agent.js';
 import {
   parseDiscover, parseListen, parseReceivers, SENDER_AGENT_DEFAULTS,
@@ -37,7 +37,9 @@ const program = new Command('relay-sender')
   .addOption(new Option('--token-file <path>', 'file holding the shared token').env('RELAY_TOKEN_FILE'))
   .addOption(new Option('--token <token>', 'the shared token (prefer --token-file: argv and env are visible to other processes)').env('RELAY_TOKEN').hideHelp())
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info'))
-  .exitOverride();
+  .exitOverride()
+  // commander echoes the argument it refuses: bounded like every echoed value.
+  .configureOutput({ outputError: (str, write) => write(elideQuoted(str)) });
 
 interface AgentFlags {
   socket: string;

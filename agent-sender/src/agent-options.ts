@@ -1,7 +1,7 @@
 /** The sender agent's options and their defaults, merged in one place. Only the CLI reads argv and env. */
 import { promises as dns } from 'node:dns';
 import path from 'node:path';
-import { createError, createLogger, definedOnly, ErrorCode, isReceiverUrl, type Logger } from '@relayer/common';
+import { createError, createLogger, definedOnly, ErrorCode, isReceiverUrl, quoted, type Logger } from '@relayer/common';
 import { defaultSocketPath } from './control-protocol.js';
 
 export interface ReceiverEntry {
@@ -84,7 +84,7 @@ export function resolveSenderAgentOptions(given: Partial<SenderAgentOptions> & {
   } as SenderAgentOptions;
   const names = new Set<string>();
   for (const r of o.receivers) {
-    if (!/^[A-Za-z0-9_.-]+$/.test(r.name) || r.name === 'all') throw createError(ErrorCode.USAGE, `bad receiver name ${JSON.stringify(r.name)}: use letters, digits, . _ - (and not "all")`);
+    if (!/^[A-Za-z0-9_.-]+$/.test(r.name) || r.name === 'all') throw createError(ErrorCode.USAGE, `bad receiver name ${quoted(r.name)}: use letters, digits, . _ - (and not "all")`);
     if (names.has(r.name)) throw createError(ErrorCode.USAGE, `receiver ${r.name} is given twice`);
     names.add(r.name);
     if (!isReceiverUrl(r.url)) throw createError(ErrorCode.USAGE, `receiver ${r.name}: not a URL: ${r.url}`);
@@ -96,7 +96,7 @@ export function resolveSenderAgentOptions(given: Partial<SenderAgentOptions> & {
   if (!(o.discoverProbeTimeoutMs >= 10 && o.discoverProbeTimeoutMs <= 60_000)) throw createError(ErrorCode.USAGE, 'discover probe timeout must be between 10ms and 60s');
   for (const d of o.discover) {
     if (!/^[A-Za-z0-9_.-]+$/.test(d.host) || !Number.isInteger(d.port) || d.port < 1 || d.port > 65535) {
-      throw createError(ErrorCode.USAGE, `bad discover entry ${JSON.stringify(`${d.host}:${d.port}`)}: want <dns name>:<port>`);
+      throw createError(ErrorCode.USAGE, `bad discover entry ${quoted(`${d.host}:${d.port}`)}: want <dns name>:<port>`);
     }
   }
   if (o.http && !(Number.isInteger(o.http.port) && o.http.port >= 0 && o.http.port <= 65535)) throw createError(ErrorCode.USAGE, `http: not a port: ${o.http.port}`);
@@ -112,7 +112,7 @@ export function resolveSenderAgentOptions(given: Partial<SenderAgentOptions> & {
 export function parseReceivers(specs: string[]): ReceiverEntry[] {
   return specs.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean).map((s) => {
     const eq = s.indexOf('=');
-    if (eq <= 0) throw createError(ErrorCode.USAGE, `--receiver wants name=url, got ${JSON.stringify(s)}`);
+    if (eq <= 0) throw createError(ErrorCode.USAGE, `--receiver wants name=url, got ${quoted(s)}`);
     return { name: s.slice(0, eq), url: s.slice(eq + 1) };
   });
 }
@@ -121,7 +121,7 @@ export function parseReceivers(specs: string[]): ReceiverEntry[] {
 export function parseDiscover(specs: string[]): DiscoverEntry[] {
   return specs.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean).map((s) => {
     const m = /^([^:\s]+):(\d{1,5})$/.exec(s);
-    if (!m) throw createError(ErrorCode.USAGE, `--discover wants <dns name>:<port>, got ${JSON.stringify(s)}`);
+    if (!m) throw createError(ErrorCode.USAGE, `--discover wants <dns name>:<port>, got ${quoted(s)}`);
     return { host: m[1]!, port: Number(m[2]) };
   });
 }
@@ -129,6 +129,6 @@ export function parseDiscover(specs: string[]): DiscoverEntry[] {
 /** "127.0.0.1:7421", "[::1]:7421" or ":7421" (every address). */
 export function parseListen(spec: string): HttpListen {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]*)):(\d{1,5})$/.exec(spec.trim());
-  if (!m) throw createError(ErrorCode.USAGE, `--http wants <host>:<port>, got ${JSON.stringify(spec)}`);
+  if (!m) throw createError(ErrorCode.USAGE, `--http wants <host>:<port>, got ${quoted(spec)}`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port: Number(m[3]) };
 }

@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { createError, ErrorCode, formatBytes, VERSION, type Logger } from '@relayer/common';
+import { createError, elide, ErrorCode, formatBytes, VERSION, type Logger } from '@relayer/common';
 import { resolveSenderAgentOptions, type SenderAgentOptions } from './agent-options.js';
 import { checkSendRequest, type ControlMessage, type ControlRequest, type SendRequest, type StatusReply } from './control-protocol.js';
 import { ControlServer } from './control-server.js';
@@ -139,7 +139,11 @@ export class SenderAgent {
     }
     return [...new Set(to)].map((t) => {
       const known = this.links.get(t) ?? [...this.links.values()].find((l) => l.url === t);
-      if (!known) throw createError(ErrorCode.UNREACHABLE, `unknown receiver ${JSON.stringify(t)}; this agent sends only to its configured receivers: ${[...this.links.keys()].join(', ') || 'none'}`);
+      if (!known) {
+        const names = [...this.links.keys()];
+        const shown = names.length > 20 ? `${names.slice(0, 20).join(', ')}, … (${names.length} in all)` : names.join(', ') || 'none';
+        throw createError(ErrorCode.UNKNOWN_RECEIVER, `unknown receiver ${JSON.stringify(elide(t))}; this agent sends only to its configured and discovered receivers: ${shown}`);
+      }
       return known;
     });
   }
@@ -153,11 +157,11 @@ export class SenderAgent {
     // Check what the user named before walking it: a directory outside every root is not even listed.
     // Each file is checked again where it counts: on the descriptor opened when its transfer starts.
     for (const p of req.paths) await checkAllowed(p, allowRoots);
-    const { files, skipped } = await expandSources(req.paths, req.as);
+    const { files, skipped, unsendable } = await expandSources(req.paths, req.as);
     // Cancelled when the client goes away or the agent closes.
     const jobSignal = AbortSignal.any([signal, this.closing.signal]);
     log.info({ files: files.length, targets: links.map((l) => l.name) }, 'job started');
-    const ok = await runJob({ files, skipped, targets: links, transfer, open: (f) => openAllowed(f, allowRoots) }, {
+    const ok = await runJob({ files, skipped, unsendable, targets: links, transfer, open: (f) => openAllowed(f, allowRoots) }, {
       limit: this.limit,
       reader: this.reader!,
       hashes: this.hashes,

@@ -9,7 +9,7 @@ import { access, chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { createError, ErrorCode } from '@relayer/common';
+import { createError, ErrorCode, quoted } from '@relayer/common';
 
 const run = promisify(execFile);
 
@@ -39,10 +39,10 @@ export interface CertsResult {
 /** "pi1" or "pi1=pi1.lan,10.0.0.5". */
 export function parseCertNode(spec: string): CertNode {
   const [name, rest] = spec.split('=', 2) as [string, string | undefined];
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw createError(ErrorCode.USAGE, `--node: bad node name ${JSON.stringify(name)} (letters, digits, . _ -)`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw createError(ErrorCode.USAGE, `--node: bad node name ${quoted(name)} (letters, digits, . _ -)`);
   const altNames = (rest ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const a of altNames) {
-    if (!isIP(a) && !/^[A-Za-z0-9*][A-Za-z0-9.-]*$/.test(a)) throw createError(ErrorCode.USAGE, `--node ${name}: bad host name or address ${JSON.stringify(a)}`);
+    if (!isIP(a) && !/^[A-Za-z0-9*][A-Za-z0-9.-]*$/.test(a)) throw createError(ErrorCode.USAGE, `--node ${name}: bad host name or address ${quoted(a)}`);
   }
   return { name, altNames };
 }

@@ -1,10 +1,11 @@
 /** `relay`: the command a Jenkins step runs. Only this file reads argv and env for it. */
 import { Command, CommanderError, Option } from 'commander';
-import { arg, createLogger, ErrorCode, isReceiverUrl, loadToken, parseDuration, parsePositiveInt, parseSize, RelayError, VERSION } from '@relayer/common';
+import { arg, createLogger, elide, elideQuoted, ErrorCode, isReceiverUrl, loadToken, parseDuration, parsePositiveInt, parseSize, RelayError, VERSION } from '@relayer/common';
 import { dropOutputOnClosedPipe } from './closed-pipe.js';
 import { makeCertsCommand } from './certs-cli.js';
 import { readCaFile } from './tls-client.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode, exitCodeFor } from './exit-codes.js';
+import type { JobEvent } from './job-events.js';
 import { createRenderer, pickMode } from './render.js';
 import { checkTransferOptions, TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
 import { AgentUnreachableError, defaultSocketPath, sendViaAgent, statusViaAgent } from './control-client.js';
@@ -37,14 +38,19 @@ function transferOptions(f: SendFlags): Partial<TransferOptions> {
 async function send(paths: string[], f: SendFlags): Promise<number> {
   const targets = f.to.split(',').map((s) => s.trim()).filter(Boolean);
   if (targets.length === 0) throw new RelayError(ErrorCode.USAGE, '--to needs at least one target');
-  const render = createRenderer({ mode: pickMode(Boolean(f.json)), quiet: f.quiet });
+  const renderer = createRenderer({ mode: pickMode(Boolean(f.json)), quiet: f.quiet });
+  let started = false;
+  const render = (e: JobEvent): void => {
+    started = true;
+    renderer(e);
+  };
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
     if (f.direct) {
-      for (const t of targets) if (!isReceiverUrl(t)) throw new RelayError(ErrorCode.USAGE, `--direct needs URLs in --to, got ${t}`);
+      for (const t of targets) if (!isReceiverUrl(t)) throw new RelayError(ErrorCode.USAGE, `--direct needs URLs in --to, got ${elide(t)}`);
       const token = loadToken(f.tokenFile, f.token);
       const logger = createLogger({ name: 'relay', level: f.logLevel });
       // Loaded only here: the socket.io client is not needed by sends through the agent (the Jenkins path).
@@ -59,10 +65,20 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
       socketPath: f.socket, paths, as: f.as, to: targets, transfer: transferOptions(f), signal: controller.signal, agentUser: f.agentUser,
     }, render);
     return ok ? ExitCode.OK : ExitCode.FAILED;
+  } catch (err) {
+    if (err instanceof RelayError && !(err instanceof AgentUnreachableError)) throw new SendError(err, exitCodeFor(err, started));
+    throw err;
   } finally {
-    render.end();
+    renderer.end();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+}
+
+/** An error that ended a send, with the exit status it calls for. */
+class SendError extends Error {
+  constructor(readonly error: RelayError, readonly exitCode: ExitCode) {
+    super(error.message);
   }
 }
 
@@ -72,6 +88,8 @@ const program = new Command('relay')
   .description('Relayer: send files to receiver agents and confirm they arrived byte-identical.')
   .version(VERSION)
   .exitOverride()
+  // commander echoes the argument it refuses: bounded like every echoed value (subcommands inherit this).
+  .configureOutput({ outputError: (text, write) => write(elideQuoted(text)) })
   .showHelpAfterError();
 
 program.command('send')
@@ -116,6 +134,9 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+  } else if (err instanceof SendError) {
+    process.stderr.write(`relay: ${err.error.code}: ${err.error.message}\n`);
+    process.exitCode = err.exitCode;
   } else if (err instanceof RelayError) {
     process.stderr.write(`relay: ${err.code}: ${err.message}\n`);
     process.exitCode = err instanceof AgentUnreachableError ? ExitCode.NO_AGENT : err.code === ErrorCode.USAGE ? ExitCode.USAGE : ExitCode.FAILED;

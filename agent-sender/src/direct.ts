@@ -22,11 +22,11 @@ export interface DirectSendOptions {
 }
 
 export async function sendDirect(opts: DirectSendOptions, emit: (e: JobEvent) => void): Promise<boolean> {
-  const { files, skipped } = await expandSources(opts.paths, opts.as);
+  const { files, skipped, unsendable } = await expandSources(opts.paths, opts.as);
   const links = opts.urls.map((url) => new Link({ name: url, url, token: opts.token, logger: opts.logger, heartbeatMs: 0, ca: opts.ca }).start());
   try {
     return await runJob(
-      { files, skipped, targets: links, transfer: opts.transfer },
+      { files, skipped, unsendable, targets: links, transfer: opts.transfer },
       { limit: pLimit(opts.concurrency ?? 4), logger: opts.logger, signal: opts.signal },
       emit,
     );

@@ -4,6 +4,39 @@
  */
 import type { ErrorCode } from '@relayer/common';
 
+/** What an entry of a folder that is not sent is. */
+export const SkipKind = {
+  SYMLINK: 'symlink',
+  FIFO: 'FIFO',
+  SOCKET: 'socket',
+  CHAR_DEVICE: 'character device',
+  BLOCK_DEVICE: 'block device',
+  OTHER: 'special file',
+} as const;
+export type SkipKind = (typeof SkipKind)[keyof typeof SkipKind];
+
+/** An entry of a folder that is not a regular file, so not sent (the send does not fail for it). */
+export interface SkippedEntry {
+  /** The name it would have had on the receiver. */
+  name: string;
+  kind: SkipKind;
+  reason: string;
+}
+
+/** "2 symlinks, 1 FIFO": what a list of skipped entries holds, by kind. */
+export function describeSkipped(skipped: readonly SkippedEntry[]): string {
+  const counts = new Map<SkipKind, number>();
+  for (const s of skipped) counts.set(s.kind, (counts.get(s.kind) ?? 0) + 1);
+  return [...counts].map(([kind, n]) => `${n} ${kind}${n === 1 ? '' : 's'}`).join(', ');
+}
+
+/** An entry that should have been sent and cannot be: it fails on every target (a 'failed' event each). */
+export interface UnsendableEntry {
+  name: string;
+  code: ErrorCode;
+  message: string;
+}
+
 export interface JobFileEvent {
   target: string;
   name: string;
@@ -11,7 +44,7 @@ export interface JobFileEvent {
 }
 
 export type JobEvent =
-  | { type: 'queued'; files: number; bytes: number; targets: string[]; skipped: string[] }
+  | { type: 'queued'; files: number; bytes: number; targets: string[]; skipped: SkippedEntry[] }
   | ({ type: 'start' } & JobFileEvent)
   | ({ type: 'progress'; acked: number } & JobFileEvent)
   | ({
@@ -22,6 +55,10 @@ export type JobEvent =
     whole?: boolean;
   } & JobFileEvent)
   | ({ type: 'failed'; code: ErrorCode; message: string } & JobFileEvent)
-  | { type: 'done'; ok: boolean; confirmed: number; failed: number; bytes: number; elapsedMs: number };
+  | {
+    type: 'done'; ok: boolean; confirmed: number; failed: number; bytes: number; elapsedMs: number;
+    /** Entries not sent because they are not regular files (listed in 'queued'). */
+    skipped: number;
+  };
 
 export type JobEventType = JobEvent['type'];

@@ -20,7 +20,7 @@ import { getMaxListeners, setMaxListeners } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { ErrorCode, RelayError, toRelayError, type Logger, type ReceivedFrame } from '@relayer/common';
-import type { JobEvent } from './job-events.js';
+import type { JobEvent, SkippedEntry, UnsendableEntry } from './job-events.js';
 import type { Link } from './link.js';
 import { OutgoingState, OutgoingTransfer } from './outgoing-transfer.js';
 import { RetryPolicy } from './retry-policy.js';
@@ -33,8 +33,10 @@ import { planBatches, putBatch, type WholeFile } from './whole-files.js';
 export interface JobSpec {
   /** The files, each built when its turn comes (a FileList holds 100,000 in a few MB). */
   files: SourceList;
-  /** Symlinks found and not followed, reported to the user. */
-  skipped?: string[];
+  /** Entries of the folders sent that are not regular files: reported, not sent. */
+  skipped?: SkippedEntry[];
+  /** Entries that cannot be sent (a folder that cannot be listed, a refused name): each fails on every target. */
+  unsendable?: UnsendableEntry[];
   targets: Link[];
   transfer: Partial<TransferOptions>;
   /** How files are opened (the agent's allow-root check); default a plain open. */
@@ -81,9 +83,16 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   const started = Date.now();
   let bytes = 0;
   for (let i = 0; i < spec.files.length; i++) bytes += sizeAt(spec.files, i);
-  emit({ type: 'queued', files: spec.files.length, bytes, targets: spec.targets.map((t) => t.name), skipped: spec.skipped ?? [] });
+  const skipped = spec.skipped ?? [];
+  emit({ type: 'queued', files: spec.files.length, bytes, targets: spec.targets.map((t) => t.name), skipped });
   let confirmed = 0;
   let failed = 0;
+  for (const entry of spec.unsendable ?? []) {
+    for (const link of spec.targets) {
+      failed++;
+      emit({ type: 'failed', target: link.name, name: entry.name, size: 0, code: entry.code, message: entry.message });
+    }
+  }
   const every = ctx.progressEveryMs ?? 250;
 
   /** A file confirmed by `link`: the receiver's frame, and how it got there. */
@@ -206,7 +215,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
     if (ctx.signal) setMaxListeners(getMaxListeners(ctx.signal) - perSignal, ctx.signal);
   }
   const ok = failed === 0 && confirmed === spec.files.length * spec.targets.length;
-  emit({ type: 'done', ok, confirmed, failed, bytes, elapsedMs: Date.now() - started });
+  emit({ type: 'done', ok, confirmed, failed, bytes, elapsedMs: Date.now() - started, skipped: skipped.length });
   return ok;
 }
 

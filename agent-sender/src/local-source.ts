@@ -12,6 +12,8 @@ export interface LocalIdentity {
   ctimeMs: number;
   ino: number;
   dev: number;
+  /** Bytes the file takes on disk, when that is less than its size (a sparse file); else undefined. */
+  allocated?: number;
 }
 
 /** Both stats are of the same version of the same file. */
@@ -33,7 +35,8 @@ export class LocalSource {
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw createError(ErrorCode.SOURCE, `${file} is not a regular file`);
-      return new LocalSource(file, fh, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev });
+      const allocated = st.blocks * 512 < st.size ? st.blocks * 512 : undefined;
+      return new LocalSource(file, fh, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, ...(allocated === undefined ? {} : { allocated }) });
     } catch (err) {
       await fh.close();
       throw err;

@@ -161,7 +161,8 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
    * takeover by another live sender with other bytes, that sender offered last: this one stops.
    */
   private async offer(source: LocalSource): Promise<OfferAccepted> {
-    const frame = { name: this.name, size: source.size, mtimeMs: source.identity.mtimeMs };
+    const { allocated } = source.identity;
+    const frame = { name: this.name, size: source.size, mtimeMs: source.identity.mtimeMs, ...(allocated === undefined ? {} : { allocated }) };
     const offer = await this.link.request('offer', frame, this.opts.ackTimeoutMs);
     const vouched = this.vouched || offer.offset === 0;
     this.vouched = true;

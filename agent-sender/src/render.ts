@@ -4,7 +4,7 @@
  */
 import cliProgress from 'cli-progress';
 import { formatBytes, formatDuration, formatRate } from '@relayer/common';
-import type { JobEvent } from './job-events.js';
+import { describeSkipped, type JobEvent } from './job-events.js';
 
 export type RenderMode = 'tty' | 'plain' | 'json';
 
@@ -101,8 +101,9 @@ export function createRenderer(opts: RenderOptions): Renderer {
         for (const target of e.targets) targets.set(target, { total: e.bytes, done: 0, running: new Map(), startedAt: Date.now() });
         if (!opts.quiet) log(`sending ${e.files} file${e.files === 1 ? '' : 's'} (${formatBytes(e.bytes)}) to ${e.targets.join(', ')}`);
         if (e.skipped.length) {
-          const shown = e.skipped.slice(0, 10).join(', ');
-          log(`skipped ${e.skipped.length} symlink(s), not followed: ${shown}${e.skipped.length > 10 ? ', …' : ''}`);
+          // Every entry not sent is said (the send succeeds without them); the first few by name and kind.
+          const shown = e.skipped.slice(0, 10).map((k) => `${printable(k.name)} (${k.kind})`).join(', ');
+          log(`skipped ${describeSkipped(e.skipped)} (not regular files, not sent): ${shown}${e.skipped.length > 10 ? ', …' : ''}`);
         }
         break;
       case 'start':
@@ -130,13 +131,13 @@ export function createRenderer(opts: RenderOptions): Renderer {
       }
       case 'failed':
         targets.get(e.target)?.running.delete(e.name);
-        log(`FAILED ${e.name} to ${e.target}: ${e.code}: ${e.message}`);
+        log(`FAILED ${printable(e.name)} to ${e.target}: ${e.code}: ${printable(e.message)}`);
         break;
       case 'done':
         render.end();
         line(e.ok
-          ? `done: ${e.confirmed} confirmed, ${formatBytes(e.bytes)} in ${formatDuration(e.elapsedMs)}`
-          : `FAILED: ${e.failed} failed, ${e.confirmed} confirmed`);
+          ? `done: ${e.confirmed} confirmed, ${formatBytes(e.bytes)} in ${formatDuration(e.elapsedMs)}${e.skipped ? `, ${e.skipped} skipped (not regular files)` : ''}`
+          : `FAILED: ${e.failed} failed, ${e.confirmed} confirmed${e.skipped ? `, ${e.skipped} skipped (not regular files)` : ''}`);
         break;
     }
   }) as Renderer;

@@ -10,7 +10,7 @@ import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createError, ErrorCode, RelayError } from '@relayer/common';
+import { createError, ErrorCode, quoted, RelayError } from '@relayer/common';
 
 export const SOCKET_NAME = 'relay-sender.sock';
 
@@ -41,7 +41,7 @@ function lookupId(file: '/etc/passwd' | '/etc/group', nameOrId: string): number 
     text = readFileSync(file, 'utf8');
   } catch { /* no such database: only numeric ids work */ }
   const line = text.split('\n').find((l) => l.split(':')[0] === nameOrId);
-  if (!line) throw createError(ErrorCode.USAGE, `no ${file === '/etc/passwd' ? 'user' : 'group'} named ${JSON.stringify(nameOrId)} (in ${file}); give a numeric id`);
+  if (!line) throw createError(ErrorCode.USAGE, `no ${file === '/etc/passwd' ? 'user' : 'group'} named ${quoted(nameOrId)} (in ${file}); give a numeric id`);
   return Number(line.split(':')[2]);
 }
 export const lookupUid = (name: string): number => lookupId('/etc/passwd', name);

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { createError, ErrorCode, toRelayError } from '@relayer/common';
+import { createError, describeErrno, elide, ErrorCode, toRelayError } from '@relayer/common';
 import { sameVersion } from './local-source.js';
 import { isRecordedFolder, rootMoved, rootOf, type FixedRoot } from './sources.js';
 import type { ReadRequest, ReadResponse, ReadResult } from './whole-file-reader.js';
@@ -43,7 +43,7 @@ function readOne(file: string, max: number, check: ((real: string, file: string)
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    throw createError(ErrorCode.SOURCE, `cannot read ${file}: ${(err as Error).message}`);
+    throw createError(ErrorCode.SOURCE, `cannot read ${elide(file)}: ${describeErrno((err as NodeJS.ErrnoException).code ?? 'EIO')}`);
   }
   try {
     check?.(descriptorPath(fd, file), file);

@@ -3,6 +3,7 @@
  * usage error (exit 2) that names the flag, the value and the stable code.
  */
 import { InvalidArgumentError } from 'commander';
+import { quoted } from './echo.js';
 import { createError, ErrorCode } from './errors.js';
 
 /** Wraps one of our parsers for commander's argParser. */
@@ -24,12 +25,12 @@ export function list<T>(parse: (text: string) => T, separator: string | RegExp =
 
 export function parsePositiveInt(text: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw createError(ErrorCode.USAGE, `not a positive integer: ${text}`);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw createError(ErrorCode.USAGE, `not a positive integer: ${quoted(text)}`);
   return n;
 }
 
 export function parsePort(text: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || n > 65535) throw createError(ErrorCode.USAGE, `not a port: ${text}`);
+  if (!/^\d+$/.test(text) || n > 65535) throw createError(ErrorCode.USAGE, `not a port: ${quoted(text)}`);
   return n;
 }

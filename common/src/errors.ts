@@ -27,16 +27,23 @@ export const ErrorCode = {
   SOURCE: 'SOURCE',
   /** The file is outside every --allow-root of the sender agent. */
   NOT_ALLOWED: 'NOT_ALLOWED',
-  /** An unknown receiver name, or no receiver could be reached in time. */
+  /** No receiver could be reached in time, or none is configured. */
   UNREACHABLE: 'UNREACHABLE',
+  /** A --to name the sender agent does not know (neither configured nor discovered): nothing was sent. */
+  UNKNOWN_RECEIVER: 'UNKNOWN_RECEIVER',
   /** The connection dropped. */
   DISCONNECTED: 'DISCONNECTED',
   /** No answer in time. */
   TIMEOUT: 'TIMEOUT',
   /** The job was cancelled (client gone, agent closing). */
   CANCELLED: 'CANCELLED',
-  /** An I/O error on the receiver that is not one of the above. */
+  /** An I/O error that is not one of the above (on the receiver; on the sender, a folder it cannot list). */
   IO: 'IO',
+  /**
+   * The receiver's folder was replaced while it runs (a symlink on the way to --dir, or a partial folder
+   * that is not its own): it writes nothing until its operator fixes that. The detail is in its log only.
+   */
+  INBOX_UNSAFE: 'INBOX_UNSAFE',
   /** A TLS failure: certificate not trusted, host name mismatch, or one side speaks TLS and the other not. */
   TLS: 'TLS',
   /** Bad command-line usage. */
@@ -89,18 +96,45 @@ export interface WireError {
 /** errno codes that mean "the disk is full", whatever the file system. */
 const DISK_FULL_ERRNO = new Set(['ENOSPC', 'EDQUOT']);
 
+/** What an errno code means, in the words a user reads (never the syscall's name). */
+const ERRNO_TEXT: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  EISDIR: 'is a directory',
+  ENAMETOOLONG: 'path too long',
+  ELOOP: 'too many levels of symbolic links',
+  EIO: 'input/output error (the disk may be failing)',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files on the system',
+  EROFS: 'read-only file system',
+  EBUSY: 'resource busy',
+  EEXIST: 'already exists',
+  ENOTEMPTY: 'folder not empty',
+  EXDEV: 'crosses file systems',
+  ESTALE: 'stale file handle (network file system)',
+  ENOMEM: 'out of memory',
+  EAGAIN: 'resource temporarily unavailable',
+};
+
+/** "permission denied" for EACCES; an unknown code reads "I/O error (ECODE)". */
+export function describeErrno(code: string): string {
+  return ERRNO_TEXT[code] ?? `I/O error (${code})`;
+}
+
 /**
  * The one conversion of anything thrown into a RelayError, used at every edge (replies to a peer, the
  * control socket, the CLIs). A RelayError passes through; a system error becomes `fallback` (IO for the
- * receiver, SOURCE for a local file) with a message naming only its errno code and syscall: an error
- * that leaves this process must not carry a path of this machine.
+ * receiver, SOURCE for a local file) with a message saying what its errno code means: an error that
+ * leaves this process must not carry a path of this machine.
  */
 export function toRelayError(err: unknown, fallback: ErrorCode = ErrorCode.IO): RelayError {
   if (err instanceof RelayError) return err;
   const e = err as NodeJS.ErrnoException | undefined;
   if (e && typeof e.code === 'string' && DISK_FULL_ERRNO.has(e.code)) return createError(ErrorCode.DISK_FULL, 'disk full', err);
   if (e && typeof e.code === 'string' && /^E[A-Z0-9]+$/.test(e.code)) {
-    return createError(fallback, `${e.syscall ? `${e.syscall} failed` : 'I/O error'}: ${e.code}`, err);
+    return createError(fallback, describeErrno(e.code), err);
   }
   if (e instanceof Error && e.name === 'AbortError') return createError(ErrorCode.CANCELLED, 'cancelled', err);
   return createError(fallback, e instanceof Error ? e.message : String(err), err);
@@ -116,6 +150,6 @@ export function fromWireError(wire: unknown): RelayError {
   const w = wire as Partial<WireError> | null;
   if (!w || typeof w !== 'object' || typeof w.message !== 'string') return new RelayError(ErrorCode.PROTOCOL, 'malformed error reply');
   const message = w.message.slice(0, 2000);
-  if (!isErrorCode(w.code)) return new RelayError(ErrorCode.PROTOCOL, `unknown error code ${JSON.stringify(w.code)} from peer: ${message}`);
+  if (!isErrorCode(w.code)) return new RelayError(ErrorCode.PROTOCOL, `unknown error code ${String(JSON.stringify(w.code)).slice(0, 100)} from peer: ${message}`);
   return new RelayError(w.code, message);
 }

@@ -50,6 +50,11 @@ export interface OfferFrame {
   mtimeMs: number;
   /** Discard whatever the receiver holds for this name and start at 0 (its bytes did not match ours). */
   fresh?: boolean;
+  /**
+   * Only for a sparse source: the bytes it takes on the sender's disk (less than `size`). The receiver
+   * then keeps its holes (all-zero blocks are not written) and reserves space for this much.
+   */
+  allocated?: number;
 }
 
 export interface OfferAccepted {

@@ -1,4 +1,5 @@
 export * from './errors.js';
+export * from './echo.js';
 export * from './events.js';
 export * from './protocol.js';
 export * from './validate.js';

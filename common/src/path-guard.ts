@@ -6,6 +6,7 @@
 import type { Stats } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
+import { elide } from './echo.js';
 import { createError, ErrorCode } from './errors.js';
 
 export const PARTIAL_DIR = '.relay-partial';
@@ -16,9 +17,12 @@ const MAX_SEGMENT_BYTES = 255;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
-/** JSON quoting plus \u escapes for what JSON leaves raw, so a refused name cannot drive a terminal. */
+/**
+ * JSON quoting plus \u escapes for what JSON leaves raw, so a refused name cannot drive a terminal;
+ * bounded (elided in the middle) so a long one cannot flood it either.
+ */
 export function quoteName(name: string): string {
-  return JSON.stringify(name).replace(/[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(elide(name)).replace(/[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function refuse(name: string, why: string): never {

@@ -1,4 +1,5 @@
 /** Sizes and durations as people write them: "256K", "10G", "1.5M"; "500ms", "5s", "10m", "24h". */
+import { quoted } from './echo.js';
 import { createError, ErrorCode } from './errors.js';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
@@ -7,16 +8,16 @@ const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3
 /** Parses a byte size with an optional binary suffix (K, M, G, T, optionally followed by "iB" or "B"). */
 export function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(String(text));
-  if (!m) throw createError(ErrorCode.USAGE, `not a size: ${JSON.stringify(text)} (try 512K, 1M, 10G)`);
+  if (!m) throw createError(ErrorCode.USAGE, `not a size: ${quoted(text)} (try 512K, 1M, 10G)`);
   const value = Math.round(Number(m[1]) * SIZE_UNITS[m[2]!.toUpperCase()]!);
-  if (!Number.isSafeInteger(value)) throw createError(ErrorCode.USAGE, `size too large: ${text}`);
+  if (!Number.isSafeInteger(value)) throw createError(ErrorCode.USAGE, `size too large: ${quoted(text)}`);
   return value;
 }
 
 /** Parses a duration; a bare number is milliseconds. */
 export function parseDuration(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/i.exec(String(text));
-  if (!m) throw createError(ErrorCode.USAGE, `not a duration: ${JSON.stringify(text)} (try 500ms, 5s, 10m, 24h)`);
+  if (!m) throw createError(ErrorCode.USAGE, `not a duration: ${quoted(text)} (try 500ms, 5s, 10m, 24h)`);
   return Math.round(Number(m[1]) * DURATION_UNITS[(m[2] ?? 'ms').toLowerCase()]!);
 }
 

@@ -31,7 +31,8 @@ function isSha256(v: unknown): v is string {
 
 export function isOfferFrame(v: unknown): v is OfferFrame {
   return isObject(v) && isText(v.name, MAX_NAME_LENGTH) && isSize(v.size)
-    && isTime(v.mtimeMs) && (v.fresh === undefined || typeof v.fresh === 'boolean');
+    && isTime(v.mtimeMs) && (v.fresh === undefined || typeof v.fresh === 'boolean')
+    && (v.allocated === undefined || (isSize(v.allocated) && v.allocated <= v.size));
 }
 
 export function isOfferAccepted(v: unknown): v is OfferAccepted {

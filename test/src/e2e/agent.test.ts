@@ -226,8 +226,8 @@ describe('sender agent: what a socket user cannot make it do', function () {
     const agent = await startAgent({ receivers: { a: a.url }, allowRoots: [src] });
 
     const refused = await agent.relay(['send', f.path, '--to', trapUrl]);
-    expect(refused.code).to.equal(1);
-    expect(refused.stderr).to.contain('UNREACHABLE').and.to.contain('configured receivers');
+    expect(refused.code, 'a --to the agent does not know is a usage error').to.equal(2);
+    expect(refused.stderr).to.contain('UNKNOWN_RECEIVER').and.to.contain('configured and discovered receivers: a');
     expect(connections).to.equal(0);
 
     const byUrl = await agent.relay(['send', f.path, '--to', a.url]);
@@ -284,7 +284,7 @@ describe('sender agent: what a socket user cannot make it do', function () {
     const f = await randomFile(path.join(src, 'links'), 10, 'real.bin');
     const mixed = await agent.relay(['send', path.join(src, 'links'), '--to', 'a']);
     expect(mixed.code, mixed.stderr).to.equal(0);
-    expect(mixed.stdout).to.contain('skipped 1 symlink(s), not followed: links/h');
+    expect(mixed.stdout).to.contain('skipped 1 symlink (not regular files, not sent): links/h (symlink)');
     expect(await sha256File(path.join(a.dir, 'links', 'real.bin'))).to.equal(f.sha256);
   });
 });

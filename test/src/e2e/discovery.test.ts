@@ -98,8 +98,8 @@ describe('receiver discovery (--discover name:port)', function () {
     expect(targets).to.deep.equal(['node3', 'node4']);
     expect(await sha256File(path.join(node4.dir, 'joined.bin'))).to.equal(f.sha256);
     const old = await runBin(BIN.relay, ['send', f.path, '--to', 'node2'], { env: { RELAY_SOCKET: agent.options.socketPath } });
-    expect(old.code).to.equal(1);
-    expect(old.stderr).to.contain('UNREACHABLE: unknown receiver "node2"');
+    expect(old.code).to.equal(2);
+    expect(old.stderr).to.contain('UNKNOWN_RECEIVER: unknown receiver "node2"');
   });
 
   /** The receiver at 127.0.0.<last> goes (its task killed) and its address leaves DNS; resolves once discovery saw it. */

@@ -1,9 +1,11 @@
-import { mkdir, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { Receiver } from '@relayer/agent-receiver';
 import { ErrorCode, PARTIAL_DIR } from '@relayer/common';
-import { closeAll, expectRejectsCode, startReceiver, testLogger, tmpDir, TOKEN, track } from '../support/util.js';
+import {
+  captureLogger, closeAll, expectRejectsCode, MiB, publishedEntries, randomFile, send, startReceiver, testLogger, tmpDir, TOKEN, track,
+} from '../support/util.js';
 
 const TWO_DAYS_AGO = new Date(Date.now() - 2 * 24 * 3_600_000);
 
@@ -39,6 +41,42 @@ describe('inbox guard: the receiver never follows a planted link, and sweeps onl
     const err = await expectRejectsCode(receiverFor(path.join(links, 'inbox-link', 'sub')).start(), ErrorCode.USAGE);
     expect(err.message).to.contain('symlink').and.to.contain(`--dir ${path.join(real, 'sub')}`);
   });
+
+  for (const [how, swap] of [
+    ['swapped for a symlink to the folder itself (moved away, its partial folder with it)', async (inbox: string, away: string) => {
+      await rename(inbox, away);
+      await symlink(away, inbox);
+    }],
+    ['swapped for a symlink to another, empty folder', async (inbox: string, away: string) => {
+      await mkdir(away);
+      await rename(inbox, `${inbox}.old`);
+      await symlink(away, inbox);
+    }],
+  ] as const) {
+    it(`a --dir ${how} while the receiver runs: INBOX_UNSAFE to the sender with no receiver path, the detail in the receiver's log, nothing written there`, async () => {
+      const base = await tmpDir('relay-swap-');
+      const inbox = path.join(base, 'in');
+      const away = path.join(base, 'elsewhere');
+      await mkdir(inbox);
+      const log = captureLogger();
+      const r = await startReceiver({ dir: inbox, logger: log.logger });
+      const src = await tmpDir('relay-src-');
+      // One file that goes in chunks (offer, commit) and one that travels whole (put).
+      const big = await randomFile(src, 2 * MiB, 'big.bin');
+      const small = await randomFile(src, 1000, 'small.bin');
+      await swap(inbox, away);
+      const res = await send([big.path, small.path], [r.url]);
+      expect(res.ok).to.equal(false);
+      expect(res.failed.map((e) => [e.name, e.code]).sort()).to.deep.equal([['big.bin', ErrorCode.INBOX_UNSAFE], ['small.bin', ErrorCode.INBOX_UNSAFE]]);
+      for (const e of res.failed) {
+        expect(e.message).to.not.contain(base);
+        expect(e.message).to.not.contain('refusing to start');
+      }
+      expect(log.text()).to.contain('passes through a symlink').and.to.contain(inbox);
+      expect(await publishedEntries(away)).to.deep.equal([]);
+      expect(await readdir(path.join(away, PARTIAL_DIR)).catch(() => [])).to.deep.equal([]);
+    });
+  }
 
   it('the startup sweep removes old partials of its own naming and leaves every other file alone', async () => {
     const inbox = await tmpDir('relay-inbox-');

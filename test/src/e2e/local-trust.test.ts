@@ -5,31 +5,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { WebSocketServer } from 'ws';
 import { startAgent } from '../support/agent.js';
-import { BIN, closeAll, runBin, startReceiver, tmpDir, TOKEN, track, type CliResult } from '../support/util.js';
-
-const NOBODY = 65534;
-
-/** Runs a bin as uid/gid 65534 with no supplementary groups (we are root in the test VM). */
-function runAsNobody(bin: string, args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 20_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, bin, ...args], {
-      env: { ...process.env, RELAY_TOKEN: TOKEN, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    track(() => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
+import { BIN, closeAll, NOBODY, runAsNobody, runBin, startReceiver, tmpDir, TOKEN, track, type CliResult } from '../support/util.js';
 
 /** Starts relay-sender with these args and waits for it to exit (it is expected to refuse to start). */
 function agentRefuses(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {

@@ -36,7 +36,7 @@ describe('relay-receiver CLI', () => {
       [['--max-file-size', '10X'], /not a size: "10X"/],
       [['--partial-ttl', 'soon'], /not a duration: "soon"/],
       [['--flush-every', 'often'], /not a size: "often"/],
-      [['--port', 'http'], /not a port: http/],
+      [['--port', 'http'], /not a port: "http"/],
       [['--no-such-flag'], /unknown option/],
     ];
     for (const [args, message] of cases) {

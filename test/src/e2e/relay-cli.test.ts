@@ -52,11 +52,11 @@ describe('relay send --direct (the real bin)', () => {
     expect(await sha256File(path.join(r.dir, 'deep', 'er', 'x.bin'))).to.equal(f.sha256);
   });
 
-  it('exits 1 and prints the code when the sender refuses the name (--as ../x)', async () => {
+  it('exits 2 (a usage error: nothing was sent) and prints the code when the sender refuses the name (--as ../x)', async () => {
     const r = await startReceiver();
     const f = await randomFile(await tmpDir(), 10);
     const res = await relay(['send', '--direct', '--to', r.url, '--as', '../escape.bin', f.path]);
-    expect(res.code).to.equal(1);
+    expect(res.code).to.equal(2);
     expect(res.stderr).to.contain(`relay: ${ErrorCode.BAD_NAME}:`);
     expect(await publishedEntries(r.dir)).to.deep.equal([]);
   });

@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { track, waitFor } from './lifecycle.js';
 import { launchFlags } from './launch-flags.js';
+import { TOKEN } from './peers.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BIN = {
@@ -124,6 +125,34 @@ export async function runBin(bin: string, args: string[], opts: { env?: Record<s
   clearTimeout(timer);
   const { code, signal } = await p.exited;
   return { code, signal, stdout: p.stdout(), stderr: p.stderr() };
+}
+
+/** The unprivileged uid (and gid) tests run a bin as, where root would bypass a permission. */
+export const NOBODY = 65534;
+
+/**
+ * Runs a bin as uid/gid 65534 with no supplementary groups (the tests run as root), with the test token
+ * in RELAY_TOKEN; bounded by timeoutMs.
+ */
+export function runAsNobody(bin: string, args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 20_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, bin, ...args], {
+      env: { ...process.env, RELAY_TOKEN: TOKEN, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    track(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
 }
 
 /** A port that was free a moment ago on 127.0.0.1 (listen on 0, read it, close). */

@@ -92,14 +92,15 @@ describe('errors: stable codes on the wire', () => {
     expect(toWireError('weird').code).to.equal('IO');
   });
 
-  it('a system error sent to a peer names its errno code and syscall, never the path', () => {
+  it('a system error sent to a peer says what its errno code means, never the path or the system call', () => {
     const err = Object.assign(new Error("EMFILE: too many open files, open '/srv/inbox/.relay-partial/abc.part'"), {
       code: 'EMFILE', syscall: 'open', path: '/srv/inbox/.relay-partial/abc.part',
     });
     const wire = toWireError(err);
-    expect(wire).to.deep.equal({ code: 'IO', message: 'open failed: EMFILE' });
+    expect(wire).to.deep.equal({ code: 'IO', message: 'too many open files' });
     expect(toRelayError(Object.assign(new Error('x /home/u/f'), { code: 'ENOENT', syscall: 'stat' }), ErrorCode.SOURCE))
-      .to.include({ code: 'SOURCE', message: 'stat failed: ENOENT' });
+      .to.include({ code: 'SOURCE', message: 'no such file or directory' });
+    expect(toRelayError(Object.assign(new Error('odd'), { code: 'EWHATEVER', syscall: 'scandir' })).message).to.equal('I/O error (EWHATEVER)');
   });
 
   it('an unknown or malformed error from the wire becomes PROTOCOL', () => {

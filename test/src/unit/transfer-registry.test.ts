@@ -72,14 +72,14 @@ async function expectSentAfresh(reg: TransferRegistry, a: Owner, dir: string, na
   expect(sha(await readFile(path.join(dir, name)))).to.equal(sha(bytes));
 }
 
-async function registry(limits: Partial<RegistryLimits> = {}, opts: { free?: number; log?: ReturnType<typeof testLogger>; disk?: FlakyDisk } = {}): Promise<{ reg: TransferRegistry; dir: string }> {
+async function registry(limits: Partial<RegistryLimits> = {}, opts: { free?: number | (() => number); log?: ReturnType<typeof testLogger>; disk?: FlakyDisk } = {}): Promise<{ reg: TransferRegistry; dir: string }> {
   const dir = await tmpDir('relay-registry-');
   const hasher = new FileHasher();
   track(() => hasher.close());
   const store = opts.disk ? opts.disk.store(dir, hasher) : new PartialStore(dir, hasher);
   await store.init();
   const reg = new TransferRegistry({
-    root: dir, store, limits: { ...LIMITS, ...limits }, log: opts.log ?? testLogger('registry'), freeBytes: async () => opts.free ?? 1e12,
+    root: dir, store, limits: { ...LIMITS, ...limits }, log: opts.log ?? testLogger('registry'), freeBytes: async () => (typeof opts.free === 'function' ? opts.free() : opts.free ?? 1e12),
   });
   return { reg, dir };
 }
@@ -163,6 +163,36 @@ describe('TransferRegistry: one transfer per name, held by a live owner', () => 
     expect(reg.reserved).to.equal(500);
     await reg.release(a);
     expect(reg.reserved).to.equal(0);
+  });
+
+  it('DISK_FULL says what is free and what transfers in flight will still write, never a negative figure', async () => {
+    let free = 1000;
+    const { reg } = await registry({ minFree: 0 }, { free: () => free });
+    const a = owner('a');
+    await reg.offer(a, { name: 'a.bin', size: 600, mtimeMs: 1 });
+    free = 300; // another writer filled the disk meanwhile
+    const err = await expectRejectsCode(reg.offer(a, { name: 'b.bin', size: 500, mtimeMs: 1 }), ErrorCode.DISK_FULL);
+    expect(err.message).to.contain('needs 500 B').and.to.contain('300 B free').and.to.contain('in flight will still write 600 B');
+    expect(err.message).to.not.match(/-\d/);
+  });
+
+  it('a sparse source reserves what it takes on disk; data beyond that is checked as it comes, and refused when the disk is short', async () => {
+    let free = 10_000;
+    const { reg, dir } = await registry({}, { free: () => free });
+    const a = owner('a');
+    // 1 MB of which the source takes 4 KiB on its disk: fits a disk with 10 KB free.
+    const o = await reg.offer(a, { name: 's.bin', size: 1_000_000, mtimeMs: 1, allocated: 4096 });
+    expect(reg.reserved).to.equal(4096);
+    // Zeros leave a hole: nothing stored, nothing of the reservation used.
+    await reg.chunk(a, chunkOf(o.lease, 0, Buffer.alloc(256 * 1024)));
+    expect(reg.reserved).to.equal(4096);
+    const data = randomBytes(8192);
+    await reg.chunk(a, chunkOf(o.lease, 256 * 1024, data));
+    expect(reg.reserved, 'the 4 KiB over what the offer said was checked and let through').to.equal(0);
+    free = 0;
+    await expectRejectsCode(reg.chunk(a, chunkOf(o.lease, 256 * 1024 + 8192, randomBytes(8192))), ErrorCode.DISK_FULL);
+    expect(reg.active).to.equal(0);
+    await eventually(async () => (await partialEntries(dir)).length === 0, 'the refused partial is removed');
   });
 
   it('release(owner) frees what it held and keeps the partial; the old lease is refused, a re-offer resumes', async () => {

@@ -11,6 +11,7 @@ describe('frame validation: a peer\'s frame is untrusted until a predicate accep
     it('accepts a name, a size and an mtime', () => {
       expect(isOfferFrame({ name: 'a/b.bin', size: 0, mtimeMs: 1700000000000.5 })).to.equal(true);
       expect(isOfferFrame({ name: 'x', size: Number.MAX_SAFE_INTEGER, mtimeMs: 0 })).to.equal(true);
+      expect(isOfferFrame({ name: 'sparse.img', size: 1000, mtimeMs: 1, allocated: 0 }), 'a sparse source').to.equal(true);
     });
     const bad: Array<[string, unknown]> = [
       ['null', null], ['an array', ['a', 1, 2]], ['a Buffer', Buffer.from('{}')],
@@ -20,6 +21,9 @@ describe('frame validation: a peer\'s frame is untrusted until a predicate accep
       ['a size given as a string', { name: 'a', size: '1', mtimeMs: 1 }], ['an unsafe size', { name: 'a', size: 2 ** 60, mtimeMs: 1 }],
       ['a missing mtime', { name: 'a', size: 1 }], ['a NaN mtime', { name: 'a', size: 1, mtimeMs: NaN }],
       ['an infinite mtime', { name: 'a', size: 1, mtimeMs: Infinity }],
+      ['more allocated than its size', { name: 'a', size: 10, mtimeMs: 1, allocated: 11 }],
+      ['a negative allocation', { name: 'a', size: 10, mtimeMs: 1, allocated: -1 }],
+      ['an allocation given as a string', { name: 'a', size: 10, mtimeMs: 1, allocated: '5' }],
     ];
     for (const [what, v] of bad) it(`refuses ${what}`, () => expect(isOfferFrame(v)).to.equal(false));
   });
