@@ -39,7 +39,12 @@ const program = new Command('relay-sender')
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info'))
   .exitOverride()
   // commander echoes the argument it refuses: bounded like every echoed value.
-  .configureOutput({ outputError: (str, write) => write(elideQuoted(str)) });
+  .configureOutput({ outputError: (str, write) => write(elideQuoted(str)) })
+  .showHelpAfterError("see 'relay-sender --help'")
+  .addHelpText('after', `
+Examples:
+  relay-sender --receiver pi1=http://pi1:7420 --receiver pi2=http://pi2:7420 --allow-root /var/jenkins_home/workspace
+  relay-sender --discover tasks.relay-receiver:7420 --allow-root /workspace --token-file /run/secrets/relay_token`);
 
 interface AgentFlags {
   socket: string;

@@ -6,7 +6,7 @@ import { makeCertsCommand } from './certs-cli.js';
 import { readCaFile } from './tls-client.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import type { JobEvent } from './job-events.js';
-import { createRenderer, pickMode } from './render.js';
+import { createRenderer, EACH_FILE_MAX, pickMode } from './render.js';
 import { checkTransferOptions, TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
 import { AgentUnreachableError, defaultSocketPath, sendViaAgent, statusViaAgent } from './control-client.js';
 
@@ -22,6 +22,7 @@ interface SendFlags {
   timeout: number;
   json?: boolean;
   quiet?: boolean;
+  verbose?: boolean;
   socket: string;
   tokenFile?: string;
   token?: string;
@@ -38,7 +39,7 @@ function transferOptions(f: SendFlags): Partial<TransferOptions> {
 async function send(paths: string[], f: SendFlags): Promise<number> {
   const targets = f.to.split(',').map((s) => s.trim()).filter(Boolean);
   if (targets.length === 0) throw new RelayError(ErrorCode.USAGE, '--to needs at least one target');
-  const renderer = createRenderer({ mode: pickMode(Boolean(f.json)), quiet: f.quiet });
+  const renderer = createRenderer({ mode: pickMode(Boolean(f.json)), quiet: f.quiet, verbose: f.verbose });
   let started = false;
   const render = (e: JobEvent): void => {
     started = true;
@@ -90,10 +91,12 @@ const program = new Command('relay')
   .exitOverride()
   // commander echoes the argument it refuses: bounded like every echoed value (subcommands inherit this).
   .configureOutput({ outputError: (text, write) => write(elideQuoted(text)) })
-  .showHelpAfterError();
+  // One line and where to look, as rsync, curl and docker do: not the whole help after every typo.
+  .showHelpAfterError("see 'relay --help'");
 
 program.command('send')
   .description('send files or directories; exits 0 only when every target confirmed every file')
+  .showHelpAfterError("see 'relay send --help'")
   .argument('<paths...>', 'files or directories to send')
   // Repeatable: `--to pi1 --to pi2` adds up, it does not keep only the last.
   .requiredOption('--to <targets>', 'comma-separated receiver names known to the agent, "all", or URLs with --direct; may be repeated', (v: string, prev?: string) => (prev ? `${prev},${v}` : v))
@@ -108,18 +111,27 @@ program.command('send')
   .addOption(new Option('--timeout <duration>', 'give up after this long without progress, e.g. a receiver that stays down').argParser(arg(parseDuration)).default(TRANSFER_DEFAULTS.timeoutMs, '10m'))
   .option('--json', 'print JSON lines instead of text')
   .option('--quiet', 'print only failures and the summary')
+  .option('--verbose', `on a terminal too, a line per confirmed file (a send of more than ${EACH_FILE_MAX} files shows progress per receiver)`)
   .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath(process.env)))
-  .addOption(new Option('--token-file <path>', '--direct: file holding the shared token (else env RELAY_TOKEN)').env('RELAY_TOKEN_FILE'))
+  .addOption(new Option('--token-file <path>', '--direct: file holding the shared token (or the token itself in RELAY_TOKEN)').env('RELAY_TOKEN_FILE'))
   .addOption(new Option('--agent-user <user>', 'besides root and you, the user trusted to own the agent\'s socket (name or uid)').env('RELAY_AGENT_USER'))
   .addOption(new Option('--token <token>', '--direct: the shared token (prefer --token-file: argv and env are visible to other processes)').env('RELAY_TOKEN').hideHelp())
   .addOption(new Option('--ca <file>', '--direct: PEM CA certificate to trust for https:// receivers').env('RELAY_CA'))
   .addOption(new Option('--log-level <level>', 'log level for --direct diagnostics on stderr').env('RELAY_LOG_LEVEL').default('warn'))
+  .addHelpText('after', `
+Examples:
+  relay send dist/app.tar.gz --to pi1,pi2          the file to two receivers at once
+  relay send build/site --to all --as www/site     a folder as its tree, under another name
+  relay send firmware.bin --to pi3 --json          JSON lines for scripts
+Exit status: 0 every receiver confirmed every file; 1 a transfer failed or was refused;
+2 a usage mistake found before anything was sent; 3 the sender agent cannot be reached.`)
   .action(async (paths: string[], flags: SendFlags) => {
     process.exitCode = await send(paths, flags);
   });
 
 program.command('status')
-  .description('show the receivers the sender agent knows and the transfers in flight')
+  .description('show the receivers the sender agent knows and the transfers in flight; exits 1 when any receiver is not connected')
+  .showHelpAfterError("see 'relay status --help'")
   .option('--json', 'print exactly one JSON object')
   .addOption(new Option('--socket <path>', 'the sender agent\'s control socket').env('RELAY_SOCKET').default(defaultSocketPath(process.env)))
   .addOption(new Option('--agent-user <user>', 'besides root and you, the user trusted to own the agent\'s socket (name or uid)').env('RELAY_AGENT_USER'))
@@ -128,6 +140,11 @@ program.command('status')
   });
 
 program.addCommand(makeCertsCommand());
+program.addHelpText('after', `
+Examples:
+  relay send dist/app.tar.gz --to all    send through the sender agent, exit 0 only when confirmed
+  relay status                           the receivers, their state and last error; exit 1 if any is down
+  relay send --help                      every option of a send`);
 
 try {
   await program.parseAsync();

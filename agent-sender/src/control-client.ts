@@ -1,7 +1,7 @@
 /** The `relay` side of the control socket: sends one request, streams the answer. */
 import path from 'node:path';
 import WebSocket from 'ws';
-import { ErrorCode, formatBytes, RelayError } from '@relayer/common';
+import { elide, ErrorCode, formatBytes, formatDuration, RelayError } from '@relayer/common';
 import { defaultSocketPath, splitReplies, type ControlMessage, type ControlRequest, type StatusReply } from './control-protocol.js';
 import { ExitCode } from './exit-codes.js';
 import { checkSocketTrust, permissionHint, SocketTrustError, trustedOwners } from './socket-trust.js';
@@ -109,18 +109,26 @@ export async function fetchStatus(socketPath: string, agentUser?: string): Promi
   return reply!;
 }
 
+/**
+ * `relay status`: the receivers and the transfers in flight. Exits 0 when every receiver is connected,
+ * 1 when any is not (or none is known), so a pipeline can gate a deploy on it; --json prints the same
+ * object either way.
+ */
 export async function statusViaAgent(socketPath: string, json: boolean, agentUser?: string): Promise<number> {
   const s = await fetchStatus(socketPath, agentUser);
+  const allUp = s.receivers.length > 0 && s.receivers.every((r) => r.state === 'connected');
+  const code = allUp ? ExitCode.OK : ExitCode.FAILED;
   if (json) {
     process.stdout.write(`${JSON.stringify({ receivers: s.receivers, transfers: s.transfers })}\n`);
-    return ExitCode.OK;
+    return code;
   }
   const rows = s.receivers.map((r) => [
     r.name, r.state, r.rttMs === null ? '-' : `${r.rttMs}ms`,
-    r.lastHeartbeatAgoMs === null ? '-' : `${(r.lastHeartbeatAgoMs / 1000).toFixed(1)}s ago`,
+    r.lastHeartbeatAgoMs === null ? '-' : `${formatDuration(r.lastHeartbeatAgoMs)} ago`,
     r.node ?? '-', r.freeBytes === null ? '-' : formatBytes(r.freeBytes), r.url,
+    r.state === 'connected' || !r.lastError ? '-' : `${r.lastError.code}: ${elide(r.lastError.message, 100)}`,
   ]);
-  process.stdout.write(table(['RECEIVER', 'STATE', 'RTT', 'LAST BEAT', 'NODE', 'FREE', 'URL'], rows));
+  process.stdout.write(rows.length ? table(['RECEIVER', 'STATE', 'RTT', 'LAST BEAT', 'NODE', 'FREE', 'URL', 'LAST ERROR'], rows) : 'no receivers known to the agent\n');
   if (s.transfers.length === 0) process.stdout.write('no transfers in flight\n');
   else {
     process.stdout.write('\n');
@@ -128,7 +136,11 @@ export async function statusViaAgent(socketPath: string, json: boolean, agentUse
       t.name, t.receiver, t.state, `${t.size ? Math.floor((t.acked * 100) / t.size) : 100}% ${formatBytes(t.acked)}/${formatBytes(t.size)}`,
     ])));
   }
-  return ExitCode.OK;
+  if (!allUp) {
+    const down = s.receivers.filter((r) => r.state !== 'connected').map((r) => r.name);
+    process.stderr.write(down.length ? `not connected: ${down.join(', ')}\n` : 'no receivers: configure --receiver or --discover on the agent\n');
+  }
+  return code;
 }
 
 function table(head: string[], rows: string[][]): string {

@@ -44,7 +44,13 @@ export interface JobFileEvent {
 }
 
 export type JobEvent =
-  | { type: 'queued'; files: number; bytes: number; targets: string[]; skipped: SkippedEntry[] }
+  | {
+    type: 'queued'; files: number; bytes: number; targets: string[]; skipped: SkippedEntry[];
+    /** Entries that cannot be sent: each fails on every target right after this event. */
+    unsendable: number;
+  }
+  /** A target's link as the job starts and whenever it changes while the job runs (why a target waits). */
+  | { type: 'target'; target: string; state: 'connected' | 'stale' | 'disconnected' | 'closed'; reason?: string }
   | ({ type: 'start' } & JobFileEvent)
   | ({ type: 'progress'; acked: number } & JobFileEvent)
   | ({

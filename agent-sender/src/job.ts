@@ -84,10 +84,18 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   let bytes = 0;
   for (let i = 0; i < spec.files.length; i++) bytes += sizeAt(spec.files, i);
   const skipped = spec.skipped ?? [];
-  emit({ type: 'queued', files: spec.files.length, bytes, targets: spec.targets.map((t) => t.name), skipped });
+  const unsendable = spec.unsendable ?? [];
+  emit({ type: 'queued', files: spec.files.length, bytes, targets: spec.targets.map((t) => t.name), skipped, unsendable: unsendable.length });
+  // Each target's link now and as it changes: a target that is down shows as waiting, and why.
+  const watchers = spec.targets.map((link) => {
+    const tell = (): void => emit({ type: 'target', target: link.name, state: link.state, ...(link.state !== 'connected' && link.lastError ? { reason: link.lastError.message } : {}) });
+    tell();
+    link.on('state', tell);
+    return () => link.off('state', tell);
+  });
   let confirmed = 0;
   let failed = 0;
-  for (const entry of spec.unsendable ?? []) {
+  for (const entry of unsendable) {
     for (const link of spec.targets) {
       failed++;
       emit({ type: 'failed', target: link.name, name: entry.name, size: 0, code: entry.code, message: entry.message });
@@ -210,6 +218,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
     const failure = (await Promise.allSettled(tasks)).find((r) => r.status === 'rejected');
     if (failure) throw failure.reason;
   } finally {
+    for (const unwatch of watchers) unwatch();
     if (!ctx.reader) await reader.close();
     for (const link of spec.targets) link.setMaxListeners(link.getMaxListeners() - perLink);
     if (ctx.signal) setMaxListeners(getMaxListeners(ctx.signal) - perSignal, ctx.signal);

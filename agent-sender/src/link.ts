@@ -8,12 +8,12 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { io, type Socket } from 'socket.io-client';
 import {
-  createError, definedOnly, ErrorCode, fromWireError, isReceiverStatus, msgpackParser, PROTOCOL_VERSION, RelayError,
+  createError, definedOnly, describeErrno, ErrorCode, fromWireError, isReceiverStatus, msgpackParser, PROTOCOL_VERSION, RelayError,
   Requests, toRelayError, VERSION,
   type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceivedFrame, type ReceiverStatus,
   type Reply, type ReplyOf, type RequestName, type RequestOf, type ServerToClientEvents,
 } from '@relayer/common';
-import { plainHangupHint, tlsFailure } from './tls-client.js';
+import { cause, plainHangupHint, tlsFailure } from './tls-client.js';
 import { UnmaskedWebSocket } from './unmasked-websocket.js';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -222,7 +222,7 @@ export class Link extends EventEmitter<LinkEvents> {
       const onAbort = (): void => done(createError(ErrorCode.CANCELLED, 'cancelled'));
       const timer = setTimeout(() => {
         const why = this.lastError ? `: ${this.lastError.message}` : '';
-        done(createError(ErrorCode.UNREACHABLE, `receiver ${this.name} (${this.url}) not reachable within ${Math.round(timeoutMs / 1000)}s${why}`));
+        done(createError(ErrorCode.UNREACHABLE, `receiver ${this.name === this.url ? this.name : `${this.name} (${this.url})`} not reachable within ${Math.round(timeoutMs / 1000)}s${why}`));
       }, timeoutMs);
       this.on('state', onState);
       this.on('refused', done);
@@ -259,16 +259,18 @@ export class Link extends EventEmitter<LinkEvents> {
     if (this.socket.connected) this.socket.emit(event, frame);
   }
 
+  /** What `relay status` shows: RTT, free space and transfers only while they are current (connected). */
   snapshot(): LinkSnapshot {
+    const current = this.state === LinkState.CONNECTED;
     return {
       name: this.name,
       url: this.url,
       state: this.state,
-      rttMs: this.rttMs,
+      rttMs: current ? this.rttMs : null,
       lastHeartbeatAgoMs: this.lastBeatAt === null ? null : Date.now() - this.lastBeatAt,
       node: this.status?.node ?? null,
-      freeBytes: this.status?.freeBytes ?? null,
-      activeTransfers: this.status?.activeTransfers ?? null,
+      freeBytes: current ? this.status?.freeBytes ?? null : null,
+      activeTransfers: current ? this.status?.activeTransfers ?? null : null,
       version: this.status?.version ?? null,
       lastError: this.lastError ? { code: this.lastError.code, message: this.lastError.message } : null,
     };
@@ -353,6 +355,12 @@ export class Link extends EventEmitter<LinkEvents> {
     clearInterval(this.beatTimer);
     // Never replay stale requests (chunks of a dead attempt) on the next connection.
     this.socket.sendBuffer.length = 0;
+    // Why it is down, until a reconnect attempt says more (socket.io's reasons, in words).
+    const said: Record<string, string> = {
+      'transport close': 'the receiver closed the connection', 'transport error': 'the connection failed',
+      'ping timeout': 'the receiver stopped answering', 'io server disconnect': 'the receiver ended the connection',
+    };
+    this.lastError ??= createError(ErrorCode.DISCONNECTED, `connection lost: ${said[reason] ?? reason}`);
     this.setState(LinkState.DISCONNECTED, { reason });
   }
 
@@ -380,7 +388,10 @@ export class Link extends EventEmitter<LinkEvents> {
       this.emit('refused', tls);
       return;
     }
-    this.lastError = createError(ErrorCode.UNREACHABLE, `cannot connect to ${this.url}: ${err.message}${plainHangupHint(err, this.url)}`);
+    // "connection refused", not "websocket error": the errno under socket.io's error says what happened.
+    const errno = cause(err)?.code;
+    const why = errno && /^E[A-Z_]+$/.test(errno) ? describeErrno(errno) : err.message;
+    this.lastError = createError(ErrorCode.UNREACHABLE, `cannot connect to ${this.url}: ${why}${plainHangupHint(err, this.url)}`);
     this.log.debug({ err }, 'connect attempt failed');
   }
 

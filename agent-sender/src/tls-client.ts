@@ -26,7 +26,7 @@ const UNTRUSTED = new Set([
 ]);
 
 /** The Node error under a socket.io-client connect_error (TransportError → ws ErrorEvent → Error). */
-function cause(err: unknown): NodeJS.ErrnoException | undefined {
+export function cause(err: unknown): NodeJS.ErrnoException | undefined {
   const d = (err as { description?: { error?: unknown } } | undefined)?.description;
   const e = d?.error ?? d;
   return e instanceof Error ? (e as NodeJS.ErrnoException) : undefined;

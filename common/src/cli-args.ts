@@ -12,7 +12,7 @@ export function arg<T>(parse: (text: string) => T): (text: string) => T {
     try {
       return parse(text);
     } catch (err) {
-      throw new InvalidArgumentError(`USAGE: ${(err as Error).message}`);
+      throw new InvalidArgumentError((err as Error).message);
     }
   };
 }

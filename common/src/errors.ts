@@ -116,6 +116,13 @@ const ERRNO_TEXT: Record<string, string> = {
   ESTALE: 'stale file handle (network file system)',
   ENOMEM: 'out of memory',
   EAGAIN: 'resource temporarily unavailable',
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'timed out',
+  ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name lookup failed (temporary)',
 };
 
 /** "permission denied" for EACCES; an unknown code reads "I/O error (ECODE)". */

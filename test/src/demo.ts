@@ -18,8 +18,14 @@ const bin = (name: string): string => path.join(ROOT, 'node_modules/.bin', name)
 const SIZE = Number(process.env.DEMO_SIZE_MB ?? 256) * 1024 * 1024;
 const children: ChildProcess[] = [];
 
+/** SGR colour only on a terminal, and never with NO_COLOR set (https://no-color.org). */
+const COLOUR = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+function paint(sgr: string, text: string): string {
+  return COLOUR ? `\x1b[${sgr}m${text}\x1b[0m` : text;
+}
+
 function say(s: string): void {
-  process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
+  process.stdout.write(`\n${paint('1', `== ${s}`)}\n`);
 }
 
 /** Starts a bin whose JSON logs go to a file-like buffer; resolves with the first log line matching `ready`. */
@@ -109,7 +115,7 @@ async function main(): Promise<number> {
     const got = await sha256(path.join(inbox, 'builds/artifact.bin'));
     const ok = code === 0 && got === expected;
     console.log(`   ${path.join(inbox, 'builds/artifact.bin')} sha256 ${got}`);
-    console.log(ok ? '\n\x1b[32mdemo OK: confirmed and byte-identical\x1b[0m' : '\n\x1b[31mdemo FAILED\x1b[0m');
+    console.log(ok ? `\n${paint('32', 'demo OK: confirmed and byte-identical')}` : `\n${paint('31', 'demo FAILED')}`);
     return ok ? 0 : 1;
   } finally {
     say('shutting down');

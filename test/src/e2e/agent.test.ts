@@ -101,7 +101,7 @@ describe('sender agent: relay-sender + relay over the control socket', function 
       }
       return n;
     };
-    const expected = { queued: 1, start: 150, received: 150, done: 1 };
+    const expected = { queued: 1, target: 1, start: 150, received: 150, done: 1 };
 
     const single = await run({ type: 'send', paths: [tree], as: 'one', to: ['a'], transfer: {} });
     expect(single.every((m) => !m.includes('\n')), 'one JSON per message').to.equal(true);
@@ -151,6 +151,29 @@ describe('sender agent: relay-sender + relay over the control socket', function 
     expect(await sha256File(path.join(back.dir, 'late.bin'))).to.equal(f.sha256);
     const up = JSON.parse((await agent.relay(['status', '--json'])).stdout) as StatusJson;
     expect(up.receivers[0]!.state).to.equal('connected');
+  });
+
+  it('relay status: no stale RTT or free space for a receiver that went away, its last error shown, exit 1 while any receiver is down', async () => {
+    const b = await startReceiver();
+    const agent = await startAgent({ receivers: { a: a.url, b: b.url }, allowRoots: [src], heartbeat: '100ms' });
+    await Promise.all(['a', 'b'].map((n) => agent.waitLog('receiver connected', (l) => l.receiver === n)));
+    const up = await agent.relay(['status']);
+    expect(up.code, up.stdout + up.stderr).to.equal(0);
+    expect(up.stdout.split('\n')[0]).to.match(/^RECEIVER +STATE +RTT +LAST BEAT +NODE +FREE +URL +LAST ERROR$/);
+    await b.close();
+    await agent.waitLog('receiver disconnected', (l) => l.receiver === 'b');
+    const down = await agent.relay(['status']);
+    expect(down.code, 'a pipeline can gate on it').to.equal(1);
+    expect(down.stderr).to.contain('not connected: b');
+    const row = down.stdout.split('\n').find((l) => l.startsWith('b '))!;
+    const cols = row.split(/ {2,}/);
+    expect(cols[1]).to.equal('disconnected');
+    expect(cols[2], 'RTT').to.equal('-');
+    expect(cols[5], 'FREE').to.equal('-');
+    expect(cols[7]).to.match(/^(UNREACHABLE|DISCONNECTED): /);
+    const json = JSON.parse((await agent.relay(['status', '--json'])).stdout) as { receivers: Array<{ name: string; rttMs: unknown; freeBytes: unknown }> };
+    expect(json.receivers.find((r) => r.name === 'b')).to.include({ rttMs: null, freeBytes: null });
+    expect(json.receivers.find((r) => r.name === 'a')!.rttMs).to.be.a('number');
   });
 
   it('marks a receiver stale after 3 unanswered heartbeats while the TCP connection stays up', async () => {

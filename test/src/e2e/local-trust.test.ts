@@ -63,7 +63,9 @@ describe('local trust boundary: allow-roots, the control socket and who may use 
     expect((await lstat(sock)).isSocket()).to.equal(true);
     const agent = await startAgent({ receivers: {}, allowRoots: [dir], extraArgs: ['--socket', sock] });
     const status = await runBin(BIN.relay, ['status', '--json', '--socket', sock]);
-    expect(status.code, status.stderr).to.equal(0);
+    // It answered (an agent with no receivers: status exits 1 and says so).
+    expect(status.code, status.stderr).to.equal(1);
+    expect(JSON.parse(status.stdout)).to.deep.include({ receivers: [] });
     const second = await agentRefuses(['--socket', sock]);
     expect(second.code).to.equal(1);
     expect(second.stderr).to.contain('already listening');
@@ -122,7 +124,9 @@ describe('local trust boundary: allow-roots, the control socket and who may use 
     expect(res.stdout).to.equal('');
     // Named as the agent's user, the same socket is trusted.
     const named = await runBin(BIN.relay, ['status', '--json', '--socket', sock], { env: { RELAY_AGENT_USER: String(NOBODY) } });
-    expect(named.code, named.stderr).to.equal(0);
+    // It answered (an agent with no receivers: status exits 1 and says so).
+    expect(named.code, named.stderr).to.equal(1);
+    expect(JSON.parse(named.stdout)).to.deep.include({ receivers: [] });
   });
 
   it('an agent that may not create its socket exits with one line naming the path and the fix (no stack trace)', async () => {
@@ -157,7 +161,9 @@ describe('local trust boundary: allow-roots, the control socket and who may use 
     const socket = await stat(sock);
     expect([socket.mode & 0o777, socket.gid]).to.deep.equal([0o660, NOBODY]);
     const res = await runAsNobody(BIN.relay, ['status', '--json', '--socket', sock]);
-    expect(res.code, res.stderr).to.equal(0);
+    // It answered (an agent with no receivers: status exits 1 and says so).
+    expect(res.code, res.stderr).to.equal(1);
+    expect(JSON.parse(res.stdout)).to.deep.include({ receivers: [] });
     await agent.stop();
   });
 });

@@ -55,7 +55,7 @@ describe('a send tells the whole truth about what it did not send', function () 
     const text = await agent.relay(['send', tree, '--to', 'r1']);
     expect(text.code, text.stderr).to.equal(0);
     for (const [name, kind] of expected) expect(text.stdout).to.contain(`${name} (${kind})`);
-    expect(text.stdout).to.match(new RegExp(`^done: 1 confirmed, .*, ${expected.length} skipped \\(not regular files\\)$`, 'm'));
+    expect(text.stdout).to.match(new RegExp(`^done: 1 file on r1 \\(1 confirmed\\), .*, ${expected.length} skipped \\(not regular files\\)$`, 'm'));
   });
 
   it('an unreadable folder fails on its own, named, in words (no system-call text); the rest of the tree arrives; exit 1', async function () {
