@@ -42,7 +42,7 @@ export function formatRow(t: TargetTally, nameWidth: number, width: number, now 
     t.finishedAt !== undefined ? formatBytes(t.confirmedBytes) : `${formatBytes(acked)}/${formatBytes(t.bytes)}`,
     took > 0 ? `${formatBytes(Math.round((acked * 1000) / took))}/s` : '',
     t.failed > 0 ? `${count(t.failed)} FAILED` : '',
-    t.finishedAt !== undefined ? `done in ${formatDuration(took)}` : eta(acked, t.bytes, took),
+    t.finishedAt !== undefined ? `${t.failed > 0 ? 'ended after' : 'done in'} ${formatDuration(took)}` : eta(acked, t.bytes, took),
   ];
   // Left out in this order while the row is too wide for a bar of BAR_MIN: ETA, rate, files; then the bar.
   const order = [5, 3, 1];
