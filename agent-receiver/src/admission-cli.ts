@@ -3,7 +3,7 @@ import { Option } from 'commander';
 import { arg, parseDuration, parsePositiveInt } from '@relayer/common';
 import { ADMISSION_DEFAULTS, type AdmissionOptions } from './admission.js';
 
-/** A default as people write it (and the README shows it): 5m, not 300s. */
+/** A default as people write it (and docs/cli.md shows it): 5m, not 300s. */
 const secs = (ms: number): string => (ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`);
 
 export function admissionCliOptions(): Option[] {

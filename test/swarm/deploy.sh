@@ -1,4 +1,4 @@
-# The deployment, step by step as README "Deploy on a Swarm" tells a user (same order): swarm, image on
+# The deployment, step by step as docs/deploy.md tells a user (same order): swarm, image on
 # every node, secret, node label, host folders and their owners, stack deploy, wait for health.
 # Sourced by run.sh.
 

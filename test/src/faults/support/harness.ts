@@ -1,7 +1,7 @@
 /**
  * The fault suite's harness: a cleanup stack per scenario (processes, mounts, namespaces, folders are
  * undone newest first, even when the scenario failed), random source files, shell commands, and the
- * figures each scenario prints (also collected into one JSON file the README quotes).
+ * figures each scenario prints (also collected into one JSON file docs/reliability.md quotes).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -47,7 +47,7 @@ export class Cleanup {
   }
 }
 
-/** Prints a scenario's figure in a form the README can quote, and records it. */
+/** Prints a scenario's figure in a form docs/reliability.md can quote, and records it. */
 export async function figure(scenario: string, text: string, data: Record<string, unknown> = {}): Promise<void> {
   process.stdout.write(`      FIGURE ${scenario}: ${text}\n`);
   await mkdir(path.dirname(FIGURES_FILE), { recursive: true });
