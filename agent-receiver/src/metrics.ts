@@ -8,7 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { metricsText } from '@relayer/common/metrics-text';
-import { type ChunkAck, type ChunkFrame, type ErrorCode, type IdenticalReply, type OfferAccepted, type PutFrame, type PutReply, type ReceivedFrame } from '@relayer/common';
+import { isRetryable, type ChunkAck, type ChunkFrame, type ErrorCode, type IdenticalReply, type OfferAccepted, type PutFrame, type PutReply, type ReceivedFrame } from '@relayer/common';
 
 export interface ReceiverGauges {
   activeTransfers(): number;
@@ -21,7 +21,8 @@ export type RequestOutcome = { ok: true; result: object } | { ok: false; code: E
 
 /** Error replies after which the sender carries on with the same transfer, so it is not over. */
 function isFinalRefusal(request: string, code: ErrorCode): boolean {
-  if (code === 'UNKNOWN_TRANSFER' || code === 'DISCONNECTED' || code === 'TIMEOUT' || code === 'IO') return false;
+  // What the sender retries (LIMIT included: it waits for a slot) does not end the transfer.
+  if (isRetryable(code)) return false;
   if (request === 'chunk' && code === 'CHECKSUM') return false; // the sender re-sends that chunk
   if (request === 'commit' && code === 'OFFSET') return false; // "send the rest first"
   return request !== 'heartbeat';

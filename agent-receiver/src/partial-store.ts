@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { createError, ErrorCode, isRelayError, PARTIAL_DIR, type SourceIdentity } from '@relayer/common';
 import type { FileDigest, FileHasher } from './file-hasher.js';
+import { againIfGone, fsyncDir, makeFolder } from './durable-folders.js';
 import { guardInbox, isStoreFileName } from './store-guard.js';
 
 export interface PartialMeta extends SourceIdentity {
@@ -31,14 +32,6 @@ export function partialKey(name: string): string {
   return createHash('sha256').update(name).digest('hex').slice(0, 40);
 }
 
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 function sameSource(meta: PartialMeta, name: string, id: SourceIdentity): boolean {
   return meta.name === name && meta.size === id.size && meta.mtimeMs === id.mtimeMs;
@@ -173,14 +166,7 @@ export class PartialStore {
     await this.discard(key);
     const fresh: PartialMeta = { name, size: id.size, mtimeMs: id.mtimeMs, createdAt: Date.now() };
     // The meta is written first: a .part without its .json is an orphan that the sweep removes.
-    try {
-      await writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 });
-    } catch (err) {
-      // The folder was removed under a running receiver: make it again (once) rather than fail every send.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await this.recreate();
-      await writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 });
-    }
+    await againIfGone(() => writeFile(metaFile, JSON.stringify(fresh), { mode: 0o600 }), () => this.recreate());
     const fh = await open(data, 'w+', 0o600);
     return { key, fh, offset: 0, digest: this.digestOf(key, 0, id.size), resumed: false };
   }
@@ -193,14 +179,9 @@ export class PartialStore {
     await this.guard();
     const { data, meta } = this.files(key);
     const parent = path.dirname(finalPath);
-    const firstCreated = await mkdir(parent, { recursive: true });
+    const changed = await makeFolder(parent);
     await rename(data, finalPath);
-    await fsyncDir(parent);
-    // New sub-folders are durable only once each one's own entry is synced in its parent.
-    if (firstCreated) {
-      for (let dir = parent; dir.length >= firstCreated.length; dir = path.dirname(dir)) await fsyncDir(path.dirname(dir));
-    }
-    await fsyncDir(this.dir);
+    for (const dir of [parent, ...changed, this.dir]) await fsyncDir(dir);
     await rm(meta, { force: true });
   }
 

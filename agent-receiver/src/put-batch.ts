@@ -6,7 +6,7 @@
  * few journal commits. Files succeed or fail one by one; a failure never leaves bytes under a final name.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { LimitFunction } from 'p-limit';
 import {
@@ -16,7 +16,8 @@ import {
 import type { FinalHashCache } from './final-hash-cache.js';
 import { PUBLISHED_FILE_MODE } from './incoming-transfer.js';
 import type { Owner } from './owner.js';
-import { fsyncDir, type PartialStore } from './partial-store.js';
+import { againIfGone, fsyncDir, makeFolder } from './durable-folders.js';
+import type { PartialStore } from './partial-store.js';
 
 /** What a put needs from the receiver's registry. */
 export interface PutHost {
@@ -122,12 +123,7 @@ class PutBatch {
    * failure. Created with its published mode: the folder (0700) keeps it private until the rename.
    */
   private async writeTemp(temp: string, data: Uint8Array): Promise<string> {
-    const fh = await open(temp, 'w', PUBLISHED_FILE_MODE).catch(async (err: NodeJS.ErrnoException) => {
-      // The partial folder was removed under a running receiver: make it again (once).
-      if (err.code !== 'ENOENT') throw err;
-      await this.host.store.recreate();
-      return open(temp, 'w', PUBLISHED_FILE_MODE);
-    });
+    const fh = await againIfGone(() => open(temp, 'w', PUBLISHED_FILE_MODE), () => this.host.store.recreate());
     try {
       for (let at = 0; at < data.length;) at += (await fh.write(data, at, data.length - at, at)).bytesWritten;
       if (!MODE_KEPT) await fh.chmod(PUBLISHED_FILE_MODE);
@@ -144,9 +140,8 @@ class PutBatch {
   private parent(dir: string): Promise<void> {
     let made = this.parents.get(dir);
     if (!made) {
-      made = mkdir(dir, { recursive: true }).then((first) => {
-        // Each new folder is durable only once its own entry is synced in its parent.
-        if (first) for (let d = dir; d.length >= first.length; d = path.dirname(d)) this.dirty.add(path.dirname(d));
+      made = makeFolder(dir).then((changed) => {
+        for (const d of changed) this.dirty.add(d);
       });
       this.parents.set(dir, made);
     }

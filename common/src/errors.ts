@@ -67,6 +67,11 @@ const RETRYABLE = new Set<ErrorCode>([
   ErrorCode.LIMIT,
 ]);
 
+/** A sender retries (reconnects, re-offers, resumes) after this code: it does not end a transfer. */
+export function isRetryable(code: ErrorCode): boolean {
+  return RETRYABLE.has(code);
+}
+
 export class RelayError extends Error {
   override readonly name = 'RelayError';
   readonly code: ErrorCode;
