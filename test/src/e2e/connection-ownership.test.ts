@@ -21,10 +21,10 @@ async function health(url: string): Promise<{ code: number; body: Health }> {
 }
 
 
-describe('issue 7 findings: a connection owns only what it can use, and only while it lives', () => {
+describe('connection ownership: a connection owns only what it can use, and only while it lives', () => {
   afterEach(closeAll);
 
-  it('1: an offer whose connection drops while the partial is being opened leaves no active transfer behind', async () => {
+  it('an offer whose connection drops while the partial is being opened leaves no active transfer behind', async () => {
     const dir = await tmpDir('relay-inbox-');
     const bytes = randomBytes(16 * MiB);
     const size = bytes.length + 1;
@@ -50,7 +50,7 @@ describe('issue 7 findings: a connection owns only what it can use, and only whi
     await eventually(async () => (await health(r.url)).body.activeTransfers === 0, 'no transfer owned by a closed connection');
   });
 
-  it('3: a chunk of the version that lost a last-offer-wins race is refused SUPERSEDED, never PROTOCOL', async () => {
+  it('a chunk of the version that lost a last-offer-wins race is refused SUPERSEDED, never PROTOCOL', async () => {
     const r = await startReceiver();
     const bytes = randomBytes(6 * MiB);
     for (let round = 0; round < 15; round++) {
@@ -72,7 +72,7 @@ describe('issue 7 findings: a connection owns only what it can use, and only whi
     }
   });
 
-  it('4: offers beyond the per-connection limit are refused, other senders are unaffected, errors name no receiver path', async () => {
+  it('offers beyond the per-connection limit are refused, other senders are unaffected, errors name no receiver path', async () => {
     const r = await startReceiver({ maxTransfersPerConnection: 16 });
     const greedy = await connectedLink(r.url);
     const refused: RelayError[] = [];
@@ -89,7 +89,7 @@ describe('issue 7 findings: a connection owns only what it can use, and only whi
     expect((await send([f.path], [r.url], { as: 'other.bin' })).ok).to.equal(true);
   });
 
-  it('5: an owned but idle transfer is released after the idle time: its space is free again, its partial kept', async () => {
+  it('an owned but idle transfer is released after the idle time: its space is free again, its partial kept', async () => {
     const dir = await tmpDir('relay-inbox-');
     const fs = await statfs(dir);
     // Room for 2 GiB; the idle offer takes 1.5 GiB of it.
@@ -105,7 +105,7 @@ describe('issue 7 findings: a connection owns only what it can use, and only whi
     await expectRejectsCode(idle.request('chunk', chunkOf(held.lease, 1000, Buffer.alloc(1000, 1)), 5000), ErrorCode.UNKNOWN_TRANSFER);
   });
 
-  it('6: repeated "is the final file identical?" checks against one unchanged file hash it once', async () => {
+  it('repeated "is the final file identical?" checks against one unchanged file hash it once', async () => {
     const cap = captureLogger('debug');
     const r = await startReceiver({ logger: cap.logger });
     const f = await randomFile(r.dir, 4 * MiB, 'big.bin');
@@ -121,7 +121,7 @@ describe('issue 7 findings: a connection owns only what it can use, and only whi
     expect(hashed).to.have.length(1);
   });
 
-  it('7: a send succeeds after .relay-partial was deleted under a running receiver', async () => {
+  it('a send succeeds after .relay-partial was deleted under a running receiver', async () => {
     const r = await startReceiver();
     await rm(path.join(r.dir, PARTIAL_DIR), { recursive: true, force: true });
     const f = await randomFile(await tmpDir(), 100_000);
@@ -130,7 +130,7 @@ describe('issue 7 findings: a connection owns only what it can use, and only whi
     expect(await sha256File(path.join(r.dir, 'after-rm.bin'))).to.equal(f.sha256);
   });
 
-  it('7: /healthz reports degraded when .relay-partial cannot be used, and the error names no receiver path', async () => {
+  it('/healthz reports degraded when .relay-partial cannot be used, and the error names no receiver path', async () => {
     const r = await startReceiver();
     await rm(path.join(r.dir, PARTIAL_DIR), { recursive: true, force: true });
     await writeFile(path.join(r.dir, PARTIAL_DIR), 'not a folder');
@@ -143,7 +143,7 @@ describe('issue 7 findings: a connection owns only what it can use, and only whi
     expect((err as RelayError).message).to.not.include(r.dir);
   });
 
-  it('8: a sender that ignores the window cannot make the receiver buffer more than its per-connection budget', async () => {
+  it('a sender that ignores the window cannot make the receiver buffer more than its per-connection budget', async () => {
     const budget = 4 * MiB;
     const r = await startReceiver({ maxBufferedBytesPerConnection: budget });
     const link = await connectedLink(r.url);
@@ -160,7 +160,7 @@ describe('issue 7 findings: a connection owns only what it can use, and only whi
     expect(await sha256File(done.path)).to.equal(sha(bytes));
   });
 
-  it('2: eight senders of different contents with the same size and mtime: no CHECKSUM, losers stop SUPERSEDED', async function () {
+  it('eight senders of different contents with the same size and mtime: no CHECKSUM, losers stop SUPERSEDED', async function () {
     this.slow(20_000);
     const r = await startReceiver();
     const dir = await tmpDir();
