@@ -11,4 +11,4 @@
 // ~70 per GiB. With a first limit of 56 MB: none over 3 GiB, and ~35% less CPU per GiB on the receiver's
 // main thread (bench/RESULTS.md). 40 still ran ~50 per GiB and 48 one or two per 3 GiB; 64 made the heap
 // grow to ~125 MB of RSS on small files (56: ~118). `node relay-receiver.js` works the same without it.
-import "../dist/cli.js";
+import "../dist/cli/relay-receiver.js";

@@ -2,9 +2,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import { createError, createLogger, DEFAULT_PORT, definedOnly, ErrorCode, quoted, type Logger } from '@relayer/common';
-import { ADMISSION_DEFAULTS, type AdmissionOptions } from './admission.js';
-import { defaultHashThreads } from './file-hasher.js';
-import type { TlsServerOptions } from './tls-server.js';
+import { ADMISSION_DEFAULTS, type AdmissionOptions } from './session/admission.js';
+import { defaultHashThreads } from './hashing/file-hasher.js';
+import type { TlsServerOptions } from './session/tls-server.js';
 
 export interface ReceiverOptions {
   /** Address to listen on. Default 0.0.0.0. */

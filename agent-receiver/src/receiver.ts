@@ -13,13 +13,13 @@ import {
 } from '@relayer/common';
 import { withDisplay } from './display.js';
 import { ReceiverMetrics } from './metrics.js';
-import { Admission, type AdmissionOptions } from './admission.js';
+import { Admission, type AdmissionOptions } from './session/admission.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
-import { FileHasher } from './file-hasher.js';
-import { PartialStore } from './partial-store.js';
-import { Session, type ReceiverSocket } from './session.js';
-import { createListener } from './tls-server.js';
-import { TransferRegistry } from './transfer-registry.js';
+import { FileHasher } from './hashing/file-hasher.js';
+import { PartialStore } from './store/partial-store.js';
+import { Session, type ReceiverSocket } from './session/session.js';
+import { createListener } from './session/tls-server.js';
+import { TransferRegistry } from './transfer/transfer-registry.js';
 
 export const ReceiverState = {
   NEW: 'new',

@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createError, ErrorCode, type Logger } from '@relayer/common';
-import type { DiscoverEntry, Resolver } from './agent-options.js';
+import type { DiscoverEntry, Resolver } from '../agent/agent-options.js';
 import type { Link, LinkSnapshot } from './link.js';
 
 export interface DiscoveryHost {

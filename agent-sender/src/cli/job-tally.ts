@@ -4,7 +4,7 @@
  * The progress view and the summaries both read it, so they never disagree.
  */
 import path from 'node:path';
-import type { JobEvent } from './job-events.js';
+import type { JobEvent } from '../job/job-events.js';
 
 /** A target down this long is shown as waiting (a link that is only connecting is not news). */
 export const WAIT_SAID_AFTER_MS = 1500;

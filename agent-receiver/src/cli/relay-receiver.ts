@@ -1,11 +1,11 @@
 /** `relay-receiver`: turns argv and env into ReceiverOptions, runs the receiver until SIGINT/SIGTERM. */
 import { Command, CommanderError, Option } from 'commander';
 import { arg, createError, createLogger, elideQuoted, ErrorCode, loadTokens, parseDuration, parsePort, parsePositiveInt, parseSize, quoted, runUntilSignal, VERSION } from '@relayer/common';
-import { Receiver } from './receiver.js';
-import { RECEIVER_DEFAULTS } from './options.js';
-import { defaultHashThreads } from './file-hasher.js';
+import { Receiver } from '../receiver.js';
+import { RECEIVER_DEFAULTS } from '../options.js';
+import { defaultHashThreads } from '../hashing/file-hasher.js';
 import { admissionCliOptions, admissionFromCli, type AdmissionFlags } from './admission-cli.js';
-import { readTlsServerFiles } from './tls-server.js';
+import { readTlsServerFiles } from '../session/tls-server.js';
 
 function parseThreads(text: string): number {
   const n = Number(text);

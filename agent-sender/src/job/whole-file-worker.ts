@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { createError, describeErrno, elide, ErrorCode, toRelayError } from '@relayer/common';
-import { sameVersion } from './local-source.js';
+import { sameVersion } from '../transfer/local-source.js';
 import { isRecordedFolder, rootMoved, rootOf, type FixedRoot } from './sources.js';
 import type { ReadRequest, ReadResponse, ReadResult } from './whole-file-reader.js';
 

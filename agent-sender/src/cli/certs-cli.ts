@@ -1,6 +1,6 @@
 /** `relay certs --out DIR --node pi1 --node pi2=pi2.lan,10.0.0.2`: the command around certs.ts. */
 import { Command, Option } from 'commander';
-import { makeCerts, parseCertNode, type CertNode } from './certs.js';
+import { makeCerts, parseCertNode, type CertNode } from '../agent/certs.js';
 
 const collect = (value: string, previous: CertNode[] = []): CertNode[] => [...previous, parseCertNode(value)];
 

@@ -7,9 +7,9 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { metricsText } from '@relayer/common/metrics-text';
-import type { JobEvent } from './job-events.js';
-import { LinkState, type Link } from './link.js';
-import { OutgoingState, type OutgoingTransfer, type Progress } from './outgoing-transfer.js';
+import type { JobEvent } from '../job/job-events.js';
+import { LinkState, type Link } from '../link/link.js';
+import { OutgoingState, type OutgoingTransfer, type Progress } from '../transfer/outgoing-transfer.js';
 
 export interface SenderGauges {
   links(): Iterable<Link>;

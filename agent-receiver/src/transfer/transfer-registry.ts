@@ -13,11 +13,11 @@ import {
   type ChunkAck, type ChunkFrame, type CommitFrame, type IdenticalFrame, type IdenticalReply, type OfferAccepted,
   type OfferFrame, type PutFrame, type PutReply, type ReceivedFrame,
 } from '@relayer/common';
-import { FinalHashCache } from './final-hash-cache.js';
+import { FinalHashCache } from '../store/final-hash-cache.js';
 import { IncomingTransfer, TransferState } from './incoming-transfer.js';
 import { OfferCommitLock } from './offer-commit-lock.js';
-import type { Owner } from './owner.js';
-import { partialKey, type PartialStore } from './partial-store.js';
+import type { Owner } from '../session/owner.js';
+import { partialKey, type PartialStore } from '../store/partial-store.js';
 import { receivePut, type PutHost } from './put-batch.js';
 import { FlushSlots } from './write-behind.js';
 

@@ -7,7 +7,7 @@
  * target at the end, not a line per file (--verbose prints them; without a TTY every line is printed).
  */
 import { formatBytes, formatDuration } from '@relayer/common';
-import { describeSkipped, type JobEvent } from './job-events.js';
+import { describeSkipped, type JobEvent } from '../job/job-events.js';
 import { ackedBytes, JobTally, WAIT_SAID_AFTER_MS, type TargetTally } from './job-tally.js';
 import { ProgressView } from './progress-view.js';
 

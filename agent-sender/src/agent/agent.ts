@@ -7,18 +7,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { createError, elide, ErrorCode, formatBytes, VERSION, type Logger } from '@relayer/common';
 import { resolveSenderAgentOptions, type SenderAgentOptions } from './agent-options.js';
-import { checkSendRequest, type ControlMessage, type ControlRequest, type SendRequest, type StatusReply } from './control-protocol.js';
-import { ControlServer } from './control-server.js';
-import { Discovery } from './discovery.js';
+import { checkSendRequest, type ControlMessage, type ControlRequest, type SendRequest, type StatusReply } from '../control/control-protocol.js';
+import { ControlServer } from '../control/control-server.js';
+import { Discovery } from '../link/discovery.js';
 import { AgentHttpServer, type AgentHealth } from './http-server.js';
-import { runJob, type TransferView } from './job.js';
-import { Link } from './link.js';
+import { runJob, type TransferView } from '../job/job.js';
+import { Link } from '../link/link.js';
 import { SenderMetrics } from './metrics.js';
-import { OutgoingTransfer } from './outgoing-transfer.js';
-import { checkTransferOptions } from './transfer-options.js';
-import { SharedHashes } from './shared-hashes.js';
-import { WholeFileReader } from './whole-file-reader.js';
-import { AllowRoots, checkAllowed, expandSources, openAllowed } from './sources.js';
+import { OutgoingTransfer } from '../transfer/outgoing-transfer.js';
+import { checkTransferOptions } from '../transfer/transfer-options.js';
+import { SharedHashes } from '../transfer/shared-hashes.js';
+import { WholeFileReader } from '../job/whole-file-reader.js';
+import { AllowRoots, checkAllowed, expandSources, openAllowed } from '../job/sources.js';
 
 export class SenderAgent {
   readonly options: SenderAgentOptions;

@@ -14,9 +14,9 @@ import {
   createError, ErrorCode, toRelayError,
   type ChunkAck, type ChunkFrame, type ReceivedFrame, type SourceIdentity,
 } from '@relayer/common';
-import type { Owner } from './owner.js';
-import type { FileDigest } from './file-hasher.js';
-import type { OpenedPartial, PartialStore } from './partial-store.js';
+import type { Owner } from '../session/owner.js';
+import type { FileDigest } from '../hashing/file-hasher.js';
+import type { OpenedPartial, PartialStore } from '../store/partial-store.js';
 import { writeChunk } from './sparse-write.js';
 import { WriteBehind, type FlushSlots } from './write-behind.js';
 

@@ -3,10 +3,10 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { elide, ErrorCode, formatBytes, formatDuration, RelayError } from '@relayer/common';
 import { defaultSocketPath, splitReplies, type ControlMessage, type ControlRequest, type StatusReply } from './control-protocol.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../cli/exit-codes.js';
 import { checkSocketTrust, permissionHint, SocketTrustError, trustedOwners } from './socket-trust.js';
-import type { JobEvent } from './job-events.js';
-import type { TransferOptions } from './transfer-options.js';
+import type { JobEvent } from '../job/job-events.js';
+import type { TransferOptions } from '../transfer/transfer-options.js';
 
 export { defaultSocketPath };
 

@@ -15,7 +15,7 @@ import {
 } from '@relayer/common';
 import { ChunkBuffers } from './chunk-buffers.js';
 import { ChunkWindow } from './chunk-window.js';
-import type { Link } from './link.js';
+import type { Link } from '../link/link.js';
 import { LocalSource } from './local-source.js';
 import { Pacer } from './pacer.js';
 import { RetryPolicy } from './retry-policy.js';

@@ -1,7 +1,7 @@
 /** The receiver's command-line options for admission (caps, deadlines, failed logins), and their parsing. */
 import { Option } from 'commander';
 import { arg, parseDuration, parsePositiveInt } from '@relayer/common';
-import { ADMISSION_DEFAULTS, type AdmissionOptions } from './admission.js';
+import { ADMISSION_DEFAULTS, type AdmissionOptions } from '../session/admission.js';
 
 /** A default as people write it (and docs/cli.md shows it): 5m, not 300s. */
 const secs = (ms: number): string => (ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`);

@@ -1,13 +1,13 @@
 /** `relay-sender`: turns argv and env into SenderAgentOptions and runs the agent until SIGINT/SIGTERM. */
 import { Command, CommanderError, Option } from 'commander';
 import { arg, createLogger, elideQuoted, list, loadToken, parseDuration, parsePositiveInt, runUntilSignal, VERSION } from '@relayer/common';
-import { SenderAgent } from './agent.js';
+import { SenderAgent } from '../agent/agent.js';
 import {
   parseDiscover, parseListen, parseReceivers, SENDER_AGENT_DEFAULTS,
   type DiscoverEntry, type HttpListen, type ReceiverEntry,
-} from './agent-options.js';
-import { defaultSocketPath } from './control-protocol.js';
-import { readCaFile } from './tls-client.js';
+} from '../agent/agent-options.js';
+import { defaultSocketPath } from '../control/control-protocol.js';
+import { readCaFile } from '../link/tls-client.js';
 
 const d = SENDER_AGENT_DEFAULTS;
 const secs = (ms: number): string => `${ms / 1000}s`;

@@ -2,7 +2,7 @@
 import { promises as dns } from 'node:dns';
 import path from 'node:path';
 import { createError, createLogger, definedOnly, ErrorCode, isReceiverUrl, quoted, type Logger } from '@relayer/common';
-import { defaultSocketPath } from './control-protocol.js';
+import { defaultSocketPath } from '../control/control-protocol.js';
 
 export interface ReceiverEntry {
   name: string;

@@ -6,9 +6,9 @@
  * write) each cost the agent and the client more than the files did.
  */
 import { createError, ErrorCode } from '@relayer/common';
-import type { JobEvent } from './job-events.js';
-import type { LinkSnapshot } from './link.js';
-import type { TransferOptions } from './transfer-options.js';
+import type { JobEvent } from '../job/job-events.js';
+import type { LinkSnapshot } from '../link/link.js';
+import type { TransferOptions } from '../transfer/transfer-options.js';
 
 interface RequestBase {
   /** The client reads several replies per websocket message, one JSON per line (older clients: one per message). */

@@ -9,7 +9,7 @@ import {
   createError, ErrorCode, fromWireError, MAX_CHUNK_SIZE, MAX_PUT_FILES, putFileCost,
   type ReceivedFrame, type RelayError,
 } from '@relayer/common';
-import type { Link } from './link.js';
+import type { Link } from '../link/link.js';
 import type { SourceFile } from './file-list.js';
 
 /** One file read whole, as it goes into a put frame. */

@@ -3,8 +3,8 @@ import pLimit from 'p-limit';
 import type { Logger } from '@relayer/common';
 import type { JobEvent } from './job-events.js';
 import { runJob } from './job.js';
-import { Link } from './link.js';
-import type { TransferOptions } from './transfer-options.js';
+import { Link } from '../link/link.js';
+import type { TransferOptions } from '../transfer/transfer-options.js';
 import { expandSources } from './sources.js';
 
 export interface DirectSendOptions {

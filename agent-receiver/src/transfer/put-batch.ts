@@ -13,11 +13,11 @@ import {
   createError, ErrorCode, inspectInside, toWireError,
   type FolderChecks, type PutFile, type PutFrame, type PutReply, type PutResult, type ReceivedFrame,
 } from '@relayer/common';
-import type { FinalHashCache } from './final-hash-cache.js';
+import type { FinalHashCache } from '../store/final-hash-cache.js';
 import { PUBLISHED_FILE_MODE } from './incoming-transfer.js';
-import type { Owner } from './owner.js';
-import { againIfGone, fsyncDir, makeFolder } from './durable-folders.js';
-import type { PartialStore } from './partial-store.js';
+import type { Owner } from '../session/owner.js';
+import { againIfGone, fsyncDir, makeFolder } from '../store/durable-folders.js';
+import type { PartialStore } from '../store/partial-store.js';
 
 /** What a put needs from the receiver's registry. */
 export interface PutHost {

@@ -3,12 +3,12 @@ import { Command, CommanderError, Option } from 'commander';
 import { arg, createLogger, elide, elideQuoted, ErrorCode, isReceiverUrl, loadToken, parseDuration, parsePositiveInt, parseSize, RelayError, VERSION } from '@relayer/common';
 import { dropOutputOnClosedPipe } from './closed-pipe.js';
 import { makeCertsCommand } from './certs-cli.js';
-import { readCaFile } from './tls-client.js';
+import { readCaFile } from '../link/tls-client.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
-import type { JobEvent } from './job-events.js';
+import type { JobEvent } from '../job/job-events.js';
 import { createRenderer, EACH_FILE_MAX, pickMode } from './render.js';
-import { checkTransferOptions, TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
-import { AgentUnreachableError, defaultSocketPath, sendViaAgent, statusViaAgent } from './control-client.js';
+import { checkTransferOptions, TRANSFER_DEFAULTS, type TransferOptions } from '../transfer/transfer-options.js';
+import { AgentUnreachableError, defaultSocketPath, sendViaAgent, statusViaAgent } from '../control/control-client.js';
 
 interface SendFlags {
   to: string;
@@ -55,7 +55,7 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
       const token = loadToken(f.tokenFile, f.token);
       const logger = createLogger({ name: 'relay', level: f.logLevel });
       // Loaded only here: the socket.io client is not needed by sends through the agent (the Jenkins path).
-      const { sendDirect } = await import('./direct.js');
+      const { sendDirect } = await import('../job/direct.js');
       const ok = await sendDirect({
         paths, as: f.as, urls: targets, token, ca: readCaFile(f.ca), transfer: transferOptions(f),
         concurrency: f.concurrency, logger, signal: controller.signal,

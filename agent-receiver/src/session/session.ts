@@ -12,9 +12,9 @@ import {
   type ClientToServerEvents, type HandshakeAuth, type PutFrame, type ReceivedFrame, type ReceiverStatus, type ReplyOf, type Reply, type RequestName,
   type RequestOf, type ServerToClientEvents,
 } from '@relayer/common';
-import type { RequestOutcome } from './metrics.js';
+import type { RequestOutcome } from '../metrics.js';
 import type { Owner } from './owner.js';
-import type { TransferRegistry } from './transfer-registry.js';
+import type { TransferRegistry } from '../transfer/transfer-registry.js';
 
 export type ReceiverSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
