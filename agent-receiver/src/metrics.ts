@@ -5,9 +5,8 @@
  * carries no metric calls. Label values are bounded: request types, outcomes and error codes only; never
  * a file name, a path, a peer or a token.
  */
-import type { ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { metricsText } from '@relayer/common/metrics-text';
+import { DURATION_BUCKETS } from '@relayer/common/metrics-text';
 import { isRetryable, type ChunkAck, type ChunkFrame, type ErrorCode, type IdenticalReply, type OfferAccepted, type PutFrame, type PutReply, type ReceivedFrame } from '@relayer/common';
 
 export interface ReceiverGauges {
@@ -31,7 +30,6 @@ function isFinalRefusal(request: string, code: ErrorCode): boolean {
 /** Leases whose start time is kept at most; the oldest are forgotten first (abandoned transfers never commit). */
 const MAX_LEASES = 10_000;
 
-export const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
 export class ReceiverMetrics {
   readonly registry = new Registry();
@@ -127,17 +125,4 @@ export class ReceiverMetrics {
   }
 
   /** Answers GET /metrics. */
-  async serve(res: ServerResponse): Promise<void> {
-    await serveRegistry(this.registry, res);
-  }
-}
-
-/** Writes an agent's registry, with the process metrics, as Prometheus text. */
-async function serveRegistry(registry: Registry, res: ServerResponse): Promise<void> {
-  try {
-    const { contentType, body } = await metricsText(registry);
-    res.writeHead(200, { 'content-type': contentType }).end(body);
-  } catch (err) {
-    res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`);
-  }
 }

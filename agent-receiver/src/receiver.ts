@@ -13,6 +13,7 @@ import {
 } from '@relayer/common';
 import { withDisplay } from './display.js';
 import { ReceiverMetrics } from './metrics.js';
+import { serveHealthAndMetrics, type Health } from '@relayer/common/metrics-text';
 import { Admission, type AdmissionOptions } from './session/admission.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
 import { FileHasher } from './hashing/file-hasher.js';
@@ -231,16 +232,21 @@ export class Receiver {
     return this.sweeping;
   }
 
-  private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method === 'GET' && (req.url === '/healthz' || req.url?.startsWith('/healthz?'))) {
-      let free: number | null = null;
-      try {
-        free = await this.freeBytes();
-      } catch { /* reported as null: the folder is gone */ }
-      // A receiver whose partial folder cannot be made again takes no file: say so, not "ok".
-      const partials = free !== null && (await this.store.usable() || await this.store.init().then(() => true, () => false));
-      const ok = free !== null && partials && this.state === ReceiverState.RUNNING;
-      const body = {
+  private onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    return serveHealthAndMetrics(req, res, () => this.health(), this.metrics.registry);
+  }
+
+  private async health(): Promise<Health> {
+    let free: number | null = null;
+    try {
+      free = await this.freeBytes();
+    } catch { /* reported as null: the folder is gone */ }
+    // A receiver whose partial folder cannot be made again takes no file: say so, not "ok".
+    const partials = free !== null && (await this.store.usable() || await this.store.init().then(() => true, () => false));
+    const ok = free !== null && partials && this.state === ReceiverState.RUNNING;
+    return {
+      ok,
+      body: {
         status: ok ? 'ok' : 'degraded',
         version: VERSION,
         protocol: PROTOCOL_VERSION,
@@ -250,11 +256,7 @@ export class Receiver {
         partialsWritable: partials,
         activeTransfers: this.activeTransfers,
         senders: this.sessions.size,
-      };
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-      return;
-    }
-    if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) return this.metrics.serve(res);
-    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
+      },
+    };
   }
 }

@@ -2,9 +2,11 @@
  * The sender agent's optional http listener (--http): GET /healthz for a container healthcheck and
  * GET /metrics for Prometheus. It serves nothing else: sends go through the control socket only.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
 import type { Logger } from '@relayer/common';
+import { serveHealthAndMetrics } from '@relayer/common/metrics-text';
 import type { HttpListen } from './agent-options.js';
 
 export interface AgentHealth {
@@ -19,8 +21,8 @@ export interface AgentHealth {
 export class AgentHttpServer {
   private readonly server: Server;
 
-  constructor(private readonly listen: HttpListen, private readonly health: () => AgentHealth, private readonly metrics: { text(): Promise<{ contentType: string; body: string }> }, private readonly log: Logger) {
-    this.server = createServer((req, res) => void this.onRequest(req, res));
+  constructor(private readonly listen: HttpListen, private readonly health: () => AgentHealth, private readonly metrics: { registry: Registry }, private readonly log: Logger) {
+    this.server = createServer((req, res) => void serveHealthAndMetrics(req, res, () => ({ ok: true, body: this.health() }), this.metrics.registry));
   }
 
   async start(): Promise<AddressInfo> {
@@ -44,21 +46,5 @@ export class AgentHttpServer {
     if (!this.server.listening) return;
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const route = req.url?.split('?')[0];
-    if (req.method === 'GET' && route === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.health()));
-    } else if (req.method === 'GET' && route === '/metrics') {
-      try {
-        const { contentType, body } = await this.metrics.text();
-        res.writeHead(200, { 'content-type': contentType }).end(body);
-      } catch (err) {
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`);
-      }
-    } else {
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
-    }
   }
 }

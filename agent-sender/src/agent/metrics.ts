@@ -6,7 +6,7 @@
  * bounded: receiver names, outcomes and error codes; never a file name, a path or a token.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { metricsText } from '@relayer/common/metrics-text';
+import { DURATION_BUCKETS } from '@relayer/common/metrics-text';
 import type { JobEvent } from '../job/job-events.js';
 import { LinkState, type Link } from '../link/link.js';
 import { OutgoingState, type OutgoingTransfer, type Progress } from '../transfer/outgoing-transfer.js';
@@ -16,7 +16,6 @@ export interface SenderGauges {
   activeTransfers(): number;
 }
 
-export const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
 export class SenderMetrics {
   readonly registry = new Registry();
@@ -71,11 +70,6 @@ export class SenderMetrics {
         for (const l of gauges.links()) if (l.connected && l.rttMs !== null) this.set({ receiver: l.name }, l.rttMs / 1000);
       },
     });
-  }
-
-  /** Prometheus text: this agent's metrics and the process's. */
-  async text(): Promise<{ contentType: string; body: string }> {
-    return metricsText(this.registry);
   }
 
   /**

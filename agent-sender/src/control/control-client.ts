@@ -68,7 +68,7 @@ async function exchange(socketPath: string, request: ControlRequest, onMessage: 
     });
     ws.on('close', () => finish(new RelayError(ErrorCode.DISCONNECTED, 'the sender agent closed the connection before the job finished')));
     ws.on('error', (err) => finish(new RelayError(ErrorCode.DISCONNECTED, `control socket error: ${err.message}`)));
-    ws.send(JSON.stringify({ ...request, batched: true }));
+    ws.send(JSON.stringify(request));
   });
 }
 

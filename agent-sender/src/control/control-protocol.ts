@@ -1,21 +1,16 @@
 /**
  * The local control protocol between `relay` and the sender agent: JSON messages over a websocket on a
  * Unix socket. A send request is answered by the job's event stream; closing the socket cancels the job.
- * A request with `batched: true` takes the replies several to a websocket message, one JSON per line: a
- * send of thousands of small files has thousands of events a second, and one message (and one socket
- * write) each cost the agent and the client more than the files did.
+ * Replies come several to a websocket message, one JSON per line: a send of thousands of small files has
+ * thousands of events a second, and one message (and one socket write) each cost the agent and the client
+ * more than the files did. (`relay` and the agent ship together: there is no one-per-message mode.)
  */
 import { createError, ErrorCode } from '@relayer/common';
 import type { JobEvent } from '../job/job-events.js';
 import type { LinkSnapshot } from '../link/link.js';
 import type { TransferOptions } from '../transfer/transfer-options.js';
 
-interface RequestBase {
-  /** The client reads several replies per websocket message, one JSON per line (older clients: one per message). */
-  batched?: boolean;
-}
-
-export interface SendRequest extends RequestBase {
+export interface SendRequest {
   type: 'send';
   /** Absolute paths (the client resolves them against its own working directory). */
   paths: string[];
@@ -25,7 +20,7 @@ export interface SendRequest extends RequestBase {
   transfer: Partial<TransferOptions>;
 }
 
-export interface StatusRequest extends RequestBase {
+export interface StatusRequest {
   type: 'status';
 }
 
@@ -59,7 +54,6 @@ export { defaultSocketPath } from './socket-trust.js';
 export function isControlRequest(v: unknown): v is ControlRequest {
   if (typeof v !== 'object' || v === null) return false;
   const r = v as Record<string, unknown>;
-  if (r.batched !== undefined && typeof r.batched !== 'boolean') return false;
   if (r.type === 'status') return true;
   return r.type === 'send' && Array.isArray(r.paths) && r.paths.every((p) => typeof p === 'string')
     && Array.isArray(r.to) && r.to.every((t) => typeof t === 'string')
@@ -68,7 +62,7 @@ export function isControlRequest(v: unknown): v is ControlRequest {
 }
 
 /**
- * The replies in one websocket message of a batched connection: one JSON per line (JSON never holds a raw
+ * The replies in one websocket message: one JSON per line (JSON never holds a raw
  * newline). Throws unless every line is an object with a string `type`.
  */
 export function splitReplies(data: string): ControlMessage[] {

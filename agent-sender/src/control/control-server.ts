@@ -71,7 +71,7 @@ export class ControlServer {
       } catch {
         req = undefined;
       }
-      const out = new ReplyQueue(ws, isControlRequest(req) && req.batched === true);
+      const out = new ReplyQueue(ws);
       this.queues.set(ws, out);
       if (!isControlRequest(req)) {
         out.push({ type: 'error', code: ErrorCode.PROTOCOL, message: 'malformed control request' });
@@ -90,16 +90,15 @@ export class ControlServer {
   }
 }
 
-/** The replies of one connection: sent as they come, or (batched) gathered into one message per turn of the event loop. */
+/** The replies of one connection, gathered into one message per turn of the event loop. */
 class ReplyQueue {
   private lines: string[] = [];
   private scheduled = false;
 
-  constructor(private readonly ws: WebSocket, private readonly batched: boolean) {}
+  constructor(private readonly ws: WebSocket) {}
 
   push(m: ControlMessage): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
-    if (!this.batched) return void this.ws.send(JSON.stringify(m));
     this.lines.push(JSON.stringify(m));
     if (!this.scheduled) {
       this.scheduled = true;

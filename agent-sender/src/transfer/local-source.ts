@@ -64,12 +64,6 @@ export class LocalSource {
     }
   }
 
-  async read(position: number, length: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(length);
-    await this.readInto(buf, length, position);
-    return buf;
-  }
-
   async close(): Promise<void> {
     await this.fh.close();
   }
