@@ -35,8 +35,7 @@ export interface FileHasherOptions {
 
 /**
  * One thread when there is a core beyond the main thread's, else none. A second thread would help only
- * several big transfers at once, and each thread costs ~10 MB of RSS (a receiver peaks at ~114 MB
- * without one, ~124 MB with one).
+ * several big transfers at once, and each thread costs its own memory (bench/RESULTS.md, "Figures behind the code").
  */
 export function defaultHashThreads(): number {
   return Math.min(1, Math.max(0, os.availableParallelism() - 1));
@@ -45,7 +44,7 @@ export function defaultHashThreads(): number {
 /**
  * Files up to this size, received from byte 0, are hashed on the main thread from the bytes as they are
  * written: for a small file a thread's round trips and its re-reading the file cost more than hashing it
- * (2,000 × 4 KiB through the agent: 230 files/s with a thread per file, 350 without, same run conditions).
+ * (bench/RESULTS.md, "Figures behind the code").
  */
 export const INLINE_DIGEST_MAX = 1024 * 1024;
 

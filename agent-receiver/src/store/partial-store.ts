@@ -74,9 +74,9 @@ export class PartialStore {
    */
   async guard(): Promise<void> {
     // The common case in two system calls on the main thread (realpath walks every component in one):
-    // --dir resolves to itself and the partial folder is a real folder of ours. Two trips through the
-    // thread pool cost ~70 µs of CPU per offered file; these cost a few µs on folders the kernel has
-    // cached. Anything else gets the full check, which names what is wrong.
+    // --dir resolves to itself and the partial folder is a real folder of ours. Trips through the thread
+    // pool cost many times more per offered file (bench/RESULTS.md, "Figures behind the code"). Anything else gets the full check, which names
+    // what is wrong.
     const root = path.dirname(this.dir);
     if (this.looksSafe(root)) return;
     await this.unsafeUnless(() => guardInbox(root, this.dir));

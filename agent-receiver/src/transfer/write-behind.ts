@@ -2,7 +2,7 @@
  * Flushes a partial to the disk while it is still arriving: after every `every` bytes written, a
  * datasync runs in the background (never in the way of the next write). Without it the whole file sits
  * dirty in the page cache until the commit's fsync, which then writes all of it while the sender waits
- * (~0.5 s per GiB on the machines measured; more on an SD card). The commit's fsync still runs and is what
+ * (bench/RESULTS.md, "Figures behind the code"). The commit's fsync still runs and is what
  * makes the file durable; this only leaves it less to do.
  *
  * Flushes of all the receiver's partials share FlushSlots (one at a time by default): each holds a

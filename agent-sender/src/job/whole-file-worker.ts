@@ -1,8 +1,8 @@
 /**
  * The worker behind WholeFileReader: reads a batch of small files with synchronous calls and hashes them.
- * A synchronous open, fstat, read and close of a cached 4 KiB file costs a few microseconds; the same
- * calls through the promise API cost a thread-pool round trip each (~15 µs of CPU apiece), which made
- * reading, not sending, the sender's limit on folders of small files. Here they block only this thread.
+ * Synchronous calls on a cached small file are far cheaper than the promise API's thread-pool round trip
+ * each, which made reading, not sending, the sender's limit on folders of small files (bench/RESULTS.md, "Figures behind the code"). Here they
+ * block only this thread.
  *
  * The checks are those of openAllowed and LocalSource: opened O_NONBLOCK (a FIFO swapped in does not
  * hang), the descriptor's real path under an allowed root that is still the folder recorded at start,
