@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { io, type Socket } from 'socket.io-client';
 import {
-  createError, definedOnly, describeErrno, ErrorCode, fromWireError, isReceiverStatus, msgpackParser, PROTOCOL_VERSION, RelayError,
+  createError, definedOnly, describeErrno, ErrorCode, fromWireError, isReceivedFrame, isReceiverStatus, msgpackParser, PROTOCOL_VERSION, RelayError,
   Requests, toRelayError, VERSION,
   type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceivedFrame, type ReceiverStatus,
   type Reply, type ReplyOf, type RequestName, type RequestOf, type ServerToClientEvents,
@@ -77,6 +77,8 @@ export class Link extends EventEmitter<LinkEvents> {
   status: ReceiverStatus | null = null;
   lastError: RelayError | null = null;
   private socket: ClientSocket;
+  /** Commits waiting for their "received", by lease (see expectReceived). */
+  private readonly confirmations = new Map<string, ReceivedFrame | undefined>();
   private readonly auth: HandshakeAuth;
   private readonly ca: LinkOptions['ca'];
   /** Set while detached: the receiver's address is gone, nothing to reconnect to until retarget(). */
@@ -112,7 +114,7 @@ export class Link extends EventEmitter<LinkEvents> {
     socket.on('connect', () => { if (mine()) void this.onConnect(); });
     socket.on('disconnect', (reason) => { if (mine()) this.onDisconnect(reason); });
     socket.on('connect_error', (err) => { if (mine()) this.onConnectError(err as Error & { data?: { code?: string } }); });
-    socket.on('received', (frame) => { if (mine()) this.emit('received', frame); });
+    socket.on('received', (frame) => { if (mine()) this.onReceived(frame); });
     return socket;
   }
 
@@ -349,6 +351,28 @@ export class Link extends EventEmitter<LinkEvents> {
       this.authRetryTimer.unref();
     }
     this.emit('refused', error);
+  }
+
+  /**
+   * Watches for the receiver's "received" of `lease` (call it before the commit): the waiter is found by
+   * its lease, not by a listener per transfer. `take()` after the commit's ack returns the confirmation,
+   * if one came (Socket.IO keeps order: it comes before the ack), and stops watching.
+   */
+  expectReceived(lease: string): { take(): ReceivedFrame | undefined } {
+    this.confirmations.set(lease, undefined);
+    return {
+      take: () => {
+        const frame = this.confirmations.get(lease);
+        this.confirmations.delete(lease);
+        return frame;
+      },
+    };
+  }
+
+  private onReceived(frame: unknown): void {
+    if (!isReceivedFrame(frame)) return void this.log.warn('malformed "received" frame ignored');
+    if (this.confirmations.has(frame.lease)) this.confirmations.set(frame.lease, frame);
+    this.emit('received', frame);
   }
 
   private onDisconnect(reason: string): void {

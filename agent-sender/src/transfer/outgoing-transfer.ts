@@ -260,17 +260,14 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
 
   private async commit(lease: string, sha256: string): Promise<ReceivedFrame> {
     this.setState(OutgoingState.COMMITTING);
+    const received = this.link.expectReceived(lease);
     let confirmed: ReceivedFrame | undefined;
-    const onReceived = (f: ReceivedFrame): void => {
-      if (f.lease === lease) confirmed = f;
-    };
-    this.link.on('received', onReceived);
     try {
       // Verifying is instant on the receiver, but fsync of a large file is not.
       const timeout = this.opts.ackTimeoutMs + Math.ceil(this.size / (20 * 1024 * 1024)) * 1000;
       await this.link.request('commit', { lease, sha256 }, timeout);
     } finally {
-      this.link.off('received', onReceived);
+      confirmed = received.take();
     }
     // Socket.IO keeps order: the "received" event always arrives before the commit's ack.
     if (!confirmed) throw createError(ErrorCode.PROTOCOL, `receiver ${this.link.name} acked the commit without a "received" confirmation`);
