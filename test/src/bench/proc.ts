@@ -18,7 +18,15 @@ const TICKS = 100; // USER_HZ on Linux
 
 export interface Cost {
   cpuSec: number;
+  /** CPU of the process's main thread alone (its event loop), where it was measured (long-lived children). */
+  mainCpuSec?: number;
   peakRssMB: number;
+}
+
+/** utime + stime in seconds from a /proc …/stat line (fields after the ")" of comm: utime #14, stime #15). */
+function statCpuSec(stat: string): number {
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / TICKS;
 }
 
 const children = new Set<ChildProcess>();
@@ -54,10 +62,12 @@ export class Daemon {
   }
 
   cpuSec(): number {
-    // Fields after the ")" of comm: state is #3, utime #14, stime #15.
-    const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / TICKS;
+    return statCpuSec(readFileSync(`/proc/${this.pid}/stat`, 'utf8'));
+  }
+
+  /** The main thread's CPU (its task id is the pid): the event loop that must keep up with the link. */
+  mainCpuSec(): number {
+    return statCpuSec(readFileSync(`/proc/${this.pid}/task/${this.pid}/stat`, 'utf8'));
   }
 
   /** Peak RSS since the last resetPeak (VmHWM), in MB. */
@@ -76,8 +86,8 @@ export class Daemon {
   /** Starts a cost window; the returned function ends it. */
   window(): () => Cost {
     this.resetPeak();
-    const cpu0 = this.cpuSec();
-    return () => ({ cpuSec: this.cpuSec() - cpu0, peakRssMB: this.peakRssMB() });
+    const [cpu0, main0] = [this.cpuSec(), this.mainCpuSec()];
+    return () => ({ cpuSec: this.cpuSec() - cpu0, mainCpuSec: this.mainCpuSec() - main0, peakRssMB: this.peakRssMB() });
   }
 
   async stop(): Promise<void> {

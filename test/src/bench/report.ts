@@ -36,6 +36,9 @@ export interface MethodResult {
   /** CPU-seconds per GiB; for a files/s method, CPU-seconds per 1000 files. */
   senderCpuSecPerGiB: number | null;
   receiverCpuSecPerGiB: number | null;
+  /** The same for the main thread alone (long-lived agents only). */
+  senderMainCpuSecPerGiB: number | null;
+  receiverMainCpuSecPerGiB: number | null;
   senderPeakRssMB: number | null;
   receiverPeakRssMB: number | null;
   extra: Record<string, number>;
@@ -51,8 +54,8 @@ export function median(xs: number[]): number {
 const GiB = 1024 ** 3;
 
 /** CPU-seconds per GiB, or per 1000 files for a files/s method (per GiB of 4 KiB files means little). */
-function cpuPer(samples: Sample[], side: 'sender' | 'receiver', spec: MethodSpec): number | null {
-  const xs = samples.map((s) => s[side]?.cpuSec).filter((x): x is number => x !== undefined && Number.isFinite(x));
+function cpuPer(samples: Sample[], side: 'sender' | 'receiver', spec: MethodSpec, which: 'cpuSec' | 'mainCpuSec' = 'cpuSec'): number | null {
+  const xs = samples.map((s) => s[side]?.[which]).filter((x): x is number => x !== undefined && Number.isFinite(x));
   if (!xs.length) return null;
   return spec.unit === 'files/s' ? median(xs) / (spec.amount / 1000) : median(xs) / (spec.bytes / GiB);
 }
@@ -86,6 +89,8 @@ export function summarize(specs: MethodSpec[], samples: Map<string, Sample[]>): 
       ratio: base !== undefined && Number.isFinite(base) ? rates.get(spec.key)! / base : null,
       senderCpuSecPerGiB: cpuPer(ss, 'sender', spec),
       receiverCpuSecPerGiB: cpuPer(ss, 'receiver', spec),
+      senderMainCpuSecPerGiB: cpuPer(ss, 'sender', spec, 'mainCpuSec'),
+      receiverMainCpuSecPerGiB: cpuPer(ss, 'receiver', spec, 'mainCpuSec'),
       senderPeakRssMB: peak(ss, 'sender'),
       receiverPeakRssMB: peak(ss, 'receiver'),
       extra,
@@ -98,13 +103,13 @@ const f = (x: number | null | undefined, digits = 2): string => (x === null || x
 /** A markdown table (it reads as plain text too). */
 export function table(results: MethodResult[], specs: MethodSpec[]): string {
   const lines = [
-    '| method | median (runs) | rate | vs baseline | CPU-s/GiB (per 1000 files) sender | receiver | peak RSS sender MB | peak RSS receiver MB |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| method | median (runs) | rate | vs baseline | CPU-s/GiB (per 1000 files) sender | receiver | main thread sender | main thread receiver | peak RSS sender MB | peak RSS receiver MB |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
     const spec = specs.find((s) => s.key === r.key)!;
     const baseLabel = spec.baseline ? specs.find((s) => s.key === spec.baseline)?.label ?? spec.baseline : '';
-    lines.push(`| ${r.label} | ${f(r.medianMs / 1000)} s (${r.runsMs.map((ms) => (ms / 1000).toFixed(1)).join(' ')}) | ${f(r.rate, 0)} ${r.unit} | ${r.ratio === null ? '' : `${f(r.ratio)}× ${baseLabel.split(' (')[0]}`} | ${f(r.senderCpuSecPerGiB)} | ${f(r.receiverCpuSecPerGiB)} | ${f(r.senderPeakRssMB, 0)} | ${f(r.receiverPeakRssMB, 0)} |`);
+    lines.push(`| ${r.label} | ${f(r.medianMs / 1000)} s (${r.runsMs.map((ms) => (ms / 1000).toFixed(1)).join(' ')}) | ${f(r.rate, 0)} ${r.unit} | ${r.ratio === null ? '' : `${f(r.ratio)}× ${baseLabel.split(' (')[0]}`} | ${f(r.senderCpuSecPerGiB)} | ${f(r.receiverCpuSecPerGiB)} | ${f(r.senderMainCpuSecPerGiB)} | ${f(r.receiverMainCpuSecPerGiB)} | ${f(r.senderPeakRssMB, 0)} | ${f(r.receiverPeakRssMB, 0)} |`);
   }
   return lines.join('\n');
 }
