@@ -66,9 +66,11 @@ WORKDIR /data
 USER ${RELAY_UID}:${RELAY_GID}
 EXPOSE 7420
 # Short interval and a start period, so a restarted agent is back in service (and in tasks.<service> DNS)
-# within seconds. With RELAY_SOCKET set (the sender agent) it asks the agent through its socket; otherwise
-# it asks the receiver's /healthz. swarm-stack.yml sets the same checks per service.
+# within seconds. With RELAY_SOCKET set (the sender agent) it asks the agent through its socket: healthy when
+# the agent answers (`relay status` exits 0, or 1 when a receiver is down: that is the receiver's health, not
+# the agent's; 3 when the agent does not answer); otherwise it asks the receiver's /healthz. swarm-stack.yml
+# sets the same checks per service.
 HEALTHCHECK --interval=5s --timeout=5s --start-period=20s --retries=3 \
-  CMD if [ -n "$RELAY_SOCKET" ]; then relay status >/dev/null; \
+  CMD if [ -n "$RELAY_SOCKET" ]; then relay status >/dev/null 2>&1; [ $? -le 1 ]; \
       else node -e "fetch('http://127.0.0.1:'+(process.env.RELAY_PORT||7420)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; fi
 CMD ["relay-receiver"]

@@ -8,6 +8,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DURATION_BUCKETS } from '@relayer/common/metrics-text';
 import { isRetryable, type ChunkAck, type ChunkFrame, type ErrorCode, type IdenticalReply, type OfferAccepted, type PutFrame, type PutReply, type ReceivedFrame } from '@relayer/common';
+import { MAX_LEASES } from './limits.js';
 
 export interface ReceiverGauges {
   activeTransfers(): number;
@@ -27,8 +28,6 @@ function isFinalRefusal(request: string, code: ErrorCode): boolean {
   return request !== 'heartbeat';
 }
 
-/** Leases whose start time is kept at most; the oldest are forgotten first (abandoned transfers never commit). */
-const MAX_LEASES = 10_000;
 
 
 export class ReceiverMetrics {

@@ -4,11 +4,11 @@ export { ChunkWindow, type ChunkChannel, type ChunkWindowInit } from './transfer
 export { ChunkBuffers } from './transfer/chunk-buffers.js';
 export { RetryPolicy } from './transfer/retry-policy.js';
 export { RunningHash } from './transfer/running-hash.js';
-export { FINISHED_KEPT, SharedHashes } from './transfer/shared-hashes.js';
+export { SharedHashes } from './transfer/shared-hashes.js';
 export { TRANSFER_DEFAULTS, checkTransferOptions, type TransferOptions } from './transfer/transfer-options.js';
 export { runJob, type JobSpec, type JobContext } from './job/job.js';
 export type { JobEvent } from './job/job-events.js';
-export { AllowRoots, expandSources, checkAllowed, openAllowed, MAX_FILES_PER_JOB, type Sources } from './job/sources.js';
+export { AllowRoots, expandSources, checkAllowed, openAllowed, type Sources } from './job/sources.js';
 export { FileList, type SourceFile, type SourceList } from './job/file-list.js';
 export { sendDirect, type DirectSendOptions } from './job/direct.js';
 export { createRenderer, pickMode } from './cli/render.js';
@@ -27,4 +27,5 @@ export { checkSocketTrust, defaultSocketDir, prepareSocketPath, trustedOwners } 
 export { makeCerts, parseCertNode, type CertNode, type CertsResult } from './agent/certs.js';
 export { readCaFile, tlsFailure } from './link/tls-client.js';
 export { WholeFileReader } from './job/whole-file-reader.js';
-export { planBatches, BATCH_LIMITS, type WholeFile, type BatchLimits } from './job/whole-files.js';
+export { planBatches, type WholeFile, type BatchLimits } from './job/whole-files.js';
+export * from './limits.js';

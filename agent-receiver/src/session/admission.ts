@@ -9,6 +9,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { Socket as NetSocket } from 'node:net';
 import type { Server as IoServer, Socket as IoSocket } from 'socket.io';
 import { ErrorCode, tokenAccepted, type HandshakeAuth, type Logger } from '@relayer/common';
+import { MAX_TRACKED_ADDRESSES } from '../limits.js';
 
 export interface AdmissionOptions {
   /** Open connections at once, over all addresses (http, websocket, half-open). Default 512. */
@@ -42,8 +43,6 @@ export const ADMISSION_DEFAULTS: AdmissionOptions = {
   authLogEveryMs: 60_000,
 };
 
-/** Addresses remembered at most; beyond this, the oldest idle ones are forgotten first. */
-const MAX_TRACKED_ADDRESSES = 10_000;
 
 /** The delay before answering the n-th consecutive failed login from one address. */
 export function authDelayMs(failures: number, o: Pick<AdmissionOptions, 'authDelayBaseMs' | 'authDelayMaxMs'>): number {

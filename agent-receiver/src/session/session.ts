@@ -15,18 +15,15 @@ import {
 import type { RequestOutcome } from '../metrics.js';
 import type { Owner } from './owner.js';
 import type { TransferRegistry } from '../transfer/transfer-registry.js';
+import { PUT_FILE_COST, STALE_AFTER_BEATS } from '../limits.js';
 
 export type ReceiverSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
-/** What one file of a put frame counts against the connection's buffer budget, whatever its size. */
-const PUT_FILE_COST = 16 * 1024;
 
 function putCost(frame: PutFrame): number {
   return frame.files.reduce((n, f) => n + Math.max(f.data.length, PUT_FILE_COST), 0);
 }
 
-/** Missed beats before a sender is logged as stale; the sender uses the same rule for receivers. */
-const STALE_AFTER_BEATS = 3;
 
 export interface SessionContext {
   registry: TransferRegistry;

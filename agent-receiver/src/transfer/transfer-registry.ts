@@ -20,6 +20,7 @@ import type { Owner } from '../session/owner.js';
 import { partialKey, type PartialStore } from '../store/partial-store.js';
 import { receivePut, type PutHost } from './put-batch.js';
 import { FlushSlots } from './write-behind.js';
+import { PUT_WRITES, SUPERSEDED_MEMORY } from '../limits.js';
 
 export interface RegistryLimits {
   maxFileSize: number;
@@ -39,10 +40,6 @@ export interface RegistryInit {
   freeBytes: () => Promise<number>;
 }
 
-/** Leases remembered as superseded (their senders are told SUPERSEDED, a final answer). */
-const SUPERSEDED_MEMORY = 4096;
-/** Files of put frames written at once, over all connections: each holds a descriptor while it is written. */
-const PUT_WRITES = 64;
 
 export class TransferRegistry {
   private readonly byName = new Map<string, IncomingTransfer>();

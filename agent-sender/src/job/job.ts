@@ -12,14 +12,15 @@
  * small files the cost is round trips (offer, chunk, commit) and the receiver's fsync of each file, and
  * both overlap when several files are in flight (the receiver's filesystem groups concurrent fsyncs into
  * one journal commit). A file is still confirmed only by its own "received" frame, after the receiver
- * matched its sha256 and made it durable under its final name. Files over SMALL_FILE_MAX also take a
+ * matched its sha256 and made it durable under its final name. Files over UNSLOTTED_FILE_MAX also take a
  * slot of the shared `limit` (they keep a window of chunks in memory), so memory stays bounded:
- * at most filesInFlight × SMALL_FILE_MAX per target plus `limit` windows over all jobs.
+ * at most filesInFlight × UNSLOTTED_FILE_MAX per target plus `limit` windows over all jobs.
  */
 import { getMaxListeners, setMaxListeners } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { ErrorCode, RelayError, toRelayError, type Logger, type ReceivedFrame } from '@relayer/common';
+import { BATCHES_IN_FLIGHT, LISTENERS_PER_TRANSFER, UNSLOTTED_FILE_MAX } from '../limits.js';
 import type { JobEvent, SkippedEntry, UnsendableEntry } from './job-events.js';
 import type { Link } from '../link/link.js';
 import { OutgoingState, OutgoingTransfer } from '../transfer/outgoing-transfer.js';
@@ -43,14 +44,6 @@ export interface JobSpec {
   open?: (file: string) => Promise<FileHandle>;
 }
 
-/** Files up to this size (and one chunk) need no slot of the shared limit: they hold at most one chunk. */
-export const SMALL_FILE_MAX = 1024 * 1024;
-
-/** Listeners one running transfer may hold at once on its link or its signal (ready, retry, commit). */
-const LISTENERS_PER_TRANSFER = 4;
-
-/** Put batches of one job in flight at once (each to all its targets): reading the next overlaps the fsyncs of the last. */
-const BATCHES_IN_FLIGHT = 4;
 
 /** What `relay status` shows of a running transfer (an OutgoingTransfer, or a put batch to one target). */
 export interface TransferView {
@@ -62,7 +55,7 @@ export interface TransferView {
 }
 
 export interface JobContext {
-  /** Shared by the jobs of an agent: transfers of files over SMALL_FILE_MAX (or one chunk) at once. */
+  /** Shared by the jobs of an agent: transfers of files over UNSLOTTED_FILE_MAX (or one chunk) at once. */
   limit: LimitFunction;
   logger: Logger;
   signal?: AbortSignal;
@@ -144,7 +137,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   };
 
   const inFlight = spec.transfer.filesInFlight ?? TRANSFER_DEFAULTS.filesInFlight;
-  const smallMax = Math.min(SMALL_FILE_MAX, spec.transfer.chunkSize ?? TRANSFER_DEFAULTS.chunkSize);
+  const smallMax = Math.min(UNSLOTTED_FILE_MAX, spec.transfer.chunkSize ?? TRANSFER_DEFAULTS.chunkSize);
   const wholeMax = spec.transfer.smallFileMax ?? TRANSFER_DEFAULTS.smallFileMax;
   const lanes = new Map(spec.targets.map((link) => [link, pLimit(inFlight)]));
   const offered = (file: SourceFile, link: Link): Promise<void> =>

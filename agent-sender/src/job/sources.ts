@@ -4,6 +4,7 @@ import { constants as fsConstants, type Dirent } from 'node:fs';
 import { lstat, open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { checkName, createError, describeErrno, elide, ErrorCode, isRelayError, quoteName } from '@relayer/common';
+import { MAX_FILES_PER_JOB, SIZING_PARALLEL } from '../limits.js';
 import { FileList, type SourceFile } from './file-list.js';
 import { describeSkipped, SkipKind, type SkippedEntry, type UnsendableEntry } from './job-events.js';
 
@@ -17,8 +18,6 @@ export interface Sources {
 
 export type { SourceFile };
 
-/** Upper bound on entries (files, skipped, unsendable) in one job: a typo like `relay send /` must not walk a whole disk. */
-export const MAX_FILES_PER_JOB = 100_000;
 
 /**
  * A file is sent under its base name (or `as`); a directory as its tree, under its own base name (or
@@ -74,8 +73,6 @@ interface Listing extends Sources {
   entries: number;
 }
 
-/** lstat calls in flight while a tree's files are sized: one at a time, sizing is a visible part of a send of many files. */
-const SIZING_PARALLEL = 32;
 
 const SKIP_REASON: Record<SkipKind, string> = {
   [SkipKind.SYMLINK]: 'symlinks are not followed',

@@ -9,6 +9,7 @@ import {
   createError, ErrorCode, fromWireError, MAX_CHUNK_SIZE, MAX_PUT_FILES, putFileCost,
   type ReceivedFrame, type RelayError,
 } from '@relayer/common';
+import { BATCH_LIMITS } from '../limits.js';
 import type { Link } from '../link/link.js';
 import type { SourceFile } from './file-list.js';
 
@@ -25,12 +26,6 @@ export interface BatchLimits {
   /** Bytes per put frame (data, and names at their longest). */
   bytes: number;
 }
-
-/**
- * Default batch: 64 files or 1 MiB. Large enough that the receiver has many fsyncs to group and one round
- * trip serves many files; small enough that a few batches in flight keep memory low and the link shared.
- */
-export const BATCH_LIMITS: BatchLimits = { files: 64, bytes: 1024 * 1024 };
 
 /**
  * Groups files (each small enough for a put frame) into batches within the limits, in order. Lazy: a job

@@ -8,12 +8,13 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { io, type Socket } from 'socket.io-client';
 import {
-  createError, definedOnly, describeErrno, ErrorCode, fromWireError, isReceivedFrame, isReceiverStatus, msgpackParser, PROTOCOL_VERSION, RelayError,
+  createError, definedOnly, ErrorCode, fromWireError, isReceivedFrame, isReceiverStatus, msgpackParser, PROTOCOL_VERSION, RelayError,
   Requests, toRelayError, VERSION,
   type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceivedFrame, type ReceiverStatus,
   type Reply, type ReplyOf, type RequestName, type RequestOf, type ServerToClientEvents,
 } from '@relayer/common';
-import { cause, plainHangupHint, tlsFailure } from './tls-client.js';
+import { connectFailure } from './connect-failure.js';
+import { Heartbeat } from './heartbeat.js';
 import { UnmaskedWebSocket } from './unmasked-websocket.js';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -85,10 +86,8 @@ export class Link extends EventEmitter<LinkEvents> {
   private detachedReason: string | undefined;
   private readonly log: Logger;
   private readonly opts: Required<Omit<LinkOptions, 'logger' | 'token' | 'ca'>>;
-  private beatTimer: NodeJS.Timeout | undefined;
+  private readonly heartbeat: Heartbeat;
   private authRetryTimer: NodeJS.Timeout | undefined;
-  private seq = 0;
-  private answeredSeq = 0;
   private everConnected = false;
   /** Why the link was closed, when it was closed for a reason a job should report (e.g. its receiver left DNS). */
   private closedError: RelayError | undefined;
@@ -104,6 +103,20 @@ export class Link extends EventEmitter<LinkEvents> {
     this.log = options.logger.child({ receiver: options.name });
     this.auth = { token: options.token, protocol: PROTOCOL_VERSION, sender: this.opts.sender, version: VERSION };
     this.ca = options.ca;
+    this.heartbeat = new Heartbeat({
+      everyMs: this.opts.heartbeatMs, staleAfter: this.opts.staleAfter, alive: () => this.socket.connected,
+      send: (seq, sentAt) => this.request('heartbeat', { seq, sentAt, intervalMs: this.opts.heartbeatMs }, this.opts.heartbeatMs * this.opts.staleAfter),
+      onAnswer: (rttMs, status) => {
+        this.rttMs = rttMs;
+        this.lastBeatAt = Date.now();
+        this.status = status;
+        this.log.debug({ seq: status.seq, rttMs, freeBytes: status.freeBytes, active: status.activeTransfers }, 'heartbeat');
+        if (this.state === LinkState.STALE) this.setState(LinkState.CONNECTED, { rttMs });
+      },
+      onUnanswered: (beats) => {
+        if (this.state === LinkState.CONNECTED) this.setState(LinkState.STALE, { reason: `${beats} heartbeats unanswered` });
+      },
+    });
     this.socket = this.newSocket(options.url);
   }
 
@@ -179,7 +192,7 @@ export class Link extends EventEmitter<LinkEvents> {
   /** Closes for good; jobs waiting on or using this link fail with `reason` (default CANCELLED). */
   close(reason?: RelayError): void {
     this.closedError ??= reason;
-    clearInterval(this.beatTimer);
+    this.heartbeat.stop();
     clearTimeout(this.authRetryTimer);
     this.setState(LinkState.CLOSED, { reason: reason?.message ?? 'closed' });
     this.socket.disconnect();
@@ -238,13 +251,7 @@ export class Link extends EventEmitter<LinkEvents> {
    */
   async request<E extends RequestName>(event: E, frame: RequestOf<E>, timeoutMs: number): Promise<ReplyOf<E>> {
     if (!this.socket.connected) throw createError(ErrorCode.DISCONNECTED, `not connected to ${this.name}`);
-    let reply: Reply<object>;
-    try {
-      reply = await (this.socket.timeout(timeoutMs) as unknown as Socket).emitWithAck(event, frame);
-    } catch (err) {
-      if (!this.socket.connected) throw createError(ErrorCode.DISCONNECTED, `connection to ${this.name} lost`);
-      throw createError(ErrorCode.TIMEOUT, `no answer from ${this.name} to ${event} within ${timeoutMs}ms`, err);
-    }
+    const reply = await this.ask(event, frame, timeoutMs);
     if (!reply || typeof reply !== 'object' || typeof reply.ok !== 'boolean') {
       throw createError(ErrorCode.PROTOCOL, `malformed ${event} reply from ${this.name}`);
     }
@@ -254,6 +261,16 @@ export class Link extends EventEmitter<LinkEvents> {
       throw createError(ErrorCode.PROTOCOL, `malformed ${event} reply from ${this.name}`);
     }
     return body as ReplyOf<E>;
+  }
+
+  /** Emits `event` and waits for its ack: TIMEOUT without one, DISCONNECTED when the connection went meanwhile. */
+  private async ask(event: string, frame: unknown, timeoutMs: number): Promise<Reply<object>> {
+    try {
+      return await (this.socket.timeout(timeoutMs) as unknown as Socket).emitWithAck(event, frame);
+    } catch (err) {
+      if (!this.socket.connected) throw createError(ErrorCode.DISCONNECTED, `connection to ${this.name} lost`);
+      throw createError(ErrorCode.TIMEOUT, `no answer from ${this.name} to ${event} within ${timeoutMs}ms`, err);
+    }
   }
 
   /** Best effort, no reply expected. */
@@ -309,26 +326,17 @@ export class Link extends EventEmitter<LinkEvents> {
     if (!this.socket.connected) return;
     this.status = status;
     this.lastError = null;
-    this.answeredSeq = this.seq;
     this.setState(LinkState.CONNECTED);
     this.everConnected = true;
-    if (this.opts.heartbeatMs > 0) {
-      clearInterval(this.beatTimer);
-      this.beatTimer = setInterval(() => this.beat(), this.opts.heartbeatMs);
-      this.beat();
-    }
+    this.heartbeat.start();
   }
 
   private async hello(): Promise<ReceiverStatus> {
     const sentAt = Date.now();
-    let reply: Reply<object>;
-    try {
-      // It announces the beat interval too, so the receiver watches for missed beats from the first one.
-      const interval = this.opts.heartbeatMs > 0 ? { intervalMs: this.opts.heartbeatMs } : {};
-      reply = await (this.socket.timeout(10_000) as unknown as Socket).emitWithAck('heartbeat', { seq: 0, sentAt, ...interval });
-    } catch (err) {
-      throw createError(ErrorCode.TIMEOUT, `no answer from ${this.name} to the first heartbeat`, err);
-    }
+    // It announces the beat interval too, so the receiver watches for missed beats from the first one.
+    const interval = this.opts.heartbeatMs > 0 ? { intervalMs: this.opts.heartbeatMs } : {};
+    // Its reply is checked here, not by request(): a receiver of another version answers in another shape.
+    const reply = await this.ask('heartbeat', { seq: 0, sentAt, ...interval }, 10_000);
     if (!reply || typeof reply !== 'object' || reply.ok !== true) throw createError(ErrorCode.PROTOCOL, `receiver ${this.name} refused the first heartbeat`);
     const { ok: _ok, ...body } = reply;
     const theirs = (body as { protocol?: unknown }).protocol;
@@ -345,11 +353,7 @@ export class Link extends EventEmitter<LinkEvents> {
     this.lastError = error;
     this.log.warn({ url: this.url, err: error }, 'receiver refused this sender');
     this.socket.disconnect();
-    if (this.opts.retryAuth && this.state !== LinkState.CLOSED) {
-      clearTimeout(this.authRetryTimer);
-      this.authRetryTimer = setTimeout(() => { if (!this.detached) this.socket.connect(); }, this.opts.reconnectDelayMaxMs * 6);
-      this.authRetryTimer.unref();
-    }
+    this.retryRefusedLater();
     this.emit('refused', error);
   }
 
@@ -376,7 +380,7 @@ export class Link extends EventEmitter<LinkEvents> {
   }
 
   private onDisconnect(reason: string): void {
-    clearInterval(this.beatTimer);
+    this.heartbeat.stop();
     // Never replay stale requests (chunks of a dead attempt) on the next connection.
     this.socket.sendBuffer.length = 0;
     // Why it is down, until a reconnect attempt says more (socket.io's reasons, in words).
@@ -389,56 +393,30 @@ export class Link extends EventEmitter<LinkEvents> {
   }
 
   private onConnectError(err: Error & { data?: { code?: string; message?: string } }): void {
-    if (err.data?.code === ErrorCode.PROTOCOL) {
-      this.refuse(createError(ErrorCode.PROTOCOL, typeof err.data.message === 'string' ? err.data.message.slice(0, 500) : `receiver ${this.name} speaks another protocol version`));
-      return;
-    }
-    if (err.data?.code === ErrorCode.AUTH) {
-      this.lastError = createError(ErrorCode.AUTH, `receiver ${this.name} refused the token`);
-      this.log.warn({ url: this.url }, 'receiver refused the token');
-      if (this.opts.retryAuth) {
-        this.authRetryTimer = setTimeout(() => { if (!this.detached) this.socket.connect(); }, this.opts.reconnectDelayMaxMs * 6);
-        this.authRetryTimer.unref();
-      }
-      this.emit('refused', this.lastError);
-      return;
-    }
-    const tls = tlsFailure(err, this.name, this.url);
-    if (tls) {
+    const { error, refusal } = connectFailure(err, this.name, this.url);
+    if (refusal === 'protocol') return this.refuse(error);
+    if (refusal === 'tls') {
       // Never a fallback to plain: the link keeps retrying (a fixed certificate is picked up), jobs fail now.
-      const first = this.lastError?.code !== ErrorCode.TLS;
-      this.lastError = tls;
-      if (first) this.log.warn({ url: this.url, reason: tls.message }, 'TLS connection refused');
-      this.emit('refused', tls);
+      if (this.lastError?.code !== ErrorCode.TLS) this.log.warn({ url: this.url, reason: error.message }, 'TLS connection refused');
+      this.lastError = error;
+      this.emit('refused', error);
       return;
     }
-    // "connection refused", not "websocket error": the errno under socket.io's error says what happened.
-    const errno = cause(err)?.code;
-    const why = errno && /^E[A-Z_]+$/.test(errno) ? describeErrno(errno) : err.message;
-    this.lastError = createError(ErrorCode.UNREACHABLE, `cannot connect to ${this.url}: ${why}${plainHangupHint(err, this.url)}`);
+    this.lastError = error;
+    if (refusal === 'auth') {
+      this.log.warn({ url: this.url }, 'receiver refused the token');
+      this.retryRefusedLater();
+      this.emit('refused', error);
+      return;
+    }
     this.log.debug({ err }, 'connect attempt failed');
   }
 
-  private beat(): void {
-    if (!this.socket.connected) return;
-    const seq = ++this.seq;
-    const sentAt = Date.now();
-    this.request('heartbeat', { seq, sentAt, intervalMs: this.opts.heartbeatMs }, this.opts.heartbeatMs * this.opts.staleAfter).then(
-      (status) => {
-        if (status.seq !== seq) return;
-        this.answeredSeq = Math.max(this.answeredSeq, seq);
-        this.rttMs = Date.now() - sentAt;
-        this.lastBeatAt = Date.now();
-        this.status = status;
-        this.log.debug({ seq, rttMs: this.rttMs, freeBytes: status.freeBytes, active: status.activeTransfers }, 'heartbeat');
-        if (this.state === LinkState.STALE) this.setState(LinkState.CONNECTED, { rttMs: this.rttMs });
-      },
-      () => undefined,
-    );
-    // Stale means: the last `staleAfter` beats went unanswered (counted at send time, not by reply timeouts).
-    const unanswered = seq - 1 - this.answeredSeq;
-    if (unanswered >= this.opts.staleAfter && this.state === LinkState.CONNECTED) {
-      this.setState(LinkState.STALE, { reason: `${unanswered} heartbeats unanswered` });
-    }
+  /** An agent's link asks again, slowly, after a refusal (an operator may fix the token); a direct send does not. */
+  private retryRefusedLater(): void {
+    if (!this.opts.retryAuth || this.state === LinkState.CLOSED) return;
+    clearTimeout(this.authRetryTimer);
+    this.authRetryTimer = setTimeout(() => { if (!this.detached) this.socket.connect(); }, this.opts.reconnectDelayMaxMs * 6);
+    this.authRetryTimer.unref();
   }
 }

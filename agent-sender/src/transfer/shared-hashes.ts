@@ -5,6 +5,7 @@
  * shared only between opens of the same version (size, mtime, ctime, inode and device all equal); any other
  * version gets a hash of its own. An entry lives while a transfer holds it, and a complete one a little longer.
  */
+import { FINISHED_KEPT } from '../limits.js';
 import { sameVersion, type LocalIdentity } from './local-source.js';
 import { RunningHash } from './running-hash.js';
 
@@ -16,13 +17,6 @@ interface Entry {
   counted: number;
 }
 
-/**
- * Complete hashes kept after their last transfer let go, newest last. The transfers of one file to several
- * targets do not always overlap: a target that runs a few files ahead (a slower disk on the other) would
- * otherwise hash each file again for the one behind. A few suffice: a job runs at most a handful of files
- * ahead on one target; each is ~0.1 KB per chunk hashed (the recent digests) plus 0.2 KB per 64 MiB.
- */
-export const FINISHED_KEPT = 16;
 
 export class SharedHashes {
   private readonly entries = new Map<string, Entry>();
