@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { track } from './lifecycle.js';
-import { LoggedProcess, type CliResult } from './processes.js';
+import { LoggedProcess, untilExit, type CliResult } from './processes.js';
 import { TOKEN } from './peers.js';
 
 export interface ArmPlatform {
@@ -44,13 +44,5 @@ export function spawnArm(p: ArmPlatform, bin: ArmBin, args: string[], env: Recor
 
 /** Runs an ARM bin to completion (bounded by timeoutMs). */
 export async function runArm(p: ArmPlatform, bin: ArmBin, args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 180_000): Promise<CliResult> {
-  const lp = spawnArm(p, bin, args, env);
-  const timer = setTimeout(() => void lp.kill(), timeoutMs);
-  await new Promise<void>((resolve, reject) => {
-    lp.child.once('error', reject);
-    lp.child.once('close', () => resolve());
-  });
-  clearTimeout(timer);
-  const { code, signal } = await lp.exited;
-  return { code, signal, stdout: lp.stdout(), stderr: lp.stderr() };
+  return untilExit(spawnArm(p, bin, args, env), timeoutMs);
 }

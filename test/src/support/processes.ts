@@ -116,8 +116,12 @@ export interface CliResult {
 
 /** Runs one of the project's bins to completion (bounded by timeoutMs). */
 export async function runBin(bin: string, args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
-  const p = spawnBin(bin, args, opts);
-  const timer = setTimeout(() => void p.kill(), opts.timeoutMs ?? 60_000);
+  return untilExit(spawnBin(bin, args, opts), opts.timeoutMs ?? 60_000);
+}
+
+/** Waits for a spawned process to end (killed after timeoutMs) and returns its exit and output. */
+export async function untilExit(p: LoggedProcess, timeoutMs: number): Promise<CliResult> {
+  const timer = setTimeout(() => void p.kill(), timeoutMs);
   await new Promise<void>((resolve, reject) => {
     p.child.once('error', reject);
     p.child.once('close', () => resolve());
