@@ -26,3 +26,9 @@ export function elideQuoted(text: string, max: number = ECHO_MAX): string {
 export function quoted(text: string, max: number = ECHO_MAX): string {
   return JSON.stringify(elide(String(text), max));
 }
+
+/** Text from a peer or a user is shown, never interpreted: control characters (terminal escapes) are replaced. */
+export function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}

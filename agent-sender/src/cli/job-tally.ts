@@ -4,6 +4,7 @@
  * The progress view and the summaries both read it, so they never disagree.
  */
 import path from 'node:path';
+import { printable } from '@relayer/common';
 import type { JobEvent } from '../job/job-events.js';
 
 /** A target down this long is shown as waiting (a link that is only connecting is not news). */
@@ -74,7 +75,8 @@ export class JobTally {
           t.link = e.state;
           t.linkSince = now;
         }
-        if (t) t.linkReason = e.reason;
+        // The reason may quote the receiver (a refusal's message): never let it drive the terminal.
+        if (t) t.linkReason = e.reason === undefined ? undefined : printable(e.reason);
         return t;
       }
       case 'start':

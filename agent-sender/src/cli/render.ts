@@ -6,7 +6,7 @@
  * On a TTY a send of many files shows per-target progress by files and bytes, its failures and a line per
  * target at the end, not a line per file (--verbose prints them; without a TTY every line is printed).
  */
-import { formatBytes, formatDuration } from '@relayer/common';
+import { formatBytes, formatDuration, printable } from '@relayer/common';
 import { describeSkipped, type JobEvent } from '../job/job-events.js';
 import { ackedBytes, JobTally, WAIT_SAID_AFTER_MS, type TargetTally } from './job-tally.js';
 import { ProgressView } from './progress-view.js';
@@ -42,12 +42,6 @@ const SEE_STATUS = new Set(['UNREACHABLE', 'TIMEOUT', 'DISCONNECTED', 'AUTH', 'T
 
 export function pickMode(json: boolean, stream: NodeJS.WriteStream = process.stderr): RenderMode {
   return json ? 'json' : stream.isTTY ? 'tty' : 'plain';
-}
-
-/** Text from a receiver is shown, never interpreted: control characters (terminal escapes) are replaced. */
-function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
 const count = (n: number): string => n.toLocaleString('en-US');

@@ -1,7 +1,7 @@
 /** The `relay` side of the control socket: sends one request, streams the answer. */
 import path from 'node:path';
 import WebSocket from 'ws';
-import { elide, ErrorCode, formatBytes, formatDuration, RelayError } from '@relayer/common';
+import { elide, ErrorCode, formatBytes, formatDuration, printable, RelayError } from '@relayer/common';
 import { defaultSocketPath, splitReplies, type ControlMessage, type ControlRequest, type StatusReply } from './control-protocol.js';
 import { ExitCode } from '../cli/exit-codes.js';
 import { checkSocketTrust, permissionHint, SocketTrustError, trustedOwners } from './socket-trust.js';
@@ -126,7 +126,7 @@ export async function statusViaAgent(socketPath: string, json: boolean, agentUse
     r.name, r.state, r.rttMs === null ? '-' : `${r.rttMs}ms`,
     r.lastHeartbeatAgoMs === null ? '-' : `${formatDuration(r.lastHeartbeatAgoMs)} ago`,
     r.node ?? '-', r.freeBytes === null ? '-' : formatBytes(r.freeBytes), r.url,
-    r.state === 'connected' || !r.lastError ? '-' : `${r.lastError.code}: ${elide(r.lastError.message, 100)}`,
+    r.state === 'connected' || !r.lastError ? '-' : `${r.lastError.code}: ${printable(elide(r.lastError.message, 100))}`,
   ]);
   process.stdout.write(rows.length ? table(['RECEIVER', 'STATE', 'RTT', 'LAST BEAT', 'NODE', 'FREE', 'URL', 'LAST ERROR'], rows) : 'no receivers known to the agent\n');
   if (s.transfers.length === 0) process.stdout.write('no transfers in flight\n');
