@@ -1,7 +1,7 @@
 export { Receiver } from './receiver.js';
 export { RECEIVER_DEFAULTS, resolveReceiverOptions, type ReceiverOptions } from './options.js';
 export { PartialStore, partialKey, type OpenedPartial } from './store/partial-store.js';
-export { FileHasher, mainThreadDigest, defaultHashThreads, INLINE_DIGEST_MAX, type FileDigest, type FileHasherOptions } from './hashing/file-hasher.js';
+export { FileHasher, mainThreadDigest, defaultHashThreads, INLINE_DIGEST_MAX, type FileDigest, type FileHasherOptions } from '@relayer/common/file-hasher';
 export { IncomingTransfer, TransferState } from './transfer/incoming-transfer.js';
 export { WriteBehind, FlushSlots } from './transfer/write-behind.js';
 export { writeChunk, HOLE_BLOCK } from './transfer/sparse-write.js';

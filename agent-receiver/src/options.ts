@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createError, createLogger, DEFAULT_PORT, definedOnly, ErrorCode, quoted, type Logger } from '@relayer/common';
 import { ADMISSION_DEFAULTS, type AdmissionOptions } from './session/admission.js';
-import { defaultHashThreads } from './hashing/file-hasher.js';
+import { defaultHashThreads } from '@relayer/common/file-hasher';
 import type { TlsServerOptions } from './session/tls-server.js';
 
 export interface ReceiverOptions {

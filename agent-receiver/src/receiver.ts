@@ -16,7 +16,7 @@ import { ReceiverMetrics } from './metrics.js';
 import { serveHealthAndMetrics, type Health } from '@relayer/common/metrics-text';
 import { Admission, type AdmissionOptions } from './session/admission.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
-import { FileHasher } from './hashing/file-hasher.js';
+import { FileHasher } from '@relayer/common/file-hasher';
 import { PartialStore } from './store/partial-store.js';
 import { Session, type ReceiverSocket } from './session/session.js';
 import { createListener } from './session/tls-server.js';

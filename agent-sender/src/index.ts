@@ -3,7 +3,8 @@ export { OutgoingTransfer, OutgoingState, type Confirmation } from './transfer/o
 export { ChunkWindow, type ChunkChannel, type ChunkWindowInit } from './transfer/chunk-window.js';
 export { ChunkBuffers } from './transfer/chunk-buffers.js';
 export { RetryPolicy } from './transfer/retry-policy.js';
-export { RunningHash } from './transfer/running-hash.js';
+export { RunningHash, type SourceHash } from './transfer/running-hash.js';
+export { ThreadHash } from './transfer/thread-hash.js';
 export { SharedHashes } from './transfer/shared-hashes.js';
 export { TRANSFER_DEFAULTS, checkTransferOptions, type TransferOptions } from './transfer/transfer-options.js';
 export { runJob, type JobSpec, type JobContext } from './job/job.js';

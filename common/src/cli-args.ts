@@ -29,6 +29,13 @@ export function parsePositiveInt(text: string): number {
   return n;
 }
 
+/** --hash-threads: 0 (hash on the main thread) to 16. */
+export function parseThreads(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 16) throw createError(ErrorCode.USAGE, `not a thread count from 0 to 16: ${quoted(text)}`);
+  return n;
+}
+
 export function parsePort(text: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n > 65535) throw createError(ErrorCode.USAGE, `not a port: ${quoted(text)}`);

@@ -1,17 +1,11 @@
 /** `relay-receiver`: turns argv and env into ReceiverOptions, runs the receiver until SIGINT/SIGTERM. */
 import { Command, CommanderError, Option } from 'commander';
-import { arg, createError, createLogger, elideQuoted, ErrorCode, loadTokens, parseDuration, parsePort, parsePositiveInt, parseSize, quoted, runUntilSignal, VERSION } from '@relayer/common';
+import { arg, createLogger, elideQuoted, loadTokens, parseDuration, parsePort, parsePositiveInt, parseSize, parseThreads, runUntilSignal, VERSION } from '@relayer/common';
 import { Receiver } from '../receiver.js';
 import { RECEIVER_DEFAULTS } from '../options.js';
-import { defaultHashThreads } from '../hashing/file-hasher.js';
+import { defaultHashThreads } from '@relayer/common/file-hasher';
 import { admissionCliOptions, admissionFromCli, type AdmissionFlags } from './admission-cli.js';
 import { readTlsServerFiles } from '../session/tls-server.js';
-
-function parseThreads(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n > 16) throw createError(ErrorCode.USAGE, `not a thread count from 0 to 16: ${quoted(text)}`);
-  return n;
-}
 
 const program = new Command('relay-receiver')
   .description('Relayer receiver agent: accepts verified, resumable file transfers from relay senders.')

@@ -9,7 +9,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileH
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createError, ErrorCode, isRelayError, PARTIAL_DIR, type SourceIdentity } from '@relayer/common';
-import type { FileDigest, FileHasher } from '../hashing/file-hasher.js';
+import type { FileDigest, FileHasher } from '@relayer/common/file-hasher';
 import { againIfGone, fsyncDir, makeFolder } from './durable-folders.js';
 import { guardInbox, isStoreFileName } from './store-guard.js';
 

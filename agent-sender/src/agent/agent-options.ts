@@ -1,6 +1,7 @@
 /** The sender agent's options and their defaults, merged in one place. Only the CLI reads argv and env. */
 import { promises as dns } from 'node:dns';
 import path from 'node:path';
+import { defaultHashThreads } from '@relayer/common/file-hasher';
 import { createError, createLogger, definedOnly, ErrorCode, isReceiverUrl, quoted, type Logger } from '@relayer/common';
 import { defaultSocketPath } from '../control/control-protocol.js';
 
@@ -54,6 +55,11 @@ export interface SenderAgentOptions {
   heartbeatMs: number;
   /** Transfers of files over 1 MiB at once, over all jobs (smaller files: see job.ts). Default 4. */
   concurrency: number;
+  /**
+   * Threads hashing the files being sent (over 1 MiB; smaller ones are hashed on the main thread), reading
+   * them back from the page cache. 0: all on the main thread. Default: 1 with two or more cores, else 0.
+   */
+  hashThreads: number;
   /** Interval of the one-line status summary at info. Default 60s; 0 disables it. */
   summaryEveryMs: number;
   token: string;
@@ -65,6 +71,7 @@ export interface SenderAgentOptions {
 export const SENDER_AGENT_DEFAULTS = {
   heartbeatMs: 5000,
   concurrency: 4,
+  hashThreads: defaultHashThreads(),
   summaryEveryMs: 60_000,
   allowRoots: [] as string[],
   receivers: [] as ReceiverEntry[],

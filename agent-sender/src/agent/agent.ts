@@ -16,6 +16,7 @@ import { Link } from '../link/link.js';
 import { SenderMetrics } from './metrics.js';
 import { OutgoingTransfer } from '../transfer/outgoing-transfer.js';
 import { checkTransferOptions } from '../transfer/transfer-options.js';
+import { FileHasher } from '@relayer/common/file-hasher';
 import { SharedHashes } from '../transfer/shared-hashes.js';
 import { WholeFileReader } from '../job/whole-file-reader.js';
 import { AllowRoots, checkAllowed, expandSources, openAllowed } from '../job/sources.js';
@@ -39,12 +40,15 @@ export class SenderAgent {
   /** Fixed at start: a root swapped for a symlink later does not widen access. */
   private allowRoots: AllowRoots | undefined;
   private reader: WholeFileReader | undefined;
+  private readonly hasher: FileHasher;
   /** Two jobs sending the same version of a file (to different receivers) hash it once. */
-  private readonly hashes = new SharedHashes();
+  private readonly hashes: SharedHashes;
 
   constructor(options: Partial<SenderAgentOptions> & { token: string }) {
     this.options = resolveSenderAgentOptions(options);
     this.log = this.options.logger;
+    this.hasher = new FileHasher({ threads: this.options.hashThreads });
+    this.hashes = new SharedHashes({ hasher: this.hasher });
     this.limit = pLimit(this.options.concurrency);
     this.control = new ControlServer(this.options.socketPath, (req, reply, signal) => this.handle(req, reply, signal), this.log, { group: this.options.socketGroup });
     this.metrics = new SenderMetrics({ links: () => this.links.values(), activeTransfers: () => this.transfers.size });
@@ -102,6 +106,7 @@ export class SenderAgent {
     await this.http?.close();
     for (const l of this.links.values()) l.close();
     await this.reader?.close();
+    await this.hasher.close();
     this.log.info('sender agent closed');
   }
 

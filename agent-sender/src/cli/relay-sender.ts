@@ -1,6 +1,6 @@
 /** `relay-sender`: turns argv and env into SenderAgentOptions and runs the agent until SIGINT/SIGTERM. */
 import { Command, CommanderError, Option } from 'commander';
-import { arg, createLogger, elideQuoted, list, loadToken, parseDuration, parsePositiveInt, runUntilSignal, VERSION } from '@relayer/common';
+import { arg, createLogger, elideQuoted, list, loadToken, parseDuration, parsePositiveInt, parseThreads, runUntilSignal, VERSION } from '@relayer/common';
 import { SenderAgent } from '../agent/agent.js';
 import {
   parseDiscover, parseListen, parseReceivers, SENDER_AGENT_DEFAULTS,
@@ -31,6 +31,7 @@ const program = new Command('relay-sender')
     .argParser(list((s) => s, ':')).default([], 'none: every send is refused'))
   .addOption(new Option('--heartbeat <duration>', 'heartbeat interval').env('RELAY_HEARTBEAT').argParser(arg(parseDuration)).default(d.heartbeatMs, secs(d.heartbeatMs)))
   .addOption(new Option('--concurrency <n>', 'transfers at once').env('RELAY_CONCURRENCY').argParser(arg(parsePositiveInt)).default(d.concurrency))
+  .addOption(new Option('--hash-threads <n>', 'worker threads computing the sha256 of files sent (0 = on the main thread)').env('RELAY_HASH_THREADS').argParser(arg(parseThreads)).default(d.hashThreads, '1 with two or more cores, else 0'))
   .addOption(new Option('--summary-every <duration>', 'status summary log interval (0 = off)').env('RELAY_SUMMARY_EVERY')
     .argParser(arg(parseDuration)).default(d.summaryEveryMs, secs(d.summaryEveryMs)))
   .addOption(new Option('--ca <file>', 'PEM CA certificate to trust for https:// receivers').env('RELAY_CA'))
@@ -57,6 +58,7 @@ interface AgentFlags {
   allowRoot: string[];
   heartbeat: number;
   concurrency: number;
+  hashThreads: number;
   summaryEvery: number;
   ca?: string;
   tokenFile?: string;
@@ -84,6 +86,7 @@ try {
     allowRoots: opts.allowRoot,
     heartbeatMs: opts.heartbeat,
     concurrency: opts.concurrency,
+    hashThreads: opts.hashThreads,
     summaryEveryMs: opts.summaryEvery,
     token: loadToken(opts.tokenFile, opts.token),
     ca: readCaFile(opts.ca),

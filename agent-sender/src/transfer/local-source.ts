@@ -47,6 +47,11 @@ export class LocalSource {
     return this.identity.size;
   }
 
+  /** Where this process holds the pinned version open, for another thread to read it (Linux's /proc). */
+  get heldAt(): string {
+    return `/proc/self/fd/${this.fh.fd}`;
+  }
+
   /** Throws SOURCE_CHANGED when the file is no longer the version that was opened. */
   async checkUnchanged(): Promise<void> {
     if (!sameVersion(this.identity, await this.fh.stat())) {

@@ -19,7 +19,7 @@ import type { Link } from '../link/link.js';
 import { LocalSource } from './local-source.js';
 import { Pacer } from './pacer.js';
 import { RetryPolicy } from './retry-policy.js';
-import type { RunningHash } from './running-hash.js';
+import type { SourceHash } from './running-hash.js';
 import { SharedHashes } from './shared-hashes.js';
 import { TRANSFER_DEFAULTS, type TransferOptions } from './transfer-options.js';
 
@@ -76,7 +76,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
   private bytesSent = 0;
   private resumedFrom: number | undefined;
   /** Set once the source is open: the running hash of its version. */
-  private hash!: RunningHash;
+  private hash!: SourceHash;
   private readonly hashes: SharedHashes;
   private sha256: string | undefined;
   /**
@@ -127,7 +127,7 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
       throw this.fail(err);
     }
     this.size = source.size;
-    this.hash = this.hashes.acquire(source.file, source.identity);
+    this.hash = this.hashes.acquire(source.file, source.identity, source.heldAt);
     const retry = new RetryPolicy({ timeoutMs: this.opts.timeoutMs });
     try {
       const received = await retry.run(() => this.attempt(source, retry), this.signal, ({ error, attemptNumber }) => {
@@ -251,8 +251,13 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
   /** The whole file's sha256, read to the end if need be; checked to still be the version opened. */
   private async fileSha256(source: LocalSource): Promise<string> {
     if (this.sha256 === undefined) {
-      await this.hashTo(source, source.size);
-      this.sha256 = this.hash.digest();
+      try {
+        this.sha256 = await this.hash.digestAt(source.size, (position, buf, length) => source.readInto(buf, length, position), this.opts.chunkSize);
+      } catch (err) {
+        // A hash thread that could not read the file says only that: the file's own change says more.
+        await source.checkUnchanged();
+        throw err;
+      }
     }
     await source.checkUnchanged();
     return this.sha256;

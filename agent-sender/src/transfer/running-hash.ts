@@ -3,10 +3,28 @@
  * the receiver already holds are read just for it, and a rewind never hashes a byte twice. One running
  * hash may serve several transfers of the same version of a file (a fan-out, see SharedHashes): whichever
  * reads the next bytes first feeds them, so its methods hold no state across an await.
+ *
+ * Two kinds: RunningHash hashes on the main thread, from the bytes read for sending (small files, or an
+ * agent without hash threads); ThreadHash (thread-hash.ts) leaves the hashing to a thread that reads the
+ * file itself.
  */
 import { createHash, type Hash } from 'node:crypto';
 
-type Read = (position: number, buf: Buffer, length: number) => Promise<void>;
+export type Read = (position: number, buf: Buffer, length: number) => Promise<void>;
+
+/** What a transfer needs of its file's running sha256. */
+export interface SourceHash {
+  /** Bytes [0, hashedTo) are in the hash, or handed to the thread that hashes them. */
+  readonly hashedTo: number;
+  /** Bytes read at `offset` for sending; only the next bytes in order count. */
+  feed(offset: number, data: Uint8Array): void;
+  /** Takes the hash to at least `end`, the bytes not sent (a resume's prefix) read for it. */
+  extendTo(end: number, read: Read, bufferSize: number): Promise<void>;
+  /** The digest of the first `offset` bytes, wherever the hash is now. */
+  digestAt(offset: number, read: Read, bufferSize: number): Promise<string>;
+  /** No transfer uses it any more. */
+  close(): void;
+}
 
 /** Digests kept at recent chunk ends: a receiver's offset after a lost lease is usually one of them. */
 const RECENT_DIGESTS = 1024;
@@ -14,7 +32,7 @@ const RECENT_DIGESTS = 1024;
 /** Default bytes between kept copies of the hash's state. */
 export const SNAPSHOT_EVERY = 64 * 1024 * 1024;
 
-export class RunningHash {
+export class RunningHash implements SourceHash {
   private readonly hash: Hash;
   /** Bytes [0, hashedTo) are in the hash. */
   hashedTo: number;
@@ -77,5 +95,9 @@ export class RunningHash {
   /** Hex digest of the bytes so far; the hash keeps running. */
   digest(): string {
     return this.hash.copy().digest('hex');
+  }
+
+  close(): void {
+    // Nothing held outside this object.
   }
 }

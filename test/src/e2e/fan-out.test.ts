@@ -7,11 +7,18 @@ import { copyFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import pLimit from 'p-limit';
+import { FileHasher } from '@relayer/common/file-hasher';
 import { runJob, SharedHashes, type JobEvent } from '@relayer/agent-sender';
-import { closeAll, connectedLink, MiB, partialEntries, randomFile, sha256File, startReceiver, testLogger, tmpDir } from '../support/util.js';
+import { closeAll, connectedLink, MiB, partialEntries, randomFile, sha256File, startReceiver, testLogger, tmpDir, track } from '../support/util.js';
 
-describe('fan-out: one file, several receivers, one sha256 on the sender', () => {
+for (const threads of [0, 1]) describe(`fan-out: one file, several receivers, one sha256 on the sender (${threads ? 'on a hash thread' : 'on the main thread'})`, () => {
   afterEach(closeAll);
+
+  function sharedHashes(): SharedHashes {
+    const hasher = new FileHasher({ threads });
+    track(() => hasher.close());
+    return new SharedHashes({ hasher });
+  }
 
   it('delivers to three receivers, each holding something else, and hashes the file once', async function () {
     this.slow(5_000);
@@ -22,7 +29,7 @@ describe('fan-out: one file, several receivers, one sha256 on the sender', () =>
     await writeFile(path.join(stale.dir, name), randomBytes(f.size));
     await copyFile(f.path, path.join(same.dir, name));
     const targets = await Promise.all([fresh, stale, same].map((r) => connectedLink(r.url)));
-    const hashes = new SharedHashes();
+    const hashes = sharedHashes();
     const events: JobEvent[] = [];
     const ok = await runJob(
       { files: [{ file: f.path, name, size: f.size }], targets, transfer: { chunkSize: MiB, window: 4 } },
@@ -51,7 +58,7 @@ describe('fan-out: one file, several receivers, one sha256 on the sender', () =>
     // would re-hash every file once its first transfer had let go of the hash.
     const files = await Promise.all(Array.from({ length: 6 }, () => randomFile(dir, 2 * MiB + 17)));
     const targets = await Promise.all(receivers.map((r) => connectedLink(r.url)));
-    const hashes = new SharedHashes();
+    const hashes = sharedHashes();
     const events: JobEvent[] = [];
     const ok = await runJob(
       { files: files.map((f) => ({ file: f.path, name: path.basename(f.path), size: f.size })), targets, transfer: { chunkSize: MiB, window: 2 } },

@@ -4,7 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { FINISHED_KEPT, RunningHash, SharedHashes } from '@relayer/agent-sender';
+import { FINISHED_KEPT, RunningHash, SharedHashes, type SourceHash } from '@relayer/agent-sender';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const CHUNK = 1000;
@@ -176,7 +176,7 @@ describe('SharedHashes: transfers of the same version of a file share its runnin
     partial.feed(0, Buffer.alloc(60));
     hashes.release('/p', partial);
     expect(hashes.acquire('/p', v1)).to.not.equal(partial);
-    const done: RunningHash[] = [];
+    const done: SourceHash[] = [];
     for (let i = 0; i <= FINISHED_KEPT; i++) {
       const h = hashes.acquire(`/k${i}`, v1);
       h.feed(0, Buffer.alloc(100));
