@@ -10,6 +10,11 @@
  *   --json               the LAST line of output is one JSON object with the figures
  *   --only <groups>      comma-separated subset of: big,tmpfs,window,ssh,small,fanout,resume (default all)
  *   --profile <dir>      run the receivers and the sender agent under `node --cpu-prof`, profiles into dir
+ *   --baseline <tree>    another built checkout (e.g. `git worktree add /tmp/base <rev> && cd /tmp/base &&
+ *                        npm ci && npx tsc -b`): its receiver and agent run beside this tree's, and the agent
+ *                        paths (disk, tmpfs, small files) are timed on both, interleaved, as `<key>Base` rows;
+ *                        the JSON's `baselineRatios` gives this tree's rate over the baseline's, with the
+ *                        per-round spread of each
  *
  * Measured per method: MiB/s or files/s, the ratio to its baseline, CPU-seconds per GiB of the sending and
  * the receiving processes (/proc utime+stime for the long-lived agents, rusage at exit for the one-shot
@@ -41,10 +46,13 @@ const { values: argv } = parseArgs({
     json: { type: 'boolean', default: false },
     only: { type: 'string' },
     profile: { type: 'string' },
+    baseline: { type: 'string' },
   },
   strict: true,
 });
 const SIZE = parseSize(argv.size!);
+const BASE = argv.baseline ? path.resolve(argv.baseline) : undefined;
+if (BASE && !existsSync(path.join(BASE, 'node_modules/.bin/relay-sender'))) throw new Error(`--baseline ${BASE}: no node_modules/.bin/relay-sender there (npm ci && npx tsc -b in it first)`);
 const SMALL = Math.max(0, Math.floor(Number(argv['small-files'])));
 const RUNS = Math.min(Math.max(Math.floor(Number(argv.runs)), 1), 20);
 const SMALL_SIZE = 4096;
@@ -115,12 +123,14 @@ async function main(): Promise<void> {
     // Receiving folders: disk (the temp folder's filesystem) and tmpfs, plus two more for the fan-out.
     const dirs = {
       disk: path.join(work, 'in-disk'), tmpfs: shmRoot ? path.join(shmRoot, 'in') : '', b: path.join(work, 'in-b'), c: path.join(work, 'in-c'),
+      base: path.join(work, 'in-base'), baseTmpfs: shmRoot ? path.join(shmRoot, 'in-base') : '',
       pipeDisk: path.join(work, 'pipe-disk'), pipeTmpfs: shmRoot ? path.join(shmRoot, 'pipe') : '', ssh: path.join(work, 'ssh-in'), probe: path.join(work, 'probe'),
     };
     for (const d of Object.values(dirs)) if (d) await mkdir(d, { recursive: true });
-    const receiver = (name: string, dir: string): Promise<Daemon> => startDaemon(`receiver ${name}`,
-      [bin('relay-receiver'), '--host', '127.0.0.1', '--port', '0', '--dir', dir, '--min-free', '0', '--summary-every', '0'],
-      { env: { RELAY_TOKEN: TOKEN, NODE_OPTIONS: RECEIVER_NODE_OPTIONS }, isReady: (l) => l.msg === 'receiver listening', nodeArgs: [...launchFlags(bin('relay-receiver')), ...profArgs] });
+    const binOf = (tree: string | undefined, name: string): string => (tree ? path.join(tree, 'node_modules/.bin', name) : bin(name));
+    const receiver = (name: string, dir: string, tree?: string): Promise<Daemon> => startDaemon(`receiver ${name}`,
+      [binOf(tree, 'relay-receiver'), '--host', '127.0.0.1', '--port', '0', '--dir', dir, '--min-free', '0', '--summary-every', '0'],
+      { env: { RELAY_TOKEN: TOKEN, NODE_OPTIONS: RECEIVER_NODE_OPTIONS }, isReady: (l) => l.msg === 'receiver listening', nodeArgs: [...launchFlags(binOf(tree, 'relay-receiver')), ...profArgs] });
     const pipeServer = (dir: string): Promise<Daemon> => startDaemon('pipe server', [path.join(DIST, 'pipe-server.js'), dir], { stream: 'stdout', isReady: (l) => typeof l.port === 'number' });
 
     const recv: Record<string, Daemon> = {};
@@ -137,10 +147,23 @@ async function main(): Promise<void> {
     daemons.push(pipeDisk, ...(pipeTmpfs ? [pipeTmpfs] : []));
 
     const socket = path.join(work, 'agent.sock');
-    const agent = await startDaemon('sender agent', [bin('relay-sender'), '--socket', socket, '--allow-root', path.join(work, 'src'),
-      ...Object.entries(recv).flatMap(([n, d]) => ['--receiver', `${n}=${url(d)}`]), '--summary-every', '0'],
-    { env: { RELAY_TOKEN: TOKEN, NODE_OPTIONS: RELAY_NODE_OPTIONS }, isReady: (l) => l.msg === 'sender agent started', nodeArgs: profArgs });
+    const startAgent = (label: string, sock: string, targets: Record<string, Daemon>, tree?: string): Promise<Daemon> => startDaemon(label,
+      [binOf(tree, 'relay-sender'), '--socket', sock, '--allow-root', path.join(work, 'src'),
+        ...Object.entries(targets).flatMap(([n, d]) => ['--receiver', `${n}=${url(d)}`]), '--summary-every', '0'],
+      { env: { RELAY_TOKEN: TOKEN, NODE_OPTIONS: RELAY_NODE_OPTIONS }, isReady: (l) => l.msg === 'sender agent started', nodeArgs: profArgs });
+    const agent = await startAgent('sender agent', socket, recv);
     daemons.push(agent);
+    // The baseline tree's own receivers and agent: the same paths, the other code.
+    const baseRecv: Record<string, Daemon> = {};
+    const baseSocket = path.join(work, 'agent-base.sock');
+    let baseAgent: Daemon | undefined;
+    if (BASE) {
+      baseRecv.disk = await receiver('disk (baseline)', dirs.base, BASE);
+      if (shmRoot) baseRecv.tmpfs = await receiver('tmpfs (baseline)', dirs.baseTmpfs, BASE);
+      daemons.push(...Object.values(baseRecv));
+      baseAgent = await startAgent('sender agent (baseline)', baseSocket, baseRecv, BASE);
+      daemons.push(baseAgent);
+    }
 
     let ssh: Ssh | undefined;
     if (only.has('ssh') || only.has('small')) {
@@ -155,8 +178,8 @@ async function main(): Promise<void> {
     }
 
     // One-shot senders: `relay send --direct` and `relay send` (through the agent) as child processes.
-    const relay = async (args: string[]): Promise<{ cost: Cost; events: Record<string, unknown>[] }> => {
-      const r = await runNode([bin('relay'), 'send', '--json', '--socket', socket, ...args], { RELAY_TOKEN: TOKEN, NODE_OPTIONS: RELAY_NODE_OPTIONS }, rusage);
+    const relay = async (args: string[], tree?: string): Promise<{ cost: Cost; events: Record<string, unknown>[] }> => {
+      const r = await runNode([binOf(tree, 'relay'), 'send', '--json', '--socket', tree ? baseSocket : socket, ...args], { RELAY_TOKEN: TOKEN, NODE_OPTIONS: RELAY_NODE_OPTIONS }, rusage);
       const events = r.stdout.split('\n').filter(Boolean).flatMap((l) => {
         try {
           return [JSON.parse(l) as Record<string, unknown>];
@@ -200,6 +223,7 @@ async function main(): Promise<void> {
     }, pipeSender);
     const direct = (target: Daemon, extra: string[] = []) => () => timed([target], async () => ({ sender: (await relay(['--direct', '--to', url(target), '--as', name(), ...extra, payload])).cost }));
     const viaAgent = (targets: string[], src = payload, extra: string[] = []) => () => timed(targets.map((t) => recv[t]!), async () => ({ sender: (await relay(['--to', targets.join(','), '--as', name(), ...extra, src])).cost }), agent);
+    const viaBaseAgent = (target: string, src = payload) => () => timed([baseRecv[target]!], async () => ({ sender: (await relay(['--to', target, '--as', name(), src], BASE)).cost }), baseAgent);
 
     const cut = Math.floor(SIZE / 2);
     const MiB = 1024 * 1024;
@@ -243,6 +267,20 @@ async function main(): Promise<void> {
       return { receiver: r };
     }));
     add('small', { key: 'smallAgent', label: `relay via agent: ${SMALL} × 4 KiB, disk`, ...small, baseline: 'diskProbe' }, viaAgent(['disk'], smallDir));
+    // Each baseline row right after its own: the two see the same machine state, round by round.
+    const compared: Array<[string, string]> = [];
+    if (BASE) {
+      const after = (key: string, spec: MethodSpec, fn: () => Promise<Sample>): void => {
+        const i = specs.findIndex((x) => x.key === key);
+        if (i < 0) return;
+        specs.splice(i + 1, 0, spec);
+        runners.set(spec.key, fn);
+        compared.push([key, spec.key]);
+      };
+      after('agent', { key: 'agentBase', label: 'relay send via agent, disk (baseline tree)', ...big, baseline: 'pipe' }, viaBaseAgent('disk'));
+      if (baseRecv.tmpfs) after('agentTmpfs', { key: 'agentTmpfsBase', label: 'relay send via agent, tmpfs (baseline tree)', ...big, baseline: 'pipeTmpfs' }, viaBaseAgent('tmpfs'));
+      after('smallAgent', { key: 'smallAgentBase', label: `relay via agent: ${SMALL} × 4 KiB, disk (baseline tree)`, ...small, baseline: 'diskProbe' }, viaBaseAgent('disk', smallDir));
+    }
     // Every file offered and sent in chunks (three round trips each, 16 in flight): how small files went before put frames.
     add('small', { key: 'smallOffered', label: `relay via agent, --small-max 0 (each file offered): ${SMALL} × 4 KiB, disk`, ...small, baseline: 'diskProbe' }, viaAgent(['disk'], smallDir, ['--small-max', '0']));
     if (ssh?.rsync) add('small', { key: 'rsyncSmall', label: `rsync over ssh: ${SMALL} × 4 KiB (no fsync)`, ...small, baseline: 'diskProbe' }, () => timed([], async () => (await ssh.rsync!(smallDir, path.join(dirs.ssh, name())), {})));
@@ -253,7 +291,9 @@ async function main(): Promise<void> {
     }
 
     // Warm-up (not timed): every link connected, JIT warm, folders created.
-    await relay(['--to', Object.keys(recv).join(','), '--as', 'warmup', await makePayload(path.join(work, 'src', 'warmup.bin'), 4 * 1024 * 1024)]);
+    const warmup = await makePayload(path.join(work, 'src', 'warmup.bin'), 4 * 1024 * 1024);
+    await relay(['--to', Object.keys(recv).join(','), '--as', 'warmup', warmup]);
+    if (BASE) await relay(['--to', Object.keys(baseRecv).join(','), '--as', 'warmup', warmup], BASE);
     for (const d of Object.values(dirs)) if (d) await empty(d, false);
     await settle();
 
@@ -291,12 +331,15 @@ async function main(): Promise<void> {
       rsyncSmallFilesPerSec: num(by('rsyncSmall')?.rate), scpMBps: num(by('scp')?.rate), rsyncMBps: num(by('rsync')?.rate),
       fanout3TimeRatio: num(by('fanout3') && by('agent') ? by('fanout3')!.medianMs / by('agent')!.medianMs : null),
       resumeResentBytes: num(by('resume')?.extra.resentBytes), resumeWindowBytes: 8 * MiB,
+      baseline: BASE ?? null,
+      baselineRatios: Object.fromEntries(compared.filter(([k, b]) => by(k) && by(b)).map(([k, b]) => [k, versus(by(k)!, by(b)!)])),
       methods: results.map((x) => ({ ...x, rate: num(x.rate), ratio: num(x.ratio), medianMs: num(x.medianMs) })),
     };
     say('');
     if (summary.smallFilesRatio !== null && summary.rsyncSmallFilesPerSec) say(`small files: ${(summary.smallFilesPerSec! / summary.rsyncSmallFilesPerSec).toFixed(2)}× rsync over ssh`);
     if (summary.fanout3TimeRatio !== null) say(`fan-out to 3 took ${summary.fanout3TimeRatio}× the time of one`);
     if (summary.resumeResentBytes !== null) say(`resume after a cut at 50%: ${summary.resumeResentBytes} bytes sent twice (one window is ${8 * MiB})`);
+    for (const [k, r] of Object.entries(summary.baselineRatios)) say(`${k}: this tree's rate ${r.ratio}× the baseline tree's (per round ${r.perRound.join(', ')}; spread of each side over rounds: ${r.spread}, ${r.baseSpread})`);
     if (summary.cpuRatio !== null) say(`CPU-s/GiB sender+receiver via agent: ${agentCpu!.toFixed(2)} vs pipe ${pipeCpu!.toFixed(2)} (${summary.cpuRatio}×)`);
     say(`load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
     if (argv.json) say(JSON.stringify(summary));
@@ -307,6 +350,21 @@ async function main(): Promise<void> {
     await rm(work, { recursive: true, force: true });
     if (shmRoot) await rm(shmRoot, { recursive: true, force: true });
   }
+}
+
+/**
+ * This tree's rate over the baseline's, overall and round by round (the rounds ran interleaved), and each
+ * side's own spread over its rounds (max/min of its times): a ratio inside that spread is no change.
+ */
+function versus(ours: { runsMs: number[]; medianMs: number }, base: { runsMs: number[]; medianMs: number }) {
+  const round = (x: number): number => Number(x.toFixed(3));
+  const spread = (xs: number[]): number => round(Math.max(...xs) / Math.min(...xs));
+  return {
+    ratio: round(base.medianMs / ours.medianMs),
+    perRound: ours.runsMs.map((ms, i) => round((base.runsMs[i] ?? NaN) / ms)),
+    spread: spread(ours.runsMs),
+    baseSpread: spread(base.runsMs),
+  };
 }
 
 main().catch((err: unknown) => {
