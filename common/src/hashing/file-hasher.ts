@@ -238,6 +238,7 @@ export class FileHasher {
     const s = { path, pin, latest: 0, posted: 0 } as Slot;
     this.attach(s);
     let closed = false;
+    let answered: { at: number; sha256: string } | undefined;
     /** On a thread that ended for being idle: a new session elsewhere, hashing again from the file. */
     const live = (): Slot => {
       if (s.thread.retired) {
@@ -254,7 +255,14 @@ export class FileHasher {
         live().posted = to;
         s.thread.post({ op: 'extend', id: s.id, to });
       },
-      digest: (at) => live().thread.ask(s.id, at),
+      digest: async (at) => {
+        // The last answer is kept: a sender's complete hash is asked for again by every later send of that
+        // version, and its thread may have ended for being idle since (it would read the whole file again).
+        if (answered?.at === at) return answered.sha256;
+        const sha256 = await live().thread.ask(s.id, at);
+        answered = { at, sha256 };
+        return sha256;
+      },
       release: () => s.thread.post({ op: 'release', id: s.id }),
       close: () => {
         if (closed) return;

@@ -4,7 +4,7 @@
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { appendFile, open, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, open, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { FileHasher, mainThreadDigest } from '@relayer/agent-receiver';
@@ -147,6 +147,23 @@ describe('FileHasher: running sha256 of files being written, on worker threads',
     digest.release();
     await eventually(() => h.running === 0, 'the idle thread to end again');
     expect(await digest.digest(first.length + more.length)).to.equal(sha(Buffer.concat([first, more])));
+  });
+
+  it('a digest asked again at the point it last answered is not read again, even after its thread ended (a sender\'s kept hash)', async () => {
+    const dir = await tmpDir('relay-hasher-');
+    const file = path.join(dir, 'kept');
+    const data = randomBytes(5 * 1024 * 1024);
+    await writeFile(file, data);
+    const h = hasher(1, 100);
+    const digest = h.open(file);
+    digest.extend(data.length);
+    expect(await digest.digest(data.length)).to.equal(sha(data));
+    await eventually(() => h.running === 0, 'the idle thread to end');
+    // A re-read could not succeed now: the answer is the one kept, and no thread starts for it.
+    await unlink(file);
+    expect(await digest.digest(data.length)).to.equal(sha(data));
+    expect(h.running).to.equal(0);
+    await expectRejectsCode(digest.digest(10), ErrorCode.IO);
   });
 
   it('close() ends its threads (none leaked), fails digests still owed with IO, and refuses new files', async () => {
