@@ -1,14 +1,15 @@
 /**
  * The receiver's Prometheus metrics, in a registry of its own (several receivers in one process, as in
- * the tests, must not share counters). Everything is derived from one observation point, the outcome of
- * each request a sender makes (see Session), plus gauges read at scrape time, so the transfer code itself
- * carries no metric calls. Label values are bounded: request types, outcomes and error codes only; never
- * a file name, a path, a peer or a token.
+ * the tests, must not share counters). Two observation points, so the transfer code itself carries no
+ * metric calls: the outcome of each request a sender makes (see Session: request errors, bytes taken),
+ * and the one end event of each transfer (see transfer-end.ts: transfers by outcome, their duration);
+ * plus gauges read at scrape time. Label values are bounded: request types, outcomes and error codes
+ * only; never a file name, a path, a peer or a token.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DURATION_BUCKETS } from '@relayer/common/metrics-text';
-import { isRetryable, type ChunkAck, type ChunkFrame, type ErrorCode, type IdenticalReply, type OfferAccepted, type PutFrame, type PutReply, type ReceivedFrame } from '@relayer/common';
-import { MAX_LEASES } from './limits.js';
+import { isRetryable, type ChunkAck, type ChunkFrame, type ErrorCode, type PutFrame, type PutReply } from '@relayer/common';
+import { Outcome, type TransferEnd } from './transfer/transfer-end.js';
 
 export interface ReceiverGauges {
   activeTransfers(): number;
@@ -19,21 +20,8 @@ export interface ReceiverGauges {
 
 export type RequestOutcome = { ok: true; result: object } | { ok: false; code: ErrorCode };
 
-/** Error replies after which the sender carries on with the same transfer, so it is not over. */
-function isFinalRefusal(request: string, code: ErrorCode): boolean {
-  // What the sender retries (LIMIT included: it waits for a slot) does not end the transfer.
-  if (isRetryable(code)) return false;
-  if (request === 'chunk' && code === 'CHECKSUM') return false; // the sender re-sends that chunk
-  if (request === 'commit' && code === 'OFFSET') return false; // "send the rest first"
-  return request !== 'heartbeat';
-}
-
-
-
 export class ReceiverMetrics {
   readonly registry = new Registry();
-  /** When each lease's offer was accepted, for the duration histogram. */
-  private readonly leases = new Map<string, number>();
   private readonly bytes: Counter;
   private readonly transfers: Counter<'outcome' | 'code'>;
   private readonly errors: Counter<'request' | 'code'>;
@@ -81,47 +69,40 @@ export class ReceiverMetrics {
   observe(request: string, frame: unknown, outcome: RequestOutcome): void {
     if (!outcome.ok) {
       this.errors.inc({ request, code: outcome.code });
-      if (isFinalRefusal(request, outcome.code)) {
-        this.transfers.inc({ outcome: 'refused', code: outcome.code });
-        const lease = (frame as { lease?: unknown } | null)?.lease;
-        if (typeof lease === 'string') this.leases.delete(lease);
-      }
       return;
     }
-    if (request === 'offer') this.started((outcome.result as OfferAccepted).lease);
-    else if (request === 'chunk' && (outcome.result as ChunkAck).taken) this.bytes.inc((frame as ChunkFrame).data.length);
-    else if (request === 'commit') this.ended(outcome.result as ReceivedFrame);
+    if (request === 'chunk' && (outcome.result as ChunkAck).taken) this.bytes.inc((frame as ChunkFrame).data.length);
     else if (request === 'put') this.put(frame as PutFrame, outcome.result as PutReply);
-    else if (request === 'identical') {
-      const { received } = outcome.result as IdenticalReply;
-      if (received) this.ended(received);
-    }
   }
 
-  /** A put's files are transfers of their own, each with its outcome (their time is the request's, not counted). */
+  /** A put's files: each refused one is an error reply of its own; a published one's bytes were taken. */
   private put(frame: PutFrame, reply: PutReply): void {
     reply.results.forEach((r, i) => {
-      if (r.ok) {
-        this.transfers.inc({ outcome: r.received.unchanged ? 'unchanged' : 'published', code: 'none' });
-        if (!r.received.unchanged) this.bytes.inc(frame.files[i]!.data.length);
-        return;
-      }
-      this.errors.inc({ request: 'put', code: r.error.code });
-      if (isFinalRefusal('put', r.error.code)) this.transfers.inc({ outcome: 'refused', code: r.error.code });
+      if (!r.ok) this.errors.inc({ request: 'put', code: r.error.code });
+      else if (!r.received.unchanged) this.bytes.inc(frame.files[i]!.data.length);
     });
   }
 
-  private started(lease: string): void {
-    if (this.leases.size >= MAX_LEASES) this.leases.delete(this.leases.keys().next().value!);
-    this.leases.set(lease, performance.now());
+  /** Called at each end of a transfer (see transfer-end.ts), before its sender is told. */
+  ended(end: TransferEnd): void {
+    switch (end.outcome) {
+      case Outcome.PUBLISHED:
+      case Outcome.UNCHANGED:
+        this.transfers.inc({ outcome: end.outcome, code: 'none' });
+        if (end.durationMs !== undefined) this.duration.observe(end.durationMs / 1000);
+        return;
+      case Outcome.REFUSED:
+        // What the sender retries (LIMIT included: it waits for a slot; IO: it offers again) does not end
+        // the transfer as it knows it: that one ends later, with the outcome of the retry.
+        if (!isRetryable(end.code)) this.transfers.inc({ outcome: 'refused', code: end.code });
+        return;
+      case Outcome.SUPERSEDED:
+        // Only a sender that held it is told so; an abandoned partial replaced ends no transfer of anyone's.
+        if (end.lease !== undefined) this.transfers.inc({ outcome: 'refused', code: 'SUPERSEDED' });
+        return;
+      case Outcome.RELEASED:
+        // The partial is kept: its sender resumes it, and that attachment ends it.
+        return;
+    }
   }
-
-  private ended(received: ReceivedFrame): void {
-    this.transfers.inc({ outcome: received.unchanged ? 'unchanged' : 'published', code: 'none' });
-    const startedAt = this.leases.get(received.lease);
-    this.leases.delete(received.lease);
-    if (startedAt !== undefined) this.duration.observe((performance.now() - startedAt) / 1000);
-  }
-
-  /** Answers GET /metrics. */
 }

@@ -40,7 +40,7 @@ export interface ReceiverStats {
 
 export class Receiver {
   readonly options: ReceiverOptions;
-  /** Fed by each Session with the outcome of every request; served at GET /metrics. */
+  /** Fed by each Session with the outcome of every request and by the registry with each transfer's end; served at GET /metrics. */
   readonly metrics: ReceiverMetrics;
   state: ReceiverState = ReceiverState.NEW;
   private readonly log: Logger;
@@ -67,6 +67,7 @@ export class Receiver {
     this.store = new PartialStore(this.options.dir, this.hasher, this.log);
     this.registry = new TransferRegistry({
       root: this.options.dir, store: this.store, limits: this.options, log: this.log, freeBytes: () => this.freeBytes(),
+      onEnded: (end) => this.metrics.ended(end),
     });
     this.metrics = new ReceiverMetrics({
       activeTransfers: () => this.activeTransfers, senders: () => this.sessions.size, freeBytes: () => this.freeBytes(),

@@ -1,10 +1,14 @@
 /**
  * One file arriving: offered → receiving → verifying → published | refused, or abandoned (partial kept,
- * resumable) when its connection goes away. Chunks are accepted only at the contiguous offset (the link
+ * resumable) when its sender lets go of it. Chunks are accepted only at the contiguous offset (the link
  * is ordered, so anything else is a gap after a rejected chunk and the sender rewinds), which lets the
  * sha256 be computed incrementally as bytes are written (on a hash thread, from the file: see
  * file-hasher.ts): verifying a commit waits at most for the last chunks to be hashed, and flushed to the
  * disk as it arrives (write-behind.ts): the commit's fsync waits at most for the last ones to be written.
+ *
+ * Every end is told through one callback, `onEnded` (see transfer-end.ts), at the moment it happens,
+ * whoever caused it (a request, the sender letting go, a failed background flush): each attachment ends
+ * once, and the transfer ends for good once.
  */
 import { randomUUID } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -18,6 +22,7 @@ import type { Owner } from '../session/owner.js';
 import type { FileDigest } from '../hashing/file-hasher.js';
 import type { OpenedPartial, PartialStore } from '../store/partial-store.js';
 import { writeChunk } from './sparse-write.js';
+import { Outcome, Release, type EndListener, type FinalEnd } from './transfer-end.js';
 import { WriteBehind, type FlushSlots } from './write-behind.js';
 
 export const TransferState = {
@@ -42,45 +47,50 @@ export interface IncomingTransferInit {
   flushEvery: number;
   /** Shared by the receiver's partials: how many flush at once. */
   flushSlots: FlushSlots;
-  /** The transfer refused itself, outside any request (a background flush failed): stop holding it. */
-  onDropped: (t: IncomingTransfer) => void;
+  /** Hears each end of this transfer (see transfer-end.ts). */
+  onEnded: EndListener<IncomingTransfer>;
+}
+
+/** One sender's hold on the transfer: the lease its chunks and commit carry, and since when. */
+interface Attachment {
+  readonly lease: string;
+  readonly at: number;
 }
 
 export class IncomingTransfer {
   readonly name: string;
   readonly identity: SourceIdentity;
   readonly key: string;
-  /** Current lease: the id the sender's chunks and commit must carry. Changes on every (re)attach. */
-  lease: string;
-  /** Who holds the lease; undefined while abandoned. Set only by the registry. */
-  owner: Owner | undefined;
-  /** Free space this transfer has reserved (the registry's running total includes it). */
-  reserved = 0;
-  state: TransferState = TransferState.OFFERED;
+  private now: TransferState = TransferState.OFFERED;
+  /** Changes on every (re)attach; undefined while no sender holds the transfer. */
+  private attachment: Attachment | undefined;
   /** Bytes accepted (hashed, write queued). */
   private accepted: number;
   /** Bytes written to the file; what acks report. */
-  written: number;
+  private bytesWritten: number;
   /** Bytes the writes of this run put on the disk: `written` less the holes left (see sparse-write.ts). */
-  stored = 0;
+  private bytesStored = 0;
   /** What the source takes on the sender's disk when it is sparse (its offer says so); undefined when it is not. */
   private allocated: number | undefined;
-  lastActivity = Date.now();
+  private touchedAt = Date.now();
   private readonly store: PartialStore;
   private fh: FileHandle | undefined;
   /** Flushes `fh` in the background as it fills; one per open descriptor. */
   private flusher: WriteBehind | undefined;
   private readonly flushEvery: number;
   private readonly flushSlots: FlushSlots;
-  private readonly onDropped: (t: IncomingTransfer) => void;
-  /** The one refusal: every caller waits for its partial to be gone (a new offer of the name reuses its key). */
-  private refusing: Promise<void> | undefined;
+  private readonly onEnded: EndListener<IncomingTransfer>;
+  /**
+   * Set once it ended for good: what is left to do on the disk (the partial's removal). Every later end
+   * waits for it: a new offer of the name reuses the key, so it must not open the partial being removed.
+   */
+  private gone: Promise<void> | undefined;
   private digest: FileDigest;
   /** sha256 of the bytes held when the current lease attached (what a resume offer reports). */
   private prefix: string | undefined;
   private writes: Promise<void> = Promise.resolve();
   private writeError: unknown;
-  log: Logger;
+  private logger: Logger;
 
   constructor(init: IncomingTransferInit) {
     this.name = init.name;
@@ -90,12 +100,30 @@ export class IncomingTransfer {
     this.fh = init.partial.fh;
     this.flushEvery = init.flushEvery;
     this.flushSlots = init.flushSlots;
-    this.onDropped = init.onDropped;
+    this.onEnded = init.onEnded;
     this.digest = init.partial.digest;
-    this.accepted = this.written = init.partial.offset;
-    this.lease = '';
-    this.owner = undefined;
-    this.log = init.log;
+    this.accepted = this.bytesWritten = init.partial.offset;
+    this.logger = init.log;
+  }
+
+  get state(): TransferState {
+    return this.now;
+  }
+
+  get log(): Logger {
+    return this.logger;
+  }
+
+  get written(): number {
+    return this.bytesWritten;
+  }
+
+  get stored(): number {
+    return this.bytesStored;
+  }
+
+  get lastActivity(): number {
+    return this.touchedAt;
   }
 
   get size(): number {
@@ -109,33 +137,44 @@ export class IncomingTransfer {
 
   /** Disk space the rest of the file will take at most as far as its offer tells: less than its bytes when the source is sparse. */
   get toStore(): number {
-    return Math.max(0, Math.min(this.size - this.written, this.allocated ?? Infinity));
+    return Math.max(0, Math.min(this.size - this.bytesWritten, this.allocated ?? Infinity));
   }
 
   /** Still holds a partial that a later offer may resume. */
   get resumable(): boolean {
-    return this.state === TransferState.OFFERED || this.state === TransferState.RECEIVING || this.state === TransferState.ABANDONED;
+    return this.now === TransferState.OFFERED || this.now === TransferState.RECEIVING || this.now === TransferState.ABANDONED;
+  }
+
+  /** Once it ended for good: resolves when its partial is gone (removed or published), never rejects. */
+  whenGone(): Promise<void> {
+    return (this.gone ?? Promise.resolve()).catch(() => undefined);
   }
 
   private expect(action: string, ...allowed: TransferState[]): void {
-    if (!allowed.includes(this.state)) {
-      throw createError(ErrorCode.PROTOCOL, `cannot ${action} transfer of ${this.name}: it is ${this.state}`);
+    if (!allowed.includes(this.now)) {
+      throw createError(ErrorCode.PROTOCOL, `cannot ${action} transfer of ${this.name}: it is ${this.now}`);
     }
   }
 
   /**
-   * Gives the transfer to a (new) connection. The lease changes before anything is awaited, so from here
-   * on the previous owner's chunks are refused; then the writes already accepted drain, and the offset
-   * reported is exactly what is on disk and in the hash.
+   * Gives the transfer to a (new) sender. The lease changes at once (an attachment still holding it ends,
+   * told as `replacing`), so from here on the previous lease's chunks are refused; `ready()` resolves once
+   * the writes already accepted drained, with the offset: exactly what is on disk and in the hash.
    */
-  async attach(owner: Owner, source: { allocated?: number } = {}): Promise<number> {
+  attach(owner: Owner, source: { allocated?: number } = {}, replacing: Release = Release.OFFERED_AGAIN): { lease: string; ready: () => Promise<number> } {
     // Dropped (a failed flush) while its offer awaited: the sender offers again and starts over.
-    if (this.state === TransferState.REFUSED) throw createError(ErrorCode.UNKNOWN_TRANSFER, `the partial of ${this.name} was dropped: offer it again`);
+    if (this.now === TransferState.REFUSED) throw createError(ErrorCode.UNKNOWN_TRANSFER, `the partial of ${this.name} was dropped: offer it again`);
     this.expect('attach', TransferState.OFFERED, TransferState.RECEIVING, TransferState.ABANDONED);
-    const lease = this.lease = randomUUID();
-    this.state = TransferState.RECEIVING;
+    this.letGo(replacing);
+    const attachment: Attachment = { lease: randomUUID(), at: performance.now() };
+    this.attachment = attachment;
+    this.now = TransferState.RECEIVING;
     this.allocated = source.allocated;
-    this.log = owner.log.child({ lease, file: this.name });
+    this.logger = owner.log.child({ lease: attachment.lease, file: this.name });
+    return { lease: attachment.lease, ready: () => this.ready(attachment) };
+  }
+
+  private async ready(attachment: Attachment): Promise<number> {
     let pending: Promise<void>;
     do {
       pending = this.writes;
@@ -143,20 +182,26 @@ export class IncomingTransfer {
     } while (pending !== this.writes);
     if (this.writeError) throw this.writeError;
     // Released (connection closed, idle) or taken over while the writes drained: not ours to reopen.
-    if (this.lease !== lease || this.state !== TransferState.RECEIVING) throw createError(ErrorCode.UNKNOWN_TRANSFER, 'transfer moved on while it was attached');
+    this.stillHeld(attachment);
     if (!this.fh) this.fh = await this.reopen();
-    this.accepted = this.written;
+    this.accepted = this.bytesWritten;
     try {
-      this.prefix = this.written > 0 ? await this.digest.digest(this.written) : undefined;
+      this.prefix = this.bytesWritten > 0 ? await this.digest.digest(this.bytesWritten) : undefined;
     } catch (err) {
       // The next attach hashes the partial again from the disk rather than report this failure forever.
       this.digest.close();
-      this.digest = this.store.digestOf(this.key, this.written, this.size);
+      this.digest = this.store.digestOf(this.key, this.bytesWritten, this.size);
       throw err;
     }
-    if (this.lease !== lease || this.state !== TransferState.RECEIVING) throw createError(ErrorCode.UNKNOWN_TRANSFER, 'transfer moved on while it was attached');
+    this.stillHeld(attachment);
     this.touch();
-    return this.written;
+    return this.bytesWritten;
+  }
+
+  private stillHeld(attachment: Attachment): void {
+    if (this.attachment !== attachment || this.now !== TransferState.RECEIVING) {
+      throw createError(ErrorCode.UNKNOWN_TRANSFER, 'transfer moved on while it was attached');
+    }
   }
 
   /** sha256 of the bytes held when this lease attached (no chunk of it can have arrived before its offer's reply). */
@@ -168,23 +213,23 @@ export class IncomingTransfer {
   private async reopen(): Promise<FileHandle> {
     const fh = await open(this.store.dataPath(this.key), 'r+');
     const size = (await fh.stat()).size;
-    if (size !== this.written) {
+    if (size !== this.bytesWritten) {
       // Someone touched the partial while it was idle: trust the disk, not memory.
-      await fh.truncate(Math.min(size, this.written));
-      this.written = Math.min(size, this.written);
+      await fh.truncate(Math.min(size, this.bytesWritten));
+      this.bytesWritten = Math.min(size, this.bytesWritten);
       this.digest.close();
-      this.digest = this.store.digestOf(this.key, this.written, this.size);
+      this.digest = this.store.digestOf(this.key, this.bytesWritten, this.size);
     }
     return fh;
   }
 
   touch(): void {
-    this.lastActivity = Date.now();
+    this.touchedAt = Date.now();
   }
 
   /** Receiving under this lease: its requests may act on the transfer. */
   holds(lease: string): boolean {
-    return this.lease === lease && this.state === TransferState.RECEIVING;
+    return this.attachment?.lease === lease && this.now === TransferState.RECEIVING;
   }
 
   /**
@@ -198,16 +243,16 @@ export class IncomingTransfer {
     this.touch();
     const end = frame.offset + frame.data.length;
     if (end > this.size) {
-      await this.refuse();
+      await this.refuse(ErrorCode.OFFSET);
       throw createError(ErrorCode.OFFSET, `chunk ${frame.offset}+${frame.data.length} is outside the offered size ${this.size}`);
     }
     if (frame.offset !== this.accepted) {
       // A duplicate (already have it) or a gap (a chunk before it was refused): either way, not taken.
       await this.writes;
-      return { offset: this.written, taken: false };
+      return { offset: this.bytesWritten, taken: false };
     }
     if (crc32(frame.data) !== frame.crc) {
-      this.log.warn({ offset: frame.offset, length: frame.data.length }, 'chunk crc32 mismatch: re-requesting it');
+      this.logger.warn({ offset: frame.offset, length: frame.data.length }, 'chunk crc32 mismatch: re-requesting it');
       throw createError(ErrorCode.CHECKSUM, `chunk at ${frame.offset} failed its crc32 check`);
     }
     this.accepted = end;
@@ -216,17 +261,16 @@ export class IncomingTransfer {
     const flusher = this.flusher ??= new WriteBehind(fh, this.flushEvery, this.flushSlots, (err) => {
       // Bytes may be gone from the disk while the page cache (and so a re-hash) still shows them, and no
       // later fsync will say so: the partial cannot be trusted for a resume. Drop it now.
-      this.log.error({ err }, 'flushing the partial failed: dropping it');
+      this.logger.error({ err }, 'flushing the partial failed: dropping it');
       this.writeError ??= err;
-      void this.refuse().catch((e: unknown) => this.log.warn({ err: e }, 'dropping the partial failed'));
-      this.onDropped(this);
+      void this.refuse(toRelayError(err).code).catch((e: unknown) => this.logger.warn({ err: e }, 'dropping the partial failed'));
     });
     this.writes = this.writes.then(async () => {
       if (this.writeError) return;
       try {
         const stored = await writeChunk(fh, frame.data, frame.offset, this.sparse);
-        this.written = end;
-        this.stored += stored;
+        this.bytesWritten = end;
+        this.bytesStored += stored;
         digest.extend(end, frame.data);
         flusher.wrote(stored);
       } catch (err) {
@@ -236,10 +280,10 @@ export class IncomingTransfer {
     await this.writes;
     if (this.writeError) {
       const e = toRelayError(this.writeError);
-      await this.refuse();
+      await this.refuse(e.code);
       throw createError(e.code, `writing ${this.name} failed: ${e.message}`);
     }
-    return { offset: this.written, taken: true };
+    return { offset: this.bytesWritten, taken: true };
   }
 
   /**
@@ -248,21 +292,23 @@ export class IncomingTransfer {
    */
   async commit(sha256: string, finalPath: string): Promise<ReceivedFrame> {
     this.expect('commit', TransferState.RECEIVING);
+    const attachment = this.attachment!;
     this.touch();
     await this.writes;
-    if (this.written < this.size) {
-      throw createError(ErrorCode.OFFSET, `commit at ${this.written} of ${this.size} bytes: send the rest first`);
+    this.stillHeld(attachment);
+    if (this.bytesWritten < this.size) {
+      throw createError(ErrorCode.OFFSET, `commit at ${this.bytesWritten} of ${this.size} bytes: send the rest first`);
     }
-    this.state = TransferState.VERIFYING;
+    this.now = TransferState.VERIFYING;
     let actual: string;
     try {
-      actual = await this.digest.digest(this.written);
+      actual = await this.digest.digest(this.bytesWritten);
     } catch (err) {
-      await this.refuse();
+      await this.refuse(toRelayError(err).code);
       throw err;
     }
     if (actual !== sha256) {
-      await this.refuse();
+      await this.refuse(ErrorCode.CHECKSUM);
       throw createError(ErrorCode.CHECKSUM, `sha256 mismatch for ${this.name}: sender says ${sha256}, received bytes hash to ${actual}`);
     }
     try {
@@ -276,54 +322,93 @@ export class IncomingTransfer {
       await this.close();
       await this.store.publish(this.key, finalPath);
     } catch (err) {
-      await this.refuse();
+      await this.refuse(toRelayError(err).code);
       throw err;
     }
-    this.state = TransferState.PUBLISHED;
-    return this.received(finalPath, sha256, false);
+    const received = this.received(attachment, finalPath, sha256, false);
+    void this.endForGood({ outcome: Outcome.PUBLISHED }, TransferState.PUBLISHED, async () => undefined);
+    return received;
   }
 
   /** The final file already holds exactly these bytes: drop the partial and confirm it unchanged. */
   async confirmUnchanged(sha256: string, finalPath: string): Promise<ReceivedFrame> {
     this.expect('confirm', TransferState.RECEIVING);
-    this.state = TransferState.PUBLISHED;
-    await this.writes.catch(() => undefined);
-    await this.close();
-    await this.store.discard(this.key);
-    return this.received(finalPath, sha256, true);
+    const attachment = this.attachment!;
+    // Past receiving: no chunk, commit or release acts on it while its partial is dropped.
+    this.now = TransferState.VERIFYING;
+    try {
+      await this.writes;
+      await this.close();
+      await this.store.discard(this.key);
+    } catch (err) {
+      await this.refuse(toRelayError(err).code);
+      throw err;
+    }
+    // Dropped meanwhile (a flush failed): it ended so already.
+    if (this.gone) throw createError(ErrorCode.IO, `the partial of ${this.name} was dropped while it was confirmed: offer it again`);
+    void this.endForGood({ outcome: Outcome.UNCHANGED }, TransferState.PUBLISHED, async () => undefined);
+    return this.received(attachment, finalPath, sha256, true);
   }
 
-  private received(path: string, sha256: string, unchanged: boolean): ReceivedFrame {
-    return { lease: this.lease, name: this.name, size: this.size, sha256, path, unchanged };
-  }
-
-  /** The connection went away or the sender aborted: keep the partial (and the running hash) for a resume. */
-  async abandon(): Promise<void> {
-    if (!this.resumable) return;
-    const lease = this.lease;
-    await this.writes;
-    // A newer offer may have attached while the writes drained: the transfer is no longer ours to drop.
-    if (this.lease !== lease) return;
-    this.state = TransferState.ABANDONED;
-    this.lease = '';
-    await this.close();
+  private received(attachment: Attachment, path: string, sha256: string, unchanged: boolean): ReceivedFrame {
+    return { lease: attachment.lease, name: this.name, size: this.size, sha256, path, unchanged };
   }
 
   /**
-   * Ends the transfer for good and removes its partial. Once only, and every caller waits for that one: a
-   * late second call (a failed write noticed after an offer of a new version refused this transfer) must
-   * not delete the new one's partial, which has the same key, and an offer that supersedes a transfer
-   * being refused must not open its partial before the old one is gone.
+   * Lets the sender's hold go (of `lease` only, when given): the partial and the running hash are kept
+   * for a resume, the file closed once the writes already accepted are on it.
    */
-  refuse(): Promise<void> {
-    if (this.state === TransferState.PUBLISHED) return Promise.resolve();
-    this.refusing ??= (async () => {
-      this.state = TransferState.REFUSED;
+  async release(why: Release, lease?: string): Promise<void> {
+    if (!this.resumable || (lease !== undefined && this.attachment?.lease !== lease)) return;
+    this.letGo(why);
+    this.now = TransferState.ABANDONED;
+    await this.writes;
+    // Attached again while the writes drained (that offer uses the file), or refused meanwhile: not ours to close.
+    if (this.now !== TransferState.ABANDONED) return;
+    await this.close();
+  }
+
+  /** Ends the current attachment, if any, with the partial kept. */
+  private letGo(why: Release): void {
+    const attachment = this.attachment;
+    if (!attachment) return;
+    this.attachment = undefined;
+    this.onEnded(this, { outcome: Outcome.RELEASED, why, lease: attachment.lease });
+  }
+
+  /** Ends the transfer for good with this error code and removes its partial (see endForGood). */
+  refuse(code: ErrorCode): Promise<void> {
+    return this.drop({ outcome: Outcome.REFUSED, code });
+  }
+
+  /** A newer version of the file replaces this one: ends it for good and removes its partial. */
+  supersede(): Promise<void> {
+    return this.drop({ outcome: Outcome.SUPERSEDED });
+  }
+
+  private drop(end: FinalEnd): Promise<void> {
+    return this.endForGood(end, TransferState.REFUSED, async () => {
       await this.writes.catch(() => undefined);
       await this.close();
       await this.store.discard(this.key);
-    })();
-    return this.refusing;
+    });
+  }
+
+  /**
+   * Once only, and every caller waits for that one: a late second end (a failed write noticed after an
+   * offer of a new version superseded this transfer) must not delete the new one's partial, which has
+   * the same key, nor be told twice.
+   */
+  private endForGood(end: FinalEnd, state: TransferState, work: () => Promise<void>): Promise<void> {
+    if (this.gone) return this.gone;
+    const attachment = this.attachment;
+    this.attachment = undefined;
+    this.now = state;
+    this.gone = work();
+    const lease = attachment?.lease;
+    const durationMs = attachment ? performance.now() - attachment.at : undefined;
+    this.onEnded(this, end.outcome === Outcome.PUBLISHED || end.outcome === Outcome.UNCHANGED ? { ...end, lease, durationMs } : { ...end, lease });
+    return this.gone;
   }
 
   /** Closes the partial; its digest is kept while the transfer may resume, dropped once it cannot. */

@@ -18,6 +18,8 @@ import { PUBLISHED_FILE_MODE } from './incoming-transfer.js';
 import type { Owner } from '../session/owner.js';
 import { againIfGone, fsyncDir, makeFolder } from '../store/durable-folders.js';
 import type { PartialStore } from '../store/partial-store.js';
+import type { Reservation } from './space-budget.js';
+import { Outcome, type TransferEnd } from './transfer-end.js';
 
 /** What a put needs from the receiver's registry. */
 export interface PutHost {
@@ -28,9 +30,11 @@ export interface PutHost {
   /** Bounds the files being written at once, over every connection (each holds a descriptor). */
   writes: LimitFunction;
   /** Runs fn under the name's lock, any transfer of that name superseded first (last offer wins). */
-  withName<T>(owner: Owner, name: string, fn: (key: string) => Promise<T>): Promise<T>;
-  /** Reserves free space for `bytes` (DISK_FULL when short); returns its release. */
-  reserve(bytes: number, what: string): Promise<() => void>;
+  lockNameReplacing<T>(owner: Owner, name: string, fn: (key: string) => Promise<T>): Promise<T>;
+  /** Reserves free space for `bytes` (DISK_FULL when short). */
+  reserve(bytes: number, what: string): Promise<Reservation>;
+  /** Hears how each file of the batch ended: each is a transfer of its own. */
+  ended(end: TransferEnd): void;
 }
 
 /**
@@ -46,7 +50,14 @@ interface Placed {
 
 export async function receivePut(host: PutHost, owner: Owner, frame: PutFrame): Promise<PutReply> {
   const bytes = frame.files.reduce((n, f) => n + f.data.length, 0);
-  const release = await host.reserve(bytes, `${frame.files.length} file(s)`);
+  let reservation: Reservation;
+  try {
+    reservation = await host.reserve(bytes, `${frame.files.length} file(s)`);
+  } catch (err) {
+    const { code } = toWireError(err);
+    frame.files.forEach(() => host.ended({ outcome: Outcome.REFUSED, code }));
+    throw err;
+  }
   try {
     const batch = new PutBatch(host);
     const placed = await Promise.all(frame.files.map((f) => host.writes(() => batch.place(owner, f)).then(
@@ -62,6 +73,7 @@ export async function receivePut(host: PutHost, owner: Owner, frame: PutFrame): 
       if (p instanceof Error) {
         const error = toWireError(p);
         results.push({ ok: false, error });
+        host.ended({ outcome: Outcome.REFUSED, code: error.code });
         owner.log[error.code === ErrorCode.IO ? 'error' : 'info']({ file: file.name, code: error.code, reason: error.message }, 'file refused');
         return;
       }
@@ -70,10 +82,11 @@ export async function receivePut(host: PutHost, owner: Owner, frame: PutFrame): 
       owner.log.info({ lease, file: file.name, size: received.size, sha256: file.sha256, path: p.path, unchanged: p.unchanged },
         p.unchanged ? 'file received: already identical' : 'file received');
       results.push({ ok: true, received });
+      host.ended({ outcome: p.unchanged ? Outcome.UNCHANGED : Outcome.PUBLISHED });
     });
     return { results };
   } finally {
-    release();
+    reservation.release();
   }
 }
 
@@ -100,7 +113,7 @@ class PutBatch {
       throw createError(ErrorCode.CHECKSUM, `sha256 mismatch for ${file.name}: sender says ${file.sha256}, received bytes hash to ${actual}`);
     }
     await (this.guarded ??= host.store.guard());
-    return host.withName(owner, file.name, async (key) => {
+    return host.lockNameReplacing(owner, file.name, async (key) => {
       const { path: finalPath, existing } = await inspectInside(host.root, file.name, this.folders);
       if (existing?.isFile() && existing.size === file.data.length && (await host.finals.sha256(finalPath, existing.size)) === file.sha256) {
         return { path: finalPath, unchanged: true };

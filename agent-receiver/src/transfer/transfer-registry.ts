@@ -1,26 +1,33 @@
 /**
  * Who sends which file: at most one IncomingTransfer per final name, each held by at most one live
- * connection (its Owner) through a lease. Offers and commits of a name run one at a time (OfferCommitLock);
- * every step that awaits re-checks that the owner is still there, so a connection that closed mid-offer
- * never leaves a transfer behind. Per connection: a bounded number of open transfers; per transfer: an
- * idle time after which it is released (partial kept). Free space is accounted with a running total.
+ * connection (its Owner) under a lease (TransferIndex). Offers and commits of a name run one at a time
+ * (OfferCommitLock); every step that awaits re-checks that the owner is still there, so a connection that
+ * closed mid-offer never leaves a transfer behind. Per connection: a bounded number of open transfers;
+ * per transfer: an idle time after which it is released (partial kept). Free space: a SpaceBudget.
+ *
+ * However a transfer ends (see transfer-end.ts), the registry hears it once, from the transfer itself,
+ * and reacts in one place (ended): the holding goes with its reservation, a final end forgets the name
+ * once the partial is gone, and the end is passed on to `onEnded` (the receiver's metrics).
  */
 import { stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import {
-  createError, ErrorCode, formatBytes, isRelayError, resolveInside,
+  createError, ErrorCode, isRelayError, resolveInside, toWireError,
   type ChunkAck, type ChunkFrame, type CommitFrame, type IdenticalFrame, type IdenticalReply, type OfferAccepted,
   type OfferFrame, type PutFrame, type PutReply, type ReceivedFrame,
 } from '@relayer/common';
 import { FinalHashCache } from '../store/final-hash-cache.js';
-import { IncomingTransfer, TransferState } from './incoming-transfer.js';
+import { IncomingTransfer } from './incoming-transfer.js';
 import { OfferCommitLock } from './offer-commit-lock.js';
 import type { Owner } from '../session/owner.js';
 import { partialKey, type PartialStore } from '../store/partial-store.js';
 import { receivePut, type PutHost } from './put-batch.js';
+import { SpaceBudget, type Reservation } from './space-budget.js';
+import { Outcome, Release, type TransferEnd } from './transfer-end.js';
+import { TransferIndex, type Holding } from './transfer-index.js';
 import { FlushSlots } from './write-behind.js';
-import { PUT_WRITES, SUPERSEDED_MEMORY } from '../limits.js';
+import { PUT_WRITES } from '../limits.js';
 
 export interface RegistryLimits {
   maxFileSize: number;
@@ -38,21 +45,17 @@ export interface RegistryInit {
   limits: RegistryLimits;
   log: Logger;
   freeBytes: () => Promise<number>;
+  /** Hears how each transfer ended, as its sender learns it (a put's files and refused offers too). */
+  onEnded?: (end: TransferEnd) => void;
 }
 
-
 export class TransferRegistry {
-  private readonly byName = new Map<string, IncomingTransfer>();
+  private readonly index = new TransferIndex<IncomingTransfer>();
+  private readonly budget: SpaceBudget;
   /** Background flushes of partials, one at a time over the whole receiver (see write-behind.ts). */
   private readonly flushSlots = new FlushSlots();
-  /** Partial keys of offers in progress (under the name lock, before they are in byName). */
-  private readonly offering = new Set<string>();
-  private readonly byLease = new Map<string, IncomingTransfer>();
-  private readonly superseded = new Set<string>();
-  private readonly owned = new Map<Owner, Set<IncomingTransfer>>();
   private readonly lock = new OfferCommitLock();
   private readonly finals: FinalHashCache;
-  private reservedBytes = 0;
   private closing = false;
   private readonly putHost: PutHost;
 
@@ -62,34 +65,45 @@ export class TransferRegistry {
 
   constructor(private readonly init: RegistryInit) {
     this.finals = new FinalHashCache(init.log);
+    this.budget = new SpaceBudget(init.freeBytes, init.limits.minFree);
     this.putHost = {
       root: init.root, store: init.store, finals: this.finals, maxFileSize: init.limits.maxFileSize, writes: pLimit(PUT_WRITES),
-      withName: (owner, name, fn) => this.withName(owner, name, fn),
-      reserve: (bytes, what) => this.reserveBytes(bytes, what),
+      lockNameReplacing: (owner, name, fn) => this.lockNameReplacing(owner, name, fn),
+      reserve: (bytes, what) => this.budget.reserve(bytes, what),
+      ended: (end) => this.init.onEnded?.(end),
     };
   }
 
   /** Transfers held by a live connection. */
   get active(): number {
-    let n = 0;
-    for (const set of this.owned.values()) n += set.size;
-    return n;
+    return this.index.held;
   }
 
   get reserved(): number {
-    return this.reservedBytes;
+    return this.budget.reserved;
   }
 
   async offer(owner: Owner, frame: OfferFrame): Promise<OfferAccepted> {
+    try {
+      return await this.accept(owner, frame);
+    } catch (err) {
+      // The offer itself was refused (no attachment of it outlives this): its sender learns so from this
+      // reply alone, not from an end of the transfer.
+      this.init.onEnded?.({ outcome: Outcome.REFUSED, code: toWireError(err).code });
+      throw err;
+    }
+  }
+
+  private async accept(owner: Owner, frame: OfferFrame): Promise<OfferAccepted> {
     const { root, store, limits } = this.init;
     this.checkOpen();
     const finalPath = await resolveInside(root, frame.name);
     if (frame.size > limits.maxFileSize) {
       throw createError(ErrorCode.TOO_LARGE, `${frame.name} is ${frame.size} bytes, over this receiver's limit of ${limits.maxFileSize}`);
     }
-    return this.underName(owner, frame.name, async (key) => {
+    return this.lockName(owner, frame.name, async (key) => {
       const identity = { size: frame.size, mtimeMs: frame.mtimeMs };
-      let transfer = this.byName.get(frame.name);
+      let transfer = this.index.named(frame.name);
       const sameSource = transfer?.identity.size === identity.size && transfer?.identity.mtimeMs === identity.mtimeMs;
       if (transfer && (!transfer.resumable || !sameSource || frame.fresh)) {
         // A different version of the file, a sender whose bytes differ, or a finished transfer: start over,
@@ -97,70 +111,82 @@ export class TransferRegistry {
         await this.supersede(transfer, 'superseded by a new offer for this name', { fresh: Boolean(frame.fresh) });
         transfer = undefined;
       }
-      const mine = this.owned.get(owner);
-      if ((mine?.size ?? 0) >= limits.maxTransfersPerConnection && !(transfer && transfer.owner === owner)) {
-        throw createError(ErrorCode.LIMIT, `this connection already has ${mine!.size} open transfers (limit ${limits.maxTransfersPerConnection}): finish or abort one first`);
+      const previous = transfer && this.index.holdingOf(transfer);
+      const mine = this.index.countOf(owner);
+      if (mine >= limits.maxTransfersPerConnection && previous?.owner !== owner) {
+        throw createError(ErrorCode.LIMIT, `this connection already has ${mine} open transfers (limit ${limits.maxTransfersPerConnection}): finish or abort one first`);
       }
       if (!transfer && frame.fresh) await store.discard(key);
       const held = transfer ? transfer.written : await store.peek(frame.name, identity);
       // A sparse source (its offer says what it takes on disk) will take no more than that here.
-      await this.checkSpace(frame.name, Math.min(frame.size - held, frame.allocated ?? Infinity), transfer?.reserved ?? 0);
-      this.checkLive(owner);
-      if (!transfer) {
-        const partial = await store.open(frame.name, identity);
-        transfer = new IncomingTransfer({
-          name: frame.name, identity, partial, store, log: owner.log,
-          flushEvery: limits.flushEvery, flushSlots: this.flushSlots, onDropped: this.dropped,
-        });
-        if (this.closing) {
-          // close() already cleared the maps: this one must not be attached after them, nor keep its file open.
-          await transfer.abandon();
-          this.checkOpen();
-        }
-        this.byName.set(frame.name, transfer);
-      }
-      const previous = transfer.owner;
-      const tookOver = previous !== undefined && previous !== owner && !previous.signal.aborted;
-      if (tookOver) transfer.log.info('taken over by a new offer for the same file');
-      // Owned before attach awaits: a connection that closes meanwhile releases it like any other.
-      this.setOwner(transfer, owner);
-      if (transfer.lease) this.byLease.delete(transfer.lease);
-      let offset: number;
+      const reservation = await this.budget.reserve(Math.min(frame.size - held, frame.allocated ?? Infinity), frame.name, previous?.reservation);
+      let holding: Holding<IncomingTransfer>;
+      let ready: () => Promise<number>;
+      const tookOver = previous !== undefined && previous.owner !== owner && !previous.owner.signal.aborted;
       try {
-        offset = await transfer.attach(owner, { allocated: frame.allocated });
         this.checkLive(owner);
+        transfer ??= await this.open(frame, identity, owner);
+        let lease: string;
+        ({ lease, ready } = transfer.attach(owner, { allocated: frame.allocated }, tookOver ? Release.TAKEN_OVER : Release.OFFERED_AGAIN));
+        // Held before the attach awaits: a connection that closes meanwhile releases it like any other.
+        holding = this.index.attach(transfer, owner, lease, reservation);
       } catch (err) {
-        if (transfer.owner === owner) await this.releaseOne(transfer, 'offer failed: partial kept');
+        reservation.release();
         throw err;
       }
-      this.reserve(transfer);
-      this.byLease.set(transfer.lease, transfer);
-      const existing = await statSize(finalPath);
-      transfer.log.info({ size: frame.size, offset }, offset > 0 ? 'offer accepted: resuming' : 'offer accepted');
-      return {
-        lease: transfer.lease,
-        offset,
-        tookOver,
-        ...(existing === frame.size ? { existingSize: existing } : {}),
-        ...(offset > 0 ? { prefixSha256: transfer.prefixSha256() } : {}),
-      };
+      return this.attached(holding, ready, tookOver, frame, finalPath);
     });
   }
 
+  private async open(frame: OfferFrame, identity: { size: number; mtimeMs: number }, owner: Owner): Promise<IncomingTransfer> {
+    const partial = await this.init.store.open(frame.name, identity);
+    const transfer = new IncomingTransfer({
+      name: frame.name, identity, partial, store: this.init.store, log: owner.log,
+      flushEvery: this.init.limits.flushEvery, flushSlots: this.flushSlots, onEnded: this.ended,
+    });
+    if (this.closing) {
+      // close() already let every transfer go: this one must not be added after that, nor keep its file open.
+      await transfer.release(Release.CLOSING);
+      this.checkOpen();
+    }
+    this.index.add(transfer);
+    return transfer;
+  }
+
+  /** The rest of an offer once its transfer is held: the offset, and the answer to the sender. */
+  private async attached(holding: Holding<IncomingTransfer>, ready: () => Promise<number>, tookOver: boolean, frame: OfferFrame, finalPath: string): Promise<OfferAccepted> {
+    const { transfer, owner, lease, reservation } = holding;
+    let offset: number;
+    try {
+      offset = await ready();
+      this.checkLive(owner);
+    } catch (err) {
+      await transfer.release(Release.OFFER_FAILED, lease);
+      throw err;
+    }
+    reservation.resize(transfer.toStore);
+    const existing = await statSize(finalPath);
+    transfer.log.info({ size: frame.size, offset }, offset > 0 ? 'offer accepted: resuming' : 'offer accepted');
+    return {
+      lease,
+      offset,
+      tookOver,
+      ...(existing === frame.size ? { existingSize: existing } : {}),
+      ...(offset > 0 ? { prefixSha256: transfer.prefixSha256() } : {}),
+    };
+  }
+
   async chunk(owner: Owner, frame: ChunkFrame): Promise<ChunkAck> {
-    const transfer = this.heldBy(owner, frame.lease);
+    const { transfer, reservation } = this.heldBy(owner, frame.lease);
     const before = transfer.stored;
     try {
       const ack = await transfer.write(frame);
       const stored = transfer.stored - before;
-      if (transfer.sparse && stored > transfer.reserved) await this.outgrown(transfer, stored - transfer.reserved);
-      this.consumed(transfer, stored);
+      if (transfer.sparse && stored > reservation.held) await this.outgrown(transfer, stored - reservation.held);
+      // Bytes now on disk are counted by the file system, no longer by the reservation.
+      reservation.consume(stored);
       return ack;
     } catch (err) {
-      if (!transfer.resumable) {
-        if (transfer.owner === owner) this.setOwner(transfer, undefined);
-        this.forget(transfer);
-      }
       // Lost the lease while the chunk waited: say why, as for a chunk that arrives after that.
       if (isRelayError(err, ErrorCode.UNKNOWN_TRANSFER)) throw this.lostLease(frame.lease);
       throw err;
@@ -169,31 +195,22 @@ export class TransferRegistry {
 
   /** "Is the final file already these bytes?" from the cached hash of the final file; ends the transfer when so. */
   async identical(owner: Owner, frame: IdenticalFrame): Promise<IdenticalReply> {
-    return this.underLock(owner, frame.lease, async (transfer, finalPath) => {
+    return this.lockLease(owner, frame.lease, async (transfer, finalPath) => {
       const existing = await this.finals.sha256(finalPath, transfer.size);
       this.heldBy(owner, frame.lease);
       if (existing !== frame.sha256) return { identical: false };
-      this.setOwner(transfer, undefined);
       const received = await transfer.confirmUnchanged(frame.sha256, finalPath);
-      this.forget(transfer);
       transfer.log.info({ size: received.size, sha256: received.sha256 }, 'file received: already identical');
       return { identical: true, received };
     });
   }
 
   async commit(owner: Owner, frame: CommitFrame): Promise<ReceivedFrame> {
-    return this.underLock(owner, frame.lease, async (transfer, finalPath) => {
-      try {
-        const received = await transfer.commit(frame.sha256, finalPath);
-        transfer.log.info({ size: received.size, sha256: received.sha256, path: received.path, unchanged: false }, 'file received');
-        await this.finals.remember(finalPath, received.sha256);
-        return received;
-      } finally {
-        if (!transfer.resumable) {
-          this.setOwner(transfer, undefined);
-          this.forget(transfer);
-        }
-      }
+    return this.lockLease(owner, frame.lease, async (transfer, finalPath) => {
+      const received = await transfer.commit(frame.sha256, finalPath);
+      transfer.log.info({ size: received.size, sha256: received.sha256, path: received.path, unchanged: false }, 'file received');
+      await this.finals.remember(finalPath, received.sha256);
+      return received;
     });
   }
 
@@ -203,10 +220,99 @@ export class TransferRegistry {
     return receivePut(this.putHost, owner, frame);
   }
 
-  /** Runs fn under the name's lock, as an offer does, a transfer of that name superseded first (last offer wins). */
-  private withName<T>(owner: Owner, name: string, fn: (key: string) => Promise<T>): Promise<T> {
-    return this.underName(owner, name, async (key) => {
-      const transfer = this.byName.get(name);
+  /** The sender gave up on this lease: keep the partial for a later resume. */
+  async abort(owner: Owner, lease: string): Promise<void> {
+    const holding = this.index.holding(lease);
+    if (holding?.owner === owner) await holding.transfer.release(Release.ABORTED, lease);
+  }
+
+  /** A connection closed: everything it held is released, partials kept for resume. */
+  async release(owner: Owner): Promise<void> {
+    await Promise.all(this.index.heldBy(owner).map((h) => h.transfer.release(Release.CONNECTION_LOST, h.lease)));
+  }
+
+  /** Releases transfers whose owner sent nothing for the idle time: their space is free again, partials kept. */
+  async releaseIdle(now = Date.now()): Promise<void> {
+    const idle = this.index.holdings().filter((h) => now - h.transfer.lastActivity > this.init.limits.transferIdleMs);
+    await Promise.all(idle.map((h) => h.transfer.release(Release.IDLE, h.lease)));
+  }
+
+  /** Forgets abandoned transfers older than ttlMs; the store removes their partials. */
+  async sweep(ttlMs: number, now = Date.now()): Promise<string[]> {
+    for (const t of this.index.transfers()) {
+      // Not one an offer has under its lock right now: that offer is about to attach it.
+      if (!this.index.holdingOf(t) && !this.index.claimed(t.key) && now - t.lastActivity > ttlMs) this.index.forget(t);
+    }
+    // Asked live for each key: a transfer that starts while the sweep runs is never swept from under it,
+    // and once the receiver closes, the rest of the sweep is skipped.
+    return this.init.store.sweep(ttlMs, (key) => this.closing || this.index.inUse(key), now);
+  }
+
+  /** No offer is taken from now on; every transfer is released (partials kept). */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.index.transfers().map((t) => t.release(Release.CLOSING)));
+    this.index.clear();
+    // Put batches still writing hold reservations too: none counts from here on.
+    this.budget.close();
+  }
+
+  /**
+   * The one place a transfer's end is handled, whatever ended it: it is no longer held (its reservation
+   * goes with the holding); a final end forgets the name once its partial is gone, so that an offer
+   * meanwhile supersedes it (and waits for that) rather than open the partial being removed.
+   */
+  private readonly ended = (transfer: IncomingTransfer, end: TransferEnd): void => {
+    this.index.detach(transfer);
+    if (end.outcome === Outcome.RELEASED) {
+      transfer.log[end.why === Release.OFFERED_AGAIN ? 'debug' : 'info']({ written: transfer.written, size: transfer.size }, end.why);
+    } else {
+      // Its sender is told SUPERSEDED from now on, a final answer, rather than "offer again".
+      if (end.outcome === Outcome.SUPERSEDED && end.lease !== undefined) this.index.markSuperseded(end.lease);
+      void transfer.whenGone().then(() => this.index.forget(transfer));
+    }
+    this.init.onEnded?.(end);
+  };
+
+  /** Ends the transfer of a name for a newer version; resolves once its partial is gone (the new one reuses its key). */
+  private async supersede(transfer: IncomingTransfer, why: string, fields: Record<string, unknown> = {}): Promise<void> {
+    if (transfer.resumable) transfer.log.info(fields, why);
+    await transfer.supersede();
+    this.index.forget(transfer);
+  }
+
+  /**
+   * A sparse source's data outgrew what its offer said it takes (a file system that compresses counts
+   * fewer blocks; or the sender is wrong): the excess is checked against the disk as it comes, and the
+   * transfer refused with DISK_FULL when it would eat into --min-free.
+   */
+  private async outgrown(transfer: IncomingTransfer, excess: number): Promise<void> {
+    try {
+      await this.budget.check(transfer.name, excess);
+    } catch (err) {
+      await transfer.refuse(ErrorCode.DISK_FULL);
+      throw err;
+    }
+  }
+
+  /** Runs fn under the name's lock for a live owner (offers); the sweep leaves the name's partial alone meanwhile. */
+  private async lockName<T>(owner: Owner, name: string, fn: (key: string) => Promise<T>): Promise<T> {
+    const unlock = await this.lock.acquire(name, { timeoutMs: this.init.limits.lockTimeoutMs, signal: owner.signal });
+    const key = partialKey(name);
+    this.index.claim(key);
+    try {
+      this.checkLive(owner);
+      return await fn(key);
+    } finally {
+      this.index.unclaim(key);
+      unlock();
+    }
+  }
+
+  /** As lockName, a transfer of that name superseded first (puts: last offer wins). */
+  private lockNameReplacing<T>(owner: Owner, name: string, fn: (key: string) => Promise<T>): Promise<T> {
+    return this.lockName(owner, name, async (key) => {
+      const transfer = this.index.named(name);
       if (transfer) {
         await this.supersede(transfer, 'superseded by a put of this name');
         this.checkLive(owner);
@@ -215,115 +321,19 @@ export class TransferRegistry {
     });
   }
 
-  /** Runs fn under the name's lock for a live owner; the sweep leaves the name's partial alone meanwhile. */
-  private async underName<T>(owner: Owner, name: string, fn: (key: string) => Promise<T>): Promise<T> {
-    const unlock = await this.lock.acquire(name, { timeoutMs: this.init.limits.lockTimeoutMs, signal: owner.signal });
-    const key = partialKey(name);
-    this.offering.add(key);
-    try {
-      this.checkLive(owner);
-      return await fn(key);
-    } finally {
-      this.offering.delete(key);
-      unlock();
-    }
-  }
-
-  /** Ends a transfer for a newer version of its file; a resumable one's sender is told SUPERSEDED. */
-  private async supersede(transfer: IncomingTransfer, why: string, fields: Record<string, unknown> = {}): Promise<void> {
-    if (transfer.resumable) {
-      transfer.log.info(fields, why);
-      if (transfer.lease) this.markSuperseded(transfer.lease);
-      this.setOwner(transfer, undefined);
-    }
-    // Also when it was refused already (a failed write or flush): its partial must be gone before the new
-    // transfer opens one under the same key. refuse() is done once; this waits for it.
-    if (transfer.resumable || transfer.state === TransferState.REFUSED) await transfer.refuse();
-    this.forget(transfer);
-  }
-
-  /** Reserves free space for bytes about to be written outside any transfer; returns its release. */
-  private async reserveBytes(bytes: number, what: string): Promise<() => void> {
-    await this.checkSpace(what, bytes);
-    this.reservedBytes += bytes;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      // close() zeroes the total: never take it below that.
-      this.reservedBytes = Math.max(0, this.reservedBytes - bytes);
-    };
-  }
-
-  /** The sender gave up on this lease: keep the partial for a later resume. */
-  async abort(owner: Owner, lease: string): Promise<void> {
-    const transfer = this.byLease.get(lease);
-    if (!transfer || transfer.owner !== owner || !transfer.holds(lease)) return;
-    await this.releaseOne(transfer, 'aborted by sender: partial kept');
-  }
-
-  /** A connection closed: everything it held is released, partials kept for resume. */
-  async release(owner: Owner): Promise<void> {
-    const mine = [...(this.owned.get(owner) ?? [])];
-    await Promise.all(mine.map((t) => this.releaseOne(t, 'connection lost: partial kept for resume')));
-    this.owned.delete(owner);
-  }
-
-  /** Releases transfers whose owner sent nothing for the idle time: their space is free again, partials kept. */
-  async releaseIdle(now = Date.now()): Promise<void> {
-    const idle: IncomingTransfer[] = [];
-    for (const set of this.owned.values()) {
-      for (const t of set) if (now - t.lastActivity > this.init.limits.transferIdleMs) idle.push(t);
-    }
-    await Promise.all(idle.map((t) => this.releaseOne(t, 'idle: released, partial kept for resume')));
-  }
-
-  /** Forgets abandoned transfers older than ttlMs; the store removes their partials. */
-  async sweep(ttlMs: number, now = Date.now()): Promise<string[]> {
-    for (const [name, t] of this.byName) if (t.owner === undefined && now - t.lastActivity > ttlMs) this.forget(t, name);
-    // Asked live for each key: a transfer that starts while the sweep runs is never swept from under it,
-    // and once the receiver closes, the rest of the sweep is skipped.
-    const isActive = (key: string): boolean => this.closing || this.offering.has(key) || [...this.byName.values()].some((t) => t.key === key);
-    return this.init.store.sweep(ttlMs, isActive, now);
-  }
-
-  /** No offer is taken from now on; every transfer is released (partials kept). */
-  async close(): Promise<void> {
-    this.closing = true;
-    for (const t of this.byName.values()) t.reserved = 0;
-    await Promise.all([...this.byName.values()].map((t) => t.abandon()));
-    this.byName.clear();
-    this.byLease.clear();
-    this.owned.clear();
-    this.reservedBytes = 0;
-  }
-
-  /** After every await of an offer: the receiver still takes offers and the owner is still connected. */
-  private checkLive(owner: Owner): void {
-    this.checkOpen();
-    checkAlive(owner);
-  }
-
-  private checkOpen(): void {
-    if (this.closing) throw createError(ErrorCode.DISCONNECTED, 'receiver is shutting down');
-  }
-
-  private async underLock<T>(owner: Owner, lease: string, fn: (t: IncomingTransfer, finalPath: string) => Promise<T>): Promise<T> {
-    const { name } = this.heldBy(owner, lease);
+  /** Runs fn under the lock of the name the owner's lease is for (identical, commit), with its final path. */
+  private async lockLease<T>(owner: Owner, lease: string, fn: (t: IncomingTransfer, finalPath: string) => Promise<T>): Promise<T> {
+    const { name } = this.heldBy(owner, lease).transfer;
     const unlock = await this.lock.acquire(name, { timeoutMs: this.init.limits.lockTimeoutMs, signal: owner.signal });
     try {
-      const transfer = this.heldBy(owner, lease);
+      const { transfer } = this.heldBy(owner, lease);
       let finalPath: string;
       try {
         finalPath = await resolveInside(this.init.root, name);
       } catch (err) {
         // The name became unusable since the offer (a symlink or a folder appeared there): the refusal is
         // final, so the partial must not linger until the TTL.
-        if (isRelayError(err, ErrorCode.BAD_NAME)) {
-          this.setOwner(transfer, undefined);
-          await transfer.refuse();
-          this.forget(transfer);
-        }
+        if (isRelayError(err, ErrorCode.BAD_NAME)) await transfer.refuse(ErrorCode.BAD_NAME);
         throw err;
       }
       this.heldBy(owner, lease);
@@ -333,114 +343,29 @@ export class TransferRegistry {
     }
   }
 
-  /** The transfer this owner holds under this lease, or the reason it does not. */
-  private heldBy(owner: Owner, lease: string): IncomingTransfer {
-    const t = this.byLease.get(lease);
-    if (t && t.owner === owner && t.holds(lease) && !owner.signal.aborted) return t;
+  /** The holding of this owner under this lease, or the reason it has none. */
+  private heldBy(owner: Owner, lease: string): Holding<IncomingTransfer> {
+    const holding = this.index.holding(lease);
+    if (holding && holding.owner === owner && holding.transfer.holds(lease) && !owner.signal.aborted) return holding;
     throw this.lostLease(lease);
   }
 
   private lostLease(lease: string): Error {
-    if (this.superseded.has(lease)) {
+    if (this.index.wasSuperseded(lease)) {
       return createError(ErrorCode.SUPERSEDED, 'another sender is now sending a different version of this file (last offer wins)');
     }
     return createError(ErrorCode.UNKNOWN_TRANSFER, `transfer ${lease} is not active on this connection: offer again`);
   }
 
-  private async releaseOne(t: IncomingTransfer, why: string): Promise<void> {
-    const lease = t.lease;
-    this.setOwner(t, undefined);
-    this.byLease.delete(lease);
-    t.log.info({ written: t.written, size: t.size }, why);
-    await t.abandon();
+  /** After every await of an offer: the receiver still takes offers and the owner is still connected. */
+  private checkLive(owner: Owner): void {
+    this.checkOpen();
+    if (owner.signal.aborted) throw createError(ErrorCode.DISCONNECTED, 'connection closed during the request');
   }
 
-  private setOwner(t: IncomingTransfer, owner: Owner | undefined): void {
-    const previous = t.owner;
-    if (previous) {
-      const set = this.owned.get(previous);
-      set?.delete(t);
-      if (set?.size === 0) this.owned.delete(previous);
-    }
-    this.unreserve(t);
-    t.owner = owner;
-    if (owner) {
-      let set = this.owned.get(owner);
-      if (!set) this.owned.set(owner, (set = new Set()));
-      set.add(t);
-    }
+  private checkOpen(): void {
+    if (this.closing) throw createError(ErrorCode.DISCONNECTED, 'receiver is shutting down');
   }
-
-  private reserve(t: IncomingTransfer): void {
-    this.unreserve(t);
-    t.reserved = t.toStore;
-    this.reservedBytes += t.reserved;
-  }
-
-  /**
-   * A sparse source's data outgrew what its offer said it takes (a file system that compresses counts
-   * fewer blocks; or the sender is wrong): the excess is checked against the disk as it comes, and the
-   * transfer refused with DISK_FULL when it would eat into --min-free.
-   */
-  private async outgrown(t: IncomingTransfer, excess: number): Promise<void> {
-    try {
-      await this.checkSpace(t.name, excess);
-    } catch (err) {
-      await t.refuse();
-      throw err;
-    }
-  }
-
-  private unreserve(t: IncomingTransfer): void {
-    this.reservedBytes -= t.reserved;
-    t.reserved = 0;
-  }
-
-  /** Bytes now on disk are counted by the file system, no longer by the reservation. */
-  private consumed(t: IncomingTransfer, bytes: number): void {
-    const n = Math.min(bytes, t.reserved);
-    if (n <= 0) return;
-    t.reserved -= n;
-    this.reservedBytes -= n;
-  }
-
-  /**
-   * A transfer refused itself outside any request (a failed flush): its owner, reservation and lease go
-   * now; its name only once its partial is gone, so that an offer meanwhile supersedes it (and waits for
-   * that) rather than open the partial being removed.
-   */
-  private readonly dropped = (t: IncomingTransfer): void => {
-    this.setOwner(t, undefined);
-    if (t.lease && this.byLease.get(t.lease) === t) this.byLease.delete(t.lease);
-    void t.refuse().catch(() => undefined).finally(() => this.forget(t));
-  };
-
-  private forget(t: IncomingTransfer, name = t.name): void {
-    if (this.byName.get(name) === t) this.byName.delete(name);
-    if (t.lease && this.byLease.get(t.lease) === t) this.byLease.delete(t.lease);
-  }
-
-  private markSuperseded(lease: string): void {
-    this.superseded.add(lease);
-    if (this.superseded.size > SUPERSEDED_MEMORY) this.superseded.delete(this.superseded.values().next().value!);
-  }
-
-  /** DISK_FULL unless `needed` more bytes leave --min-free; `ownReserved`: what the asker already holds of the total. */
-  private async checkSpace(what: string, needed: number, ownReserved = 0): Promise<void> {
-    const reserved = this.reservedBytes - ownReserved;
-    const free = await this.init.freeBytes();
-    const { minFree } = this.init.limits;
-    if (free - reserved - needed < minFree) {
-      // Free and promised apart: what transfers in flight will still write can be more than is free now.
-      const held = reserved > 0 ? `, and transfers in flight will still write ${formatBytes(reserved)} of it` : '';
-      const keep = minFree > 0 ? `, and --min-free keeps ${formatBytes(minFree)}` : '';
-      throw createError(ErrorCode.DISK_FULL, `not enough space for ${what}: needs ${formatBytes(needed)} (${needed} bytes); the disk has ${formatBytes(Math.max(0, free))} free${held}${keep}`);
-    }
-  }
-}
-
-function checkAlive(owner: Owner): void {
-  if (owner.signal.aborted) throw createError(ErrorCode.DISCONNECTED, 'connection closed during the request');
 }
 
 async function statSize(p: string): Promise<number | undefined> {

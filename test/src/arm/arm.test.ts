@@ -1,12 +1,14 @@
 /**
- * `npm run test:arm`: the agents as arm64 processes under qemu-user (prepared by test/arm/prepare.sh), with
- * x64 ones on the other end and ARM on both: files arrive byte-identical, a killed ARM receiver resumes,
- * TLS, status and heartbeats. Emulation is 7–40× slower than native: sizes are chosen for it.
+ * `npm run test:arm`: the agents as ARM processes under qemu-user (prepared by test/arm/prepare.sh), for
+ * both of the Pis' architectures: arm64 (Node from npm at the host's version) and armv7 (32-bit, Debian
+ * trixie's Node for armhf), with x64 ones on the other end and ARM on both: files arrive byte-identical, a
+ * killed ARM receiver resumes, TLS, status and heartbeats. Emulation is 7–40× slower than native: sizes are
+ * chosen for it.
  */
 import { mkdir, readlink, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { armPlatform, runArm, spawnArm, type ArmPlatform } from '../support/arm.js';
+import { armPlatform, runArm, spawnArm, type ArmKind, type ArmPlatform } from '../support/arm.js';
 import { startAgent } from '../support/agent.js';
 import { FaultProxy } from '../support/proxy.js';
 import {
@@ -56,18 +58,23 @@ async function sameTree(a: string, b: string): Promise<void> {
   }
 }
 
-describe('on arm64 under qemu: the agents as a Raspberry Pi runs them', function () {
+const KINDS: Record<ArmKind, string> = {
+  arm64: 'on arm64 under qemu: the agents as a 64-bit Raspberry Pi OS runs them',
+  armv7: 'on armv7 (32-bit, armhf) under qemu: the agents as a 32-bit Raspberry Pi OS runs them, on Debian trixie\'s Node',
+};
+
+for (const [kind, title] of Object.entries(KINDS) as Array<[ArmKind, string]>) describe(title, function () {
   this.timeout(300_000);
-  const p = armPlatform();
+  const p = armPlatform(kind);
   before(function () {
-    if (!p) throw new Error('test/arm/prepare.sh has not run (npm run test:arm runs it first)');
+    if (!p) throw new Error(`test/arm/prepare.sh has not run for ${kind} (npm run test:arm runs it first)`);
   });
   afterEach(closeAll);
 
   it('ARM receiver ← x64 agent: a 64 MiB file and a 500-file tree arrive byte-identical; relay status sees it connected', async () => {
     const r = await armReceiver(p!, await tmpDir('relay-arm-inbox-'));
-    // The process really is the arm64 Node under qemu (the bin's #! line and `exec node` kept it there).
-    expect(await readlink(`/proc/${r.process.pid}/exe`)).to.match(/qemu-aarch64(-static)?$/);
+    // The process really is that ARM's Node under qemu (the bin's #! line and `exec node` kept it there).
+    expect(await readlink(`/proc/${r.process.pid}/exe`)).to.match(p!.qemu);
     const src = await tmpDir('relay-src-');
     const f = await randomFile(src, 64 * MiB, 'big.bin');
     const t = await tree(src);

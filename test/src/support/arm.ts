@@ -1,7 +1,7 @@
 /**
- * The project's bins as arm64 processes under qemu-user, for `npm run test:arm`: the tree that
- * test/arm/prepare.sh installed for arm64, run by the bins' own #! lines with a `node` on PATH that is Node
- * for arm64 under qemu (so `exec node` in relay-receiver and `#!/usr/bin/env node` stay ARM too).
+ * The project's bins as ARM processes under qemu-user, for `npm run test:arm`: a tree that
+ * test/arm/prepare.sh installed for arm64 or armv7, run by the bins' own #! lines with a `node` on PATH that
+ * is Node for that ARM under qemu (so `exec node` in relay-receiver and `#!/usr/bin/env node` stay ARM too).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -10,15 +10,23 @@ import { track } from './lifecycle.js';
 import { LoggedProcess, untilExit, type CliResult } from './processes.js';
 import { TOKEN } from './peers.js';
 
+/** arm64: 64-bit Raspberry Pi OS; armv7: 32-bit (armhf). */
+export type ArmKind = 'arm64' | 'armv7';
+
 export interface ArmPlatform {
+  kind: ArmKind;
+  /** What that Node says in process.arch. */
+  arch: 'arm64' | 'arm';
+  /** The qemu-user binary the processes run under, as /proc/<pid>/exe names it. */
+  qemu: RegExp;
   /** The folder holding the `node` wrapper. */
   nodeBin: string;
   /** The tree installed for arm64. */
   app: string;
 }
 
-/** What prepare.sh wrote (RELAY_ARM_CACHE, default /var/cache/relayer-arm), or undefined when it did not run. */
-export function armPlatform(cache = process.env.RELAY_ARM_CACHE ?? '/var/cache/relayer-arm'): ArmPlatform | undefined {
+/** What prepare.sh wrote for that ARM (RELAY_ARM_CACHE, default /var/cache/relayer-arm), or undefined when it did not run. */
+export function armPlatform(kind: ArmKind = 'arm64', cache = process.env.RELAY_ARM_CACHE ?? '/var/cache/relayer-arm'): ArmPlatform | undefined {
   let text: string;
   try {
     text = readFileSync(path.join(cache, 'env'), 'utf8');
@@ -26,7 +34,12 @@ export function armPlatform(cache = process.env.RELAY_ARM_CACHE ?? '/var/cache/r
     return undefined;
   }
   const env = Object.fromEntries(text.trim().split('\n').map((l) => l.split('=', 2) as [string, string]));
-  return { nodeBin: env.RELAY_ARM_NODE_BIN!, app: env.RELAY_ARM_APP! };
+  const prefix = kind === 'arm64' ? 'RELAY_ARM' : 'RELAY_ARMV7';
+  const nodeBin = env[`${prefix}_NODE_BIN`], app = env[`${prefix}_APP`];
+  if (!nodeBin || !app) return undefined;
+  return kind === 'arm64'
+    ? { kind, arch: 'arm64', qemu: /qemu-aarch64(-static)?$/, nodeBin, app }
+    : { kind, arch: 'arm', qemu: /qemu-arm(-static)?$/, nodeBin, app };
 }
 
 export type ArmBin = 'relay-receiver' | 'relay-sender' | 'relay';
