@@ -1,4 +1,5 @@
 export { Link, LinkState, type LinkOptions, type LinkSnapshot } from './link/link.js';
+export { ReceiverSocket, UnmaskedWebSocket, type ReceiverSocketHandlers } from './link/receiver-socket.js';
 export { OutgoingTransfer, OutgoingState, type Confirmation } from './transfer/outgoing-transfer.js';
 export { ChunkWindow, type ChunkChannel, type ChunkWindowInit } from './transfer/chunk-window.js';
 export { ChunkBuffers } from './transfer/chunk-buffers.js';

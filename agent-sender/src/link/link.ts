@@ -6,18 +6,15 @@
  */
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
-import { io, type Socket } from 'socket.io-client';
 import {
-  createError, definedOnly, ErrorCode, fromWireError, isReceivedFrame, isReceiverStatus, msgpackParser, PROTOCOL_VERSION, RelayError,
+  createError, definedOnly, ErrorCode, fromWireError, isReceivedFrame, isReceiverStatus, PROTOCOL_VERSION, RelayError,
   Requests, toRelayError, VERSION,
-  type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceivedFrame, type ReceiverStatus,
-  type Reply, type ReplyOf, type RequestName, type RequestOf, type ServerToClientEvents,
+  type HandshakeAuth, type Logger, type ReceivedFrame, type ReceiverStatus,
+  type Reply, type ReplyOf, type RequestName, type RequestOf,
 } from '@relayer/common';
 import { connectFailure } from './connect-failure.js';
 import { Heartbeat } from './heartbeat.js';
-import { UnmaskedWebSocket } from './unmasked-websocket.js';
-
-export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+import { ReceiverSocket } from './receiver-socket.js';
 
 export const LinkState = {
   CONNECTED: 'connected',
@@ -77,7 +74,7 @@ export class Link extends EventEmitter<LinkEvents> {
   lastBeatAt: number | null = null;
   status: ReceiverStatus | null = null;
   lastError: RelayError | null = null;
-  private socket: ClientSocket;
+  private socket: ReceiverSocket;
   /** Commits waiting for their "received", by lease (see expectReceived). */
   private readonly confirmations = new Map<string, ReceivedFrame | undefined>();
   private readonly auth: HandshakeAuth;
@@ -121,13 +118,15 @@ export class Link extends EventEmitter<LinkEvents> {
   }
 
   /** A socket to `url` wired to this link; its events are ignored once it is no longer this.socket. */
-  private newSocket(url: string): ClientSocket {
-    const socket: ClientSocket = io(url, this.clientOptions(this.auth, this.ca));
+  private newSocket(url: string): ReceiverSocket {
     const mine = (): boolean => socket === this.socket;
-    socket.on('connect', () => { if (mine()) void this.onConnect(); });
-    socket.on('disconnect', (reason) => { if (mine()) this.onDisconnect(reason); });
-    socket.on('connect_error', (err) => { if (mine()) this.onConnectError(err as Error & { data?: { code?: string } }); });
-    socket.on('received', (frame) => { if (mine()) this.onReceived(frame); });
+    const { reconnectDelayMs, reconnectDelayMaxMs } = this.opts;
+    const socket: ReceiverSocket = new ReceiverSocket(url, { auth: this.auth, ca: this.ca, reconnectDelayMs, reconnectDelayMaxMs }, {
+      connect: () => { if (mine()) void this.onConnect(); },
+      disconnect: (reason) => { if (mine()) this.onDisconnect(reason); },
+      connectError: (err) => { if (mine()) this.onConnectError(err); },
+      received: (frame) => { if (mine()) this.onReceived(frame); },
+    });
     return socket;
   }
 
@@ -163,25 +162,6 @@ export class Link extends EventEmitter<LinkEvents> {
 
   get detached(): boolean {
     return this.detachedReason !== undefined;
-  }
-
-  /** The socket.io-client options: one place for transport, reconnection and (later) TLS settings. */
-  private clientOptions(auth: HandshakeAuth, ca: LinkOptions['ca']): Parameters<typeof io>[1] {
-    return {
-      // The transport class, not its name: the same websocket transport, with unmasked chunk bytes.
-      transports: [UnmaskedWebSocket],
-      parser: msgpackParser,
-      auth,
-      autoConnect: false,
-      reconnection: true,
-      reconnectionAttempts: Infinity,
-      reconnectionDelay: this.opts.reconnectDelayMs,
-      reconnectionDelayMax: this.opts.reconnectDelayMaxMs,
-      randomizationFactor: 0.3,
-      timeout: 10_000,
-      rejectUnauthorized: true,
-      ...(ca ? { ca } : {}),
-    } as Parameters<typeof io>[1];
   }
 
   start(): this {
@@ -266,7 +246,7 @@ export class Link extends EventEmitter<LinkEvents> {
   /** Emits `event` and waits for its ack: TIMEOUT without one, DISCONNECTED when the connection went meanwhile. */
   private async ask(event: string, frame: unknown, timeoutMs: number): Promise<Reply<object>> {
     try {
-      return await (this.socket.timeout(timeoutMs) as unknown as Socket).emitWithAck(event, frame);
+      return await this.socket.ask(event, frame, timeoutMs);
     } catch (err) {
       if (!this.socket.connected) throw createError(ErrorCode.DISCONNECTED, `connection to ${this.name} lost`);
       throw createError(ErrorCode.TIMEOUT, `no answer from ${this.name} to ${event} within ${timeoutMs}ms`, err);
@@ -275,7 +255,7 @@ export class Link extends EventEmitter<LinkEvents> {
 
   /** Best effort, no reply expected. */
   notify(event: 'abort', frame: { lease: string }): void {
-    if (this.socket.connected) this.socket.emit(event, frame);
+    if (this.socket.connected) this.socket.notify(event, frame);
   }
 
   /** What `relay status` shows: RTT, free space and transfers only while they are current (connected). */
@@ -320,7 +300,7 @@ export class Link extends EventEmitter<LinkEvents> {
       // No answer: drop the transport, Socket.IO reconnects with its backoff.
       this.lastError = e;
       this.log.debug({ err: e }, 'handshake beat failed');
-      this.socket.io.engine?.close();
+      this.socket.dropTransport();
       return;
     }
     if (!this.socket.connected) return;
@@ -382,7 +362,7 @@ export class Link extends EventEmitter<LinkEvents> {
   private onDisconnect(reason: string): void {
     this.heartbeat.stop();
     // Never replay stale requests (chunks of a dead attempt) on the next connection.
-    this.socket.sendBuffer.length = 0;
+    this.socket.forgetQueued();
     // Why it is down, until a reconnect attempt says more (socket.io's reasons, in words).
     const said: Record<string, string> = {
       'transport close': 'the receiver closed the connection', 'transport error': 'the connection failed',
