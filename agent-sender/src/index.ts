@@ -28,6 +28,6 @@ export { sendViaAgent, fetchStatus, AgentUnreachableError } from './control/cont
 export { checkSocketTrust, defaultSocketDir, prepareSocketPath, trustedOwners } from './control/socket-trust.js';
 export { makeCerts, parseCertNode, type CertNode, type CertsResult } from './agent/certs.js';
 export { readCaFile, tlsFailure } from './link/tls-client.js';
-export { WholeFileReader } from './job/whole-file-reader.js';
-export { planBatches, type WholeFile, type BatchLimits } from './job/whole-files.js';
+export { SmallFileReader } from './job/small-file-reader.js';
+export { planBatches, type SmallFile, type BatchLimits } from './job/small-files.js';
 export * from './limits.js';

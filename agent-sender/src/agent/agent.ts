@@ -18,7 +18,7 @@ import { OutgoingTransfer } from '../transfer/outgoing-transfer.js';
 import { checkTransferOptions } from '../transfer/transfer-options.js';
 import { FileHasher } from '@relayer/common/file-hasher';
 import { SharedHashes } from '../transfer/shared-hashes.js';
-import { WholeFileReader } from '../job/whole-file-reader.js';
+import { SmallFileReader } from '../job/small-file-reader.js';
 import { AllowRoots, checkAllowed, expandSources, openAllowed } from '../job/sources.js';
 
 export class SenderAgent {
@@ -39,7 +39,7 @@ export class SenderAgent {
   private readonly startedAt = Date.now();
   /** Fixed at start: a root swapped for a symlink later does not widen access. */
   private allowRoots: AllowRoots | undefined;
-  private reader: WholeFileReader | undefined;
+  private reader: SmallFileReader | undefined;
   private readonly hasher: FileHasher;
   /** Two jobs sending the same version of a file (to different receivers) hash it once. */
   private readonly hashes: SharedHashes;
@@ -79,7 +79,7 @@ export class SenderAgent {
   async start(): Promise<void> {
     const { receivers, summaryEveryMs, socketPath, allowRoots, discover, discoverProbeTimeoutMs } = this.options;
     this.allowRoots = await AllowRoots.resolve(allowRoots);
-    this.reader = new WholeFileReader(this.allowRoots);
+    this.reader = new SmallFileReader(this.allowRoots);
     await this.control.start();
     await this.http?.start();
     for (const r of receivers) this.links.set(r.name, this.createLink(r.name, r.url));

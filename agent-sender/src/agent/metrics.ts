@@ -106,7 +106,7 @@ export class SenderMetrics {
   onJobEvent(e: JobEvent): void {
     if (e.type === 'received') {
       // A file that travelled whole had no progress events: its bytes count here.
-      if (e.whole && !e.unchanged) this.bytes.inc({ receiver: e.target }, e.size);
+      if (e.small && !e.unchanged) this.bytes.inc({ receiver: e.target }, e.size);
       this.transfers.inc({ receiver: e.target, outcome: e.unchanged ? 'unchanged' : 'confirmed', code: 'none' });
       this.duration.observe({ receiver: e.target }, e.elapsedMs / 1000);
     } else if (e.type === 'failed') {

@@ -58,7 +58,7 @@ export type JobEvent =
     /** The receiver's node name and the file's path on that node's host (when the receiver knows it). */
     node?: string; displayPath?: string;
     /** It travelled whole with other small files in one put frame (a start event came before, no progress events). */
-    whole?: boolean;
+    small?: boolean;
   } & JobFileEvent)
   | ({ type: 'failed'; code: ErrorCode; message: string } & JobFileEvent)
   | {

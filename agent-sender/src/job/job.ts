@@ -2,7 +2,7 @@
  * Runs a send job: every file to every target, fanned out so one file goes to all targets at once.
  * Reports through JobEvents only.
  *
- * Files up to `smallFileMax` travel whole, many per put frame (whole-files.ts): each batch is read and
+ * Files up to `smallFileMax` travel whole, many per put frame (small-files.ts): each batch is read and
  * hashed once and sent to every target, a few batches in flight. A file the receiver could not take for
  * a reason worth retrying (or one that grew since it was listed) goes the offer path below instead.
  * A larger file goes to each target as its own transfer (each reads its chunks as its receiver takes
@@ -28,8 +28,8 @@ import { RetryPolicy } from '../transfer/retry-policy.js';
 import { SharedHashes } from '../transfer/shared-hashes.js';
 import { TRANSFER_DEFAULTS, type TransferOptions } from '../transfer/transfer-options.js';
 import { sizeAt, type SourceFile, type SourceList } from './file-list.js';
-import { WholeFileReader } from './whole-file-reader.js';
-import { planBatches, putBatch, type WholeFile } from './whole-files.js';
+import { SmallFileReader } from './small-file-reader.js';
+import { planBatches, putBatch, type SmallFile } from './small-files.js';
 
 export interface JobSpec {
   /** The files, each built when its turn comes (a FileList holds 100,000 in a few MB). */
@@ -65,7 +65,7 @@ export interface JobContext {
    * Reads small files whole (the agent's, with its allow-roots; it must check what `open` checks). Default:
    * one for this job, without a root check, closed when the job ends.
    */
-  reader?: WholeFileReader;
+  reader?: SmallFileReader;
   /** Running sha256s shared by the transfers of one version of a file (the agent's, across its jobs). Default: one for this job. */
   hashes?: SharedHashes;
   /** Sees each transfer while it runs (the agent's status view). */
@@ -97,7 +97,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   const every = ctx.progressEveryMs ?? 250;
 
   /** A file confirmed by `link`: the receiver's frame, and how it got there. */
-  const confirm = (link: Link, r: Omit<ReceivedFrame, 'lease'>, how: { bytesSent: number; resumedFrom: number; elapsedMs: number; whole?: true }): void => {
+  const confirm = (link: Link, r: Omit<ReceivedFrame, 'lease'>, how: { bytesSent: number; resumedFrom: number; elapsedMs: number; small?: true }): void => {
     confirmed++;
     emit({
       type: 'received', target: link.name, name: r.name, size: r.size, sha256: r.sha256, path: r.path, unchanged: r.unchanged, ...how,
@@ -137,11 +137,11 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   };
 
   const inFlight = spec.transfer.filesInFlight ?? TRANSFER_DEFAULTS.filesInFlight;
-  const smallMax = Math.min(UNSLOTTED_FILE_MAX, spec.transfer.chunkSize ?? TRANSFER_DEFAULTS.chunkSize);
-  const wholeMax = spec.transfer.smallFileMax ?? TRANSFER_DEFAULTS.smallFileMax;
+  const unslottedMax = Math.min(UNSLOTTED_FILE_MAX, spec.transfer.chunkSize ?? TRANSFER_DEFAULTS.chunkSize);
+  const smallMax = spec.transfer.smallFileMax ?? TRANSFER_DEFAULTS.smallFileMax;
   const lanes = new Map(spec.targets.map((link) => [link, pLimit(inFlight)]));
   const offered = (file: SourceFile, link: Link): Promise<void> =>
-    lanes.get(link)!(() => (file.size <= smallMax ? one(file, link) : ctx.limit(() => one(file, link))));
+    lanes.get(link)!(() => (file.size <= unslottedMax ? one(file, link) : ctx.limit(() => one(file, link))));
 
   /** One batch of small files: read and hashed once, then put to every target. */
   const batch = async (files: SourceFile[]): Promise<void> => {
@@ -150,20 +150,20 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
       for (const file of files) for (const link of spec.targets) fail(link, file, new RelayError(ErrorCode.CANCELLED, 'cancelled'));
       return;
     }
-    const read = await reader.read(files, wholeMax).catch((err: unknown) => files.map(() => toRelayError(err, ErrorCode.SOURCE)));
-    const whole: WholeFile[] = [];
+    const read = await reader.read(files, smallMax).catch((err: unknown) => files.map(() => toRelayError(err, ErrorCode.SOURCE)));
+    const small: SmallFile[] = [];
     const later: Promise<void>[] = [];
     read.forEach((r, i) => {
       const file = files[i]!;
       if (r === 'large') later.push(...spec.targets.map((link) => offered(file, link)));
       else if (r instanceof RelayError) for (const link of spec.targets) fail(link, file, r);
-      else whole.push(r);
+      else small.push(r);
     });
-    if (whole.length > 0) await Promise.all(spec.targets.map((link) => putTo(link, whole, later)));
+    if (small.length > 0) await Promise.all(spec.targets.map((link) => putTo(link, small, later)));
     await Promise.all(later);
   };
 
-  const putTo = async (link: Link, files: WholeFile[], later: Promise<void>[]): Promise<void> => {
+  const putTo = async (link: Link, files: SmallFile[], later: Promise<void>[]): Promise<void> => {
     const started = Date.now();
     const view = { receiver: link.name, name: `${files[0]!.source.name}${files.length > 1 ? ` (+${files.length - 1} more)` : ''}`, size: files.reduce((n, f) => n + f.data.length, 0), acked: 0, state: OutgoingState.SENDING as string };
     ctx.track?.(view, true);
@@ -179,7 +179,7 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
     results.forEach((r, i) => {
       const file = files[i]!.source;
       if (!(r instanceof RelayError)) {
-        confirm(link, r, { bytesSent: r.unchanged ? 0 : r.size, resumedFrom: 0, elapsedMs: Date.now() - started, whole: true });
+        confirm(link, r, { bytesSent: r.unchanged ? 0 : r.size, resumedFrom: 0, elapsedMs: Date.now() - started, small: true });
       } else if (r.retryable && !ctx.signal?.aborted) {
         // Worth another try: the offer path retries and resumes on its own.
         later.push(offered(file, link));
@@ -187,9 +187,9 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
     });
   };
 
-  const reader = ctx.reader ?? new WholeFileReader();
+  const reader = ctx.reader ?? new SmallFileReader();
   const hashes = ctx.hashes ?? new SharedHashes();
-  const isWhole = (size: number): boolean => wholeMax > 0 && size <= wholeMax;
+  const isSmall = (size: number): boolean => smallMax > 0 && size <= smallMax;
   // Each transfer in flight listens on its link (and the job's signal) for a while: raise the leak
   // warning's threshold by what this job may add, and lower it again when the job ends (an agent's links
   // are shared by concurrent jobs).
@@ -199,12 +199,12 @@ export async function runJob(spec: JobSpec, ctx: JobContext, emit: (e: JobEvent)
   if (ctx.signal) setMaxListeners(getMaxListeners(ctx.signal) + perSignal, ctx.signal);
   // Work is taken from the list as slots free up, never queued all at once: a job of 100,000 files
   // holds only the batches and transfers in flight, not a promise and a closure per file and target.
-  const batches = planBatches(only(spec.files, isWhole));
+  const batches = planBatches(only(spec.files, isSmall));
   const tasks = Array.from({ length: BATCHES_IN_FLIGHT }, () => drain(batches, batch));
   // Target by target within each round, so a file starts on every target together (A1, B1, A2, B2, ...)
   // and its transfers share one running sha256 while they last; target by target in full would queue all
   // of A's first files for the shared limit before any of B's, and hash each file once per target.
-  const rests = spec.targets.map((link) => ({ link, files: only(spec.files, (size) => !isWhole(size)) }));
+  const rests = spec.targets.map((link) => ({ link, files: only(spec.files, (size) => !isSmall(size)) }));
   for (let i = 0; i < inFlight; i++) for (const { link, files } of rests) tasks.push(drain(files, (file) => offered(file, link)));
   try {
     // Every drain ends before the job does (and before the reader closes), even when one of them threw.
@@ -232,7 +232,7 @@ async function drain<T>(items: Iterator<T>, work: (item: T) => Promise<void>): P
 }
 
 /** A put of one batch, retried like a transfer's attempts (reconnect, backoff, --timeout without progress). */
-async function putWithRetry(link: Link, files: WholeFile[], options: Partial<TransferOptions>, ctx: JobContext): Promise<Array<ReceivedFrame | RelayError>> {
+async function putWithRetry(link: Link, files: SmallFile[], options: Partial<TransferOptions>, ctx: JobContext): Promise<Array<ReceivedFrame | RelayError>> {
   const timeoutMs = options.timeoutMs ?? TRANSFER_DEFAULTS.timeoutMs;
   const ackTimeoutMs = options.ackTimeoutMs ?? TRANSFER_DEFAULTS.ackTimeoutMs;
   const retry = new RetryPolicy({ timeoutMs });

@@ -18,7 +18,7 @@ export interface TransferOptions {
    */
   filesInFlight: number;
   /**
-   * Files up to this many bytes travel whole, many per round trip (see whole-files.ts); larger ones are
+   * Files up to this many bytes travel whole, many per round trip (see small-files.ts); larger ones are
    * offered and sent in chunks. Default 256 KiB, at most 1 MiB; 0 sends every file by offer.
    */
   smallFileMax: number;

@@ -4,13 +4,13 @@ import path from 'node:path';
 import { expect } from 'chai';
 import pLimit from 'p-limit';
 import { ErrorCode } from '@relayer/common';
-import { runJob, WholeFileReader, type JobEvent, type SourceFile } from '@relayer/agent-sender';
+import { runJob, SmallFileReader, type JobEvent, type SourceFile } from '@relayer/agent-sender';
 import { closeAll, connectedLink, startReceiver, testLogger, tmpDir, track } from '../support/util.js';
 
 /** A reader that counts the files it was asked to read. */
-class CountingReader extends WholeFileReader {
+class CountingReader extends SmallFileReader {
   asked = 0;
-  override read(files: readonly SourceFile[], max: number): ReturnType<WholeFileReader['read']> {
+  override read(files: readonly SourceFile[], max: number): ReturnType<SmallFileReader['read']> {
     this.asked += files.length;
     return super.read(files, max);
   }

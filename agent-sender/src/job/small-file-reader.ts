@@ -1,5 +1,5 @@
 /**
- * Reads batches of small files whole, off the main thread (see whole-file-worker.ts for why): one message
+ * Reads batches of small files whole, off the main thread (see small-file-worker.ts for why): one message
  * per batch instead of several thread-pool round trips per file. Each file comes back as its bytes and
  * sha256, 'large' (it grew past the limit since it was listed: it is then offered like any large file),
  * or the coded error that stopped it. One worker per reader, started on first use, ended after
@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { createError, ErrorCode, RelayError, type ErrorCode as Code } from '@relayer/common';
 import type { SourceFile } from './file-list.js';
 import type { AllowRoots, FixedRoot } from './sources.js';
-import type { WholeFile } from './whole-files.js';
+import type { SmallFile } from './small-files.js';
 
 export interface ReadRequest {
   id: number;
@@ -32,7 +32,7 @@ export interface ReadResponse {
 /** How long the worker waits for the next batch before it ends. */
 export const READER_IDLE_MS = 5000;
 
-export class WholeFileReader {
+export class SmallFileReader {
   private worker: Worker | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private seq = 0;
@@ -47,7 +47,7 @@ export class WholeFileReader {
     return this.worker !== undefined;
   }
 
-  async read(files: readonly SourceFile[], max: number): Promise<Array<WholeFile | 'large' | RelayError>> {
+  async read(files: readonly SourceFile[], max: number): Promise<Array<SmallFile | 'large' | RelayError>> {
     if (this.closed) throw createError(ErrorCode.CANCELLED, 'file reader closed');
     const id = ++this.seq;
     const req: ReadRequest = { id, files: files.map((f) => ({ file: f.file, size: f.size })), max, roots: this.allowRoots?.fixed ?? null };
@@ -68,7 +68,7 @@ export class WholeFileReader {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./whole-file-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
+    const worker = new Worker(new URL('./small-file-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
     worker.on('message', (res: ReadResponse) => {
       const p = this.pending.get(res.id);
       this.pending.delete(res.id);

@@ -14,7 +14,7 @@ import type { Link } from '../link/link.js';
 import type { SourceFile } from './file-list.js';
 
 /** One file read whole, as it goes into a put frame. */
-export interface WholeFile {
+export interface SmallFile {
   source: SourceFile;
   sha256: string;
   data: Buffer;
@@ -53,7 +53,7 @@ export function* planBatches(files: Iterable<SourceFile>, limits: BatchLimits = 
  * Sends one batch to one receiver. Per file, in order: its confirmation, or the coded error the receiver
  * gave for it. Throws when the request as a whole failed (connection lost, timeout, disk full).
  */
-export async function putBatch(link: Link, files: readonly WholeFile[], timeoutMs: number): Promise<Array<ReceivedFrame | RelayError>> {
+export async function putBatch(link: Link, files: readonly SmallFile[], timeoutMs: number): Promise<Array<ReceivedFrame | RelayError>> {
   const { results } = await link.request('put', { files: files.map((f) => ({ name: f.source.name, sha256: f.sha256, data: f.data })) }, timeoutMs);
   if (results.length !== files.length) {
     throw createError(ErrorCode.PROTOCOL, `receiver ${link.name} answered ${results.length} results for ${files.length} files`);

@@ -1,5 +1,5 @@
 /**
- * The worker behind WholeFileReader: reads a batch of small files with synchronous calls and hashes them.
+ * The worker behind SmallFileReader: reads a batch of small files with synchronous calls and hashes them.
  * Synchronous calls on a cached small file are far cheaper than the promise API's thread-pool round trip
  * each, which made reading, not sending, the sender's limit on folders of small files (bench/RESULTS.md, "Figures behind the code"). Here they
  * block only this thread.
@@ -14,7 +14,7 @@ import { parentPort } from 'node:worker_threads';
 import { createError, describeErrno, elide, ErrorCode, toRelayError } from '@relayer/common';
 import { sameVersion } from '../transfer/local-source.js';
 import { isRecordedFolder, rootMoved, rootOf, type FixedRoot } from './sources.js';
-import type { ReadRequest, ReadResponse, ReadResult } from './whole-file-reader.js';
+import type { ReadRequest, ReadResponse, ReadResult } from './small-file-reader.js';
 
 /** Roots checked once per batch: each still the folder recorded at start (or not). */
 function rootChecker(roots: readonly FixedRoot[]): (real: string, file: string) => void {

@@ -4,12 +4,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { expect } from 'chai';
 import { ErrorCode, MAX_CHUNK_SIZE, RelayError } from '@relayer/common';
-import { AllowRoots, BATCH_LIMITS, planBatches, WholeFileReader, type SourceFile } from '@relayer/agent-sender';
+import { AllowRoots, BATCH_LIMITS, planBatches, SmallFileReader, type SourceFile } from '@relayer/agent-sender';
 import { closeAll, eventually, expectRejectsCode, tmpDir, track } from '../support/util.js';
 
 const source = (file: string, size: number): SourceFile => ({ file, name: path.basename(file), size });
 
-describe('WholeFileReader: small files read whole in a worker thread, with the agent\'s checks', () => {
+describe('SmallFileReader: small files read whole in a worker thread, with the agent\'s checks', () => {
   afterEach(closeAll);
 
   let root: string;
@@ -19,8 +19,8 @@ describe('WholeFileReader: small files read whole in a worker thread, with the a
     outside = await tmpDir('relay-outside-');
   });
 
-  function reader(roots?: AllowRoots): WholeFileReader {
-    const r = new WholeFileReader(roots);
+  function reader(roots?: AllowRoots): SmallFileReader {
+    const r = new SmallFileReader(roots);
     track(() => r.close());
     return r;
   }
@@ -78,7 +78,7 @@ describe('WholeFileReader: small files read whole in a worker thread, with the a
     const p = path.join(root, 'f');
     const data = randomBytes(3000);
     await writeFile(p, data);
-    const r = new WholeFileReader(undefined, 50);
+    const r = new SmallFileReader(undefined, 50);
     track(() => r.close());
     expect(r.running).to.equal(false);
     const reads = await Promise.all(Array.from({ length: 20 }, () => r.read([source(p, data.length)], 1 << 20)));

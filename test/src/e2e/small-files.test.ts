@@ -38,9 +38,9 @@ describe('small files travel whole: many per put frame, each verified, durable a
     const res = await send([path.join(src, 'out')], [r.url]);
     expect(res.ok, JSON.stringify(res.failed[0])).to.equal(true);
     expect(res.received).to.have.length(301);
-    const whole = res.received.filter((e) => e.whole);
+    const whole = res.received.filter((e) => e.small);
     expect(whole).to.have.length(300);
-    expect(res.received.find((e) => e.name === 'out/big.bin')!.whole).to.equal(undefined);
+    expect(res.received.find((e) => e.name === 'out/big.bin')!.small).to.equal(undefined);
     for (const f of files) {
       const name = path.relative(src, f.path).split(path.sep).join('/');
       const got = res.received.find((e) => e.name === name)!;
@@ -53,7 +53,7 @@ describe('small files travel whole: many per put frame, each verified, durable a
 
     const again = await send([path.join(src, 'out')], [r.url]);
     expect(again.ok).to.equal(true);
-    expect(again.received.filter((e) => e.whole && e.unchanged && e.bytesSent === 0)).to.have.length(300);
+    expect(again.received.filter((e) => e.small && e.unchanged && e.bytesSent === 0)).to.have.length(300);
   });
 
   it('with --small-max 0 every file is offered and sent in chunks, as before', async () => {
@@ -62,7 +62,7 @@ describe('small files travel whole: many per put frame, each verified, durable a
     const files = await smallTree(src, 'few', 20);
     const res = await send([path.join(src, 'few')], [r.url], { transfer: { smallFileMax: 0 } });
     expect(res.ok).to.equal(true);
-    expect(res.received.filter((e) => e.whole)).to.have.length(0);
+    expect(res.received.filter((e) => e.small)).to.have.length(0);
     for (const f of files) expect(await sha256File(path.join(r.dir, path.relative(src, f.path)))).to.equal(f.sha256);
   });
 
