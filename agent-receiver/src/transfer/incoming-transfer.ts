@@ -68,7 +68,7 @@ export class IncomingTransfer {
   private accepted: number;
   /** Bytes written to the file; what acks report. */
   private bytesWritten: number;
-  /** Bytes the writes of this run put on the disk: `written` less the holes left (see sparse-write.ts). */
+  /** Bytes the writes put on the disk (holes left out: see sparse-write.ts) and not yet taken by storedSince(). */
   private bytesStored = 0;
   /** What the source takes on the sender's disk when it is sparse (its offer says so); undefined when it is not. */
   private allocated: number | undefined;
@@ -118,8 +118,14 @@ export class IncomingTransfer {
     return this.bytesWritten;
   }
 
-  get stored(): number {
-    return this.bytesStored;
+  /**
+   * Bytes put on the disk since the last call (the reservation's share of them is used up). Counted per
+   * write, not per request: chunks in flight together would otherwise each count the others' bytes.
+   */
+  storedSince(): number {
+    const n = this.bytesStored;
+    this.bytesStored = 0;
+    return n;
   }
 
   get lastActivity(): number {
@@ -185,6 +191,8 @@ export class IncomingTransfer {
     this.stillHeld(attachment);
     if (!this.fh) this.fh = await this.reopen();
     this.accepted = this.bytesWritten;
+    // What is on disk now is no longer part of the rest the new reservation is sized to.
+    this.bytesStored = 0;
     try {
       this.prefix = this.bytesWritten > 0 ? await this.digest.digest(this.bytesWritten) : undefined;
     } catch (err) {

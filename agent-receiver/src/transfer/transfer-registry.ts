@@ -178,10 +178,9 @@ export class TransferRegistry {
 
   async chunk(owner: Owner, frame: ChunkFrame): Promise<ChunkAck> {
     const { transfer, reservation } = this.heldBy(owner, frame.lease);
-    const before = transfer.stored;
     try {
       const ack = await transfer.write(frame);
-      const stored = transfer.stored - before;
+      const stored = transfer.storedSince();
       if (transfer.sparse && stored > reservation.held) await this.outgrown(transfer, stored - reservation.held);
       // Bytes now on disk are counted by the file system, no longer by the reservation.
       reservation.consume(stored);
