@@ -12,9 +12,6 @@ export const STALE_AFTER_BEATS = 3;
 /** Addresses remembered at most; beyond this, the oldest idle ones are forgotten first. */
 export const MAX_TRACKED_ADDRESSES = 10_000;
 
-/** Leases whose start time is kept at most; the oldest are forgotten first (abandoned transfers never commit). */
-export const MAX_LEASES = 10_000;
-
 /** Leases remembered as superseded (their senders are told SUPERSEDED, a final answer). */
 export const SUPERSEDED_MEMORY = 4096;
 

@@ -19,7 +19,7 @@ import {
   type ChunkAck, type ChunkFrame, type ReceivedFrame, type SourceIdentity,
 } from '@relayer/common';
 import type { Owner } from '../session/owner.js';
-import type { FileDigest } from '../hashing/file-hasher.js';
+import type { FileDigest } from '@relayer/common/file-hasher';
 import type { OpenedPartial, PartialStore } from '../store/partial-store.js';
 import { writeChunk } from './sparse-write.js';
 import { Outcome, Release, type EndListener, type FinalEnd } from './transfer-end.js';

@@ -1,1 +1,0 @@
-export * from '@relayer/common/file-hasher';
