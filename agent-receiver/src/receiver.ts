@@ -6,10 +6,8 @@
 import { statfs } from 'node:fs/promises';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Server } from 'socket.io';
 import {
-  createParser, ErrorCode, FRAME_OVERHEAD, MAX_CHUNK_SIZE, PROTOCOL_VERSION, VERSION,
-  type ClientToServerEvents, type HandshakeAuth, type Logger, type ReceiverStatus, type ServerToClientEvents,
+  ErrorCode, PROTOCOL_VERSION, VERSION, type HandshakeAuth, type Logger, type ReceiverStatus,
 } from '@relayer/common';
 import { withDisplay } from './display.js';
 import { ReceiverMetrics } from './metrics.js';
@@ -18,7 +16,8 @@ import { Admission, type AdmissionOptions } from './session/admission.js';
 import { resolveReceiverOptions, type ReceiverOptions } from './options.js';
 import { FileHasher } from '@relayer/common/file-hasher';
 import { PartialStore } from './store/partial-store.js';
-import { Session, type ReceiverSocket } from './session/session.js';
+import { Session } from './session/session.js';
+import { createSocketServer, SenderSocket, type SocketServer } from './session/sender-socket.js';
 import { createListener } from './session/tls-server.js';
 import { TransferRegistry } from './transfer/transfer-registry.js';
 
@@ -49,7 +48,7 @@ export class Receiver {
   private readonly hasher: FileHasher;
   private readonly registry: TransferRegistry;
   private readonly http: HttpServer;
-  private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
+  private readonly io: SocketServer;
   /** Connection caps, handshake deadlines and the token check (with backoff and blocking). */
   private readonly admission: Admission;
   private readonly sessions = new Set<Session>();
@@ -82,16 +81,11 @@ export class Receiver {
     return createListener(this.options.tls, (req, res) => void this.onHttp(req, res), this.options.admission.handshakeTimeoutMs, this.log);
   }
 
-  private attachSocketIo(http: HttpServer): Server<ClientToServerEvents, ServerToClientEvents> {
-    const io = new Server<ClientToServerEvents, ServerToClientEvents>(http, {
-      transports: ['websocket'],
-      perMessageDeflate: false,
-      httpCompression: false,
-      serveClient: false,
-      parser: createParser((reason) => this.log.warn({ reason }, 'malformed packet: closing that connection')),
-      maxHttpBufferSize: MAX_CHUNK_SIZE + FRAME_OVERHEAD,
-      pingInterval: this.options.pingIntervalMs,
-      pingTimeout: this.options.pingTimeoutMs,
+  private attachSocketIo(http: HttpServer): SocketServer {
+    const io = createSocketServer(http, {
+      pingIntervalMs: this.options.pingIntervalMs,
+      pingTimeoutMs: this.options.pingTimeoutMs,
+      onMalformed: (reason) => this.log.warn({ reason }, 'malformed packet: closing that connection'),
     });
     // The token is checked first, by admission; then the protocol version and our state.
     this.admission.attach(http, io, this.options.tls !== undefined);
@@ -106,8 +100,9 @@ export class Receiver {
       if (this.state !== ReceiverState.RUNNING) return next(new Error('receiver is shutting down'));
       next();
     });
-    io.on('connection', (socket: ReceiverSocket) => {
-      if (this.state !== ReceiverState.RUNNING) return void socket.disconnect(true);
+    io.on('connection', (io) => {
+      const socket = new SenderSocket(io);
+      if (this.state !== ReceiverState.RUNNING) return void socket.disconnect();
       this.sessions.add(new Session({
         registry: this.registry,
         status: (seq) => this.status(seq),

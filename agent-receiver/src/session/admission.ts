@@ -8,6 +8,7 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Socket as NetSocket } from 'node:net';
 import type { Server as IoServer, Socket as IoSocket } from 'socket.io';
+import { closeAfterRefusal } from './sender-socket.js';
 import { ErrorCode, tokenAccepted, type HandshakeAuth, type Logger } from '@relayer/common';
 import { MAX_TRACKED_ADDRESSES } from '../limits.js';
 
@@ -174,7 +175,7 @@ export class Admission {
     const refuse = (): void => {
       next(Object.assign(new Error('authentication failed: bad or missing token'), { data: { code: ErrorCode.AUTH } }));
       // The refusal is written on the next tick; close after it, so this connection carries no second guess.
-      setImmediate(() => socket.conn.close());
+      closeAfterRefusal(socket);
     };
     if (delayMs > 0) setTimeout(refuse, delayMs).unref();
     else refuse();

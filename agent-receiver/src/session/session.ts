@@ -5,19 +5,17 @@
  * error reply, never the server. The session is the Owner of its transfers; its signal aborts on disconnect.
  */
 import { setMaxListeners } from 'node:events';
-import type { Socket } from 'socket.io';
 import type { Logger } from 'pino';
 import {
-  createError, ErrorCode, Events, isAbortFrame, isAckCallback, PROTOCOL_VERSION, REQUEST_NAMES, Requests, toWireError,
-  type ClientToServerEvents, type HandshakeAuth, type PutFrame, type ReceivedFrame, type ReceiverStatus, type ReplyOf, type Reply, type RequestName,
-  type RequestOf, type ServerToClientEvents,
+  createError, ErrorCode, isAbortFrame, isAckCallback, PROTOCOL_VERSION, REQUEST_NAMES, Requests, toWireError,
+  type HandshakeAuth, type PutFrame, type ReceivedFrame, type ReceiverStatus, type ReplyOf, type Reply, type RequestName,
+  type RequestOf,
 } from '@relayer/common';
 import type { RequestOutcome } from '../metrics.js';
 import type { Owner } from './owner.js';
 import type { TransferRegistry } from '../transfer/transfer-registry.js';
 import { PUT_FILE_COST, STALE_AFTER_BEATS } from '../limits.js';
-
-export type ReceiverSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+import type { SenderSocket } from './sender-socket.js';
 
 
 function putCost(frame: PutFrame): number {
@@ -41,12 +39,6 @@ export interface SessionContext {
 
 type Handlers = { [E in RequestName]: (frame: RequestOf<E>) => Promise<ReplyOf<E>> };
 
-/** The websocket under a Socket.IO connection (websocket transport only), for flow control. */
-interface Pausable {
-  pause?: () => void;
-  resume?: () => void;
-}
-
 export class Session implements Owner {
   readonly id: string;
   readonly log: Logger;
@@ -58,10 +50,10 @@ export class Session implements Owner {
   private buffered = 0;
   private paused = false;
 
-  constructor(private readonly ctx: SessionContext, private readonly socket: ReceiverSocket, parentLog: Logger) {
+  constructor(private readonly ctx: SessionContext, private readonly socket: SenderSocket, parentLog: Logger) {
     this.id = socket.id;
     const auth = socket.handshake.auth as Partial<HandshakeAuth>;
-    const peer = `${socket.handshake.address}`;
+    const peer = socket.handshake.address;
     this.sender = typeof auth.sender === 'string' ? auth.sender.slice(0, 100) : peer;
     this.log = parentLog.child({ peer, sender: this.sender });
     this.log.info({ version: typeof auth.version === 'string' ? auth.version.slice(0, 64) : undefined, protocol: PROTOCOL_VERSION }, 'sender connected');
@@ -75,13 +67,13 @@ export class Session implements Owner {
       chunk: (f) => this.buffering(f.data.length, () => registry.chunk(this, f)),
       identical: async (f) => {
         const reply = await registry.identical(this, f);
-        if (reply.received) this.socket.emit(Events.RECEIVED, (reply.received = ctx.describe(reply.received)));
+        if (reply.received) this.socket.received((reply.received = ctx.describe(reply.received)));
         return reply;
       },
       commit: async (f) => {
         const received = ctx.describe(await registry.commit(this, f));
         // The confirmation event goes out before the ack, so a sender that sees the ack has seen it too.
-        this.socket.emit(Events.RECEIVED, received);
+        this.socket.received(received);
         return received;
       },
       // Small files whole: counted against the buffer budget (at least PUT_FILE_COST each, so a frame of empty
@@ -96,12 +88,12 @@ export class Session implements Owner {
       },
     };
     for (const event of REQUEST_NAMES) this.route(event, handlers[event] as (f: unknown) => Promise<object>);
-    socket.on(Events.ABORT, (f: unknown) => {
+    socket.onAbort((f: unknown) => {
       if (!isAbortFrame(f)) return void this.log.warn('malformed abort frame ignored');
       void registry.abort(this, f.lease);
     });
-    socket.on('error', (err) => this.log.info({ reason: err.message }, 'connection error: closing it'));
-    socket.on('disconnect', (reason) => {
+    socket.onError((err) => this.log.info({ reason: err.message }, 'connection error: closing it'));
+    socket.onDisconnect((reason) => {
       clearTimeout(this.staleTimer);
       this.controller.abort();
       this.log.info({ reason, lastBeatAgoMs: this.lastBeatAt ? Date.now() - this.lastBeatAt : undefined }, 'sender disconnected');
@@ -116,11 +108,10 @@ export class Session implements Owner {
 
   private route(event: RequestName, handler: (frame: unknown) => Promise<object>): void {
     const valid = Requests[event].request as (f: unknown) => boolean;
-    // Registered untyped on purpose: the peer is untrusted, so argument types are checked, not assumed.
-    (this.socket as unknown as Socket).on(event, (frame: unknown, ack: unknown) => {
+    this.socket.onRequest(event, (frame, ack) => {
       if (!isAckCallback(ack)) {
         this.log.warn({ event }, 'request without an ack callback: disconnecting');
-        this.socket.disconnect(true);
+        this.socket.disconnect();
         return;
       }
       const reply = ack as (r: Reply<object>) => void;
@@ -161,11 +152,7 @@ export class Session implements Owner {
   }
 
   private setPaused(paused: boolean): void {
-    const ws = (this.socket.conn as unknown as { transport?: { socket?: Pausable } }).transport?.socket;
-    if (!ws?.pause || !ws.resume) return;
-    this.paused = paused;
-    if (paused) ws.pause();
-    else ws.resume();
+    if (this.socket.pauseReading(paused)) this.paused = paused;
   }
 
   /** Tracks the sender's beats: "stale" after 3 missed, "heartbeats resumed" when they come back. */
@@ -191,6 +178,6 @@ export class Session implements Owner {
   }
 
   disconnect(): void {
-    this.socket.disconnect(true);
+    this.socket.disconnect();
   }
 }

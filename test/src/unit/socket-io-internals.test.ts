@@ -1,12 +1,15 @@
 /**
  * What the two Socket.IO adapters rely on inside socket.io / engine.io, each checked on a real connection
  * to a real receiver, so that an upgrade that changes one fails here, by name, and not as a slow or
- * corrupt transfer somewhere else. Sender: agent-sender/src/link/receiver-socket.ts.
+ * corrupt transfer somewhere else. Sender: agent-sender/src/link/receiver-socket.ts; receiver:
+ * agent-receiver/src/session/sender-socket.ts.
  */
+import { createServer } from 'node:http';
 import net from 'node:net';
 import { expect } from 'chai';
 import { PROTOCOL_VERSION, VERSION } from '@relayer/common';
 import { ReceiverSocket, type ReceiverSocketHandlers } from '@relayer/agent-sender';
+import { createSocketServer, SenderSocket } from '@relayer/agent-receiver';
 import { closeAll, eventually, startReceiver, TOKEN, track } from '../support/util.js';
 
 /** A TCP relay to `port` that keeps every byte the client sent. */
@@ -117,5 +120,59 @@ describe('Socket.IO internals the sender relies on (receiver-socket.ts)', () => 
     await s.ask('no-such-request', {}, 200).catch((err: unknown) => (failed = err));
     expect(failed, 'rejected for want of an ack').to.be.instanceOf(Error);
     expect(s.connected).to.equal(true);
+  });
+});
+
+describe('Socket.IO internals the receiver relies on (sender-socket.ts)', () => {
+  afterEach(closeAll);
+
+  /** A bare Socket.IO server made as the receiver makes it, answering heartbeats through SenderSocket. */
+  async function server(): Promise<{ url: string; sockets: SenderSocket[] }> {
+    const http = createServer();
+    const io = createSocketServer(http, { pingIntervalMs: 25_000, pingTimeoutMs: 20_000, onMalformed: () => undefined });
+    const sockets: SenderSocket[] = [];
+    io.on('connection', (raw) => {
+      const s = new SenderSocket(raw);
+      sockets.push(s);
+      s.onRequest('heartbeat', (_frame, ack) => (ack as (r: object) => void)({ ok: true }));
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    track(() => new Promise<void>((resolve) => io.close(() => resolve())));
+    return { url: `http://127.0.0.1:${(http.address() as net.AddressInfo).port}`, sockets };
+  }
+
+  it('pauseReading() stops reading from the connection (engine transport\'s websocket pause/resume) and resumes it', async () => {
+    const srv = await server();
+    const client = socketTo(srv.url);
+    client.connect();
+    await eventually(() => client.connected && srv.sockets.length === 1, 'connected');
+    expect((await client.ask('heartbeat', beat, 5000)).ok).to.equal(true);
+    const s = srv.sockets[0]!;
+    expect(s.pauseReading(true), 'a websocket to pause').to.equal(true);
+    let failed: unknown;
+    await client.ask('heartbeat', beat, 300).catch((err: unknown) => (failed = err));
+    expect(failed, 'no answer while reads are paused').to.be.instanceOf(Error);
+    expect(s.pauseReading(false)).to.equal(true);
+    expect((await client.ask('heartbeat', beat, 5000)).ok, 'answered once reads resume').to.equal(true);
+  });
+
+  it('hands each request its frame and ack untyped, and disconnect() ends the connection', async () => {
+    const srv = await server();
+    const reasons: string[] = [];
+    const client = socketTo(srv.url, { disconnect: (why) => void reasons.push(why) });
+    client.connect();
+    await eventually(() => client.connected && srv.sockets.length === 1, 'connected');
+    const s = srv.sockets[0]!;
+    const seen: unknown[] = [];
+    s.onRequest('anything', (frame, ack) => {
+      seen.push(frame, typeof ack);
+      (ack as (r: object) => void)({ ok: true, echo: frame });
+    });
+    expect(await client.ask('anything', { n: 1 }, 5000)).to.deep.equal({ ok: true, echo: { n: 1 } });
+    expect(seen).to.deep.equal([{ n: 1 }, 'function']);
+    expect(s.handshake.auth.sender).to.equal('internals-test');
+    s.disconnect();
+    await eventually(() => reasons.length === 1, 'the client saw the disconnect');
+    expect(reasons[0]).to.equal('io server disconnect');
   });
 });
