@@ -8,7 +8,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DURATION_BUCKETS } from '@relayer/common/metrics-text';
-import { isRetryable, type ChunkAck, type ChunkFrame, type ErrorCode, type PutFrame, type PutReply } from '@relayer/common';
+import { isRetryable, type ChunkAck, type ChunkFrame, type ErrorCode, type PutReply } from '@relayer/common';
 import { Outcome, type TransferEnd } from './transfer/transfer-end.js';
 
 export interface ReceiverGauges {
@@ -72,15 +72,12 @@ export class ReceiverMetrics {
       return;
     }
     if (request === 'chunk' && (outcome.result as ChunkAck).taken) this.bytes.inc((frame as ChunkFrame).data.length);
-    else if (request === 'put') this.put(frame as PutFrame, outcome.result as PutReply);
+    else if (request === 'put') this.put(outcome.result as PutReply);
   }
 
-  /** A put's files: each refused one is an error reply of its own; a published one's bytes were taken. */
-  private put(frame: PutFrame, reply: PutReply): void {
-    reply.results.forEach((r, i) => {
-      if (!r.ok) this.errors.inc({ request: 'put', code: r.error.code });
-      else if (!r.received.unchanged) this.bytes.inc(frame.files[i]!.data.length);
-    });
+  /** A put's files: each refused one is an error reply of its own (its bytes are counted by its end). */
+  private put(reply: PutReply): void {
+    for (const r of reply.results) if (!r.ok) this.errors.inc({ request: 'put', code: r.error.code });
   }
 
   /** Called at each end of a transfer (see transfer-end.ts), before its sender is told. */
@@ -89,6 +86,7 @@ export class ReceiverMetrics {
       case Outcome.PUBLISHED:
       case Outcome.UNCHANGED:
         this.transfers.inc({ outcome: end.outcome, code: 'none' });
+        if (end.outcome === Outcome.PUBLISHED && end.bytes) this.bytes.inc(end.bytes);
         if (end.durationMs !== undefined) this.duration.observe(end.durationMs / 1000);
         return;
       case Outcome.REFUSED:

@@ -1,11 +1,17 @@
 /**
- * The wire protocol between a sender and a receiver (version 3), defined once: frame shapes here, their
+ * The wire protocol between a sender and a receiver (version 4), defined once: frame shapes here, their
  * validators in validate.ts, and the request map in protocol.ts from which both sides derive their types.
+ *
+ * One confirmation path: a file is confirmed only by a "received" event, whichever way it came (chunks and
+ * a commit, an identical check, a put). Acks say only what they acknowledge: a commit's ack that the commit
+ * was handled, an identical check's whether the bytes were the same, a put's each file's outcome. The
+ * receiver emits "received" before the ack (Socket.IO keeps order), so a sender holding the ack has seen
+ * every confirmation it covers, or knows it never came.
  */
 import type { WireError } from './errors.js';
 
 /** Bumped on any change a peer of the other version would misread; peers of different versions refuse each other. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** Socket.IO event names. */
 export const Events = {
@@ -95,9 +101,8 @@ export interface IdenticalFrame {
 }
 
 export interface IdenticalReply {
+  /** True: the transfer is over and its "received" (unchanged) came before this ack. */
   identical: boolean;
-  /** When identical: the transfer is over, the file confirmed as is. */
-  received?: ReceivedFrame;
 }
 
 export interface CommitFrame {
@@ -105,14 +110,27 @@ export interface CommitFrame {
   sha256: string;
 }
 
+/** A commit's ack: handled. The file's confirmation is its "received", which came before; an error, not this, says it failed. */
+export type CommitAck = Record<string, never>;
+
 /**
  * Sender → receiver: small files whole, in one frame and one round trip. Each is verified against its
- * sha256, fsynced and published under its own name; the folders are fsynced once for all of them; only
- * then does the reply go out. A put's confirmations ride in its reply (one message for the batch, not one
- * "received" event per file): each published file's result is its ReceivedFrame.
+ * sha256, fsynced and published under its own name; the folders are fsynced once for all of them; then the
+ * files published are confirmed in one "received" event (file i under the lease `${id}:${i}`), and the ack
+ * gives each file's outcome.
  */
 export interface PutFrame {
+  /** The sender's id for this frame (unique on its connection): the leases of its files' confirmations derive from it. */
+  id: string;
   files: PutFile[];
+}
+
+/** Longest put id: its files' leases (`${id}:${index}`) stay within a lease's 128 characters. */
+export const MAX_PUT_ID = 64;
+
+/** The lease under which file `index` of put `id` is confirmed. */
+export function putLease(id: string, index: number): string {
+  return `${id}:${index}`;
 }
 
 export interface PutFile {
@@ -129,8 +147,8 @@ export interface PutReply {
 }
 
 export type PutResult =
-  /** Verified, durable and published under its name (or already there byte for byte: `unchanged`). */
-  | { ok: true; received: ReceivedFrame }
+  /** Verified, durable and published under its name (or already there byte for byte): its "received" came before. */
+  | { ok: true }
   | { ok: false; error: WireError };
 
 /** Files in one put frame. */

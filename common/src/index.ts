@@ -1,6 +1,6 @@
 export * from './errors.js';
 export * from './echo.js';
-export * from './events.js';
+export * from './frames.js';
 export * from './protocol.js';
 export * from './validate.js';
 export * from './parser.js';

@@ -4,12 +4,12 @@
  * so a request cannot be added on one side only.
  */
 import type {
-  AbortFrame, ChunkAck, ChunkFrame, CommitFrame, HeartbeatFrame, IdenticalFrame, IdenticalReply, OfferAccepted,
+  AbortFrame, ChunkAck, ChunkFrame, CommitAck, CommitFrame, HeartbeatFrame, IdenticalFrame, IdenticalReply, OfferAccepted,
   OfferFrame, PutFrame, PutReply, ReceivedFrame, ReceiverStatus, Reply,
-} from './events.js';
+} from './frames.js';
 import {
-  isChunkAck, isChunkFrame, isCommitFrame, isHeartbeatFrame, isIdenticalFrame, isIdenticalReply, isOfferAccepted,
-  isOfferFrame, isPutFrame, isPutReply, isReceivedFrame, isReceiverStatus,
+  isChunkAck, isChunkFrame, isCommitAck, isCommitFrame, isHeartbeatFrame, isIdenticalFrame, isIdenticalReply, isOfferAccepted,
+  isOfferFrame, isPutFrame, isPutReply, isReceiverStatus,
 } from './validate.js';
 
 interface RequestSpec<Req, Res> {
@@ -21,7 +21,7 @@ export const Requests = {
   offer: { request: isOfferFrame, reply: isOfferAccepted } as RequestSpec<OfferFrame, OfferAccepted>,
   chunk: { request: isChunkFrame, reply: isChunkAck } as RequestSpec<ChunkFrame, ChunkAck>,
   identical: { request: isIdenticalFrame, reply: isIdenticalReply } as RequestSpec<IdenticalFrame, IdenticalReply>,
-  commit: { request: isCommitFrame, reply: isReceivedFrame } as RequestSpec<CommitFrame, ReceivedFrame>,
+  commit: { request: isCommitFrame, reply: isCommitAck } as RequestSpec<CommitFrame, CommitAck>,
   put: { request: isPutFrame, reply: isPutReply } as RequestSpec<PutFrame, PutReply>,
   heartbeat: { request: isHeartbeatFrame, reply: isReceiverStatus } as RequestSpec<HeartbeatFrame, ReceiverStatus>,
 };
@@ -38,5 +38,6 @@ export type ClientToServerEvents = {
 };
 
 export interface ServerToClientEvents {
-  received: (frame: ReceivedFrame) => void;
+  /** THE confirmation: the files it names are verified, durable and published (see frames.ts). */
+  received: (frames: ReceivedFrame[]) => void;
 }

@@ -3,10 +3,10 @@
  * of these says otherwise. Every number from a peer is bounded here.
  */
 import type {
-  AbortFrame, ChunkAck, ChunkFrame, CommitFrame, HeartbeatFrame, IdenticalFrame, IdenticalReply, OfferAccepted,
+  AbortFrame, ChunkAck, ChunkFrame, CommitAck, CommitFrame, HeartbeatFrame, IdenticalFrame, IdenticalReply, OfferAccepted,
   OfferFrame, PutFile, PutFrame, PutReply, PutResult, ReceivedFrame, ReceiverStatus,
-} from './events.js';
-import { MAX_CHUNK_SIZE, MAX_HEARTBEAT_MS, MAX_NAME_LENGTH, MAX_PUT_FILE_SIZE, MAX_PUT_FILES, putFileCost } from './events.js';
+} from './frames.js';
+import { MAX_CHUNK_SIZE, MAX_HEARTBEAT_MS, MAX_NAME_LENGTH, MAX_PUT_FILE_SIZE, MAX_PUT_FILES, MAX_PUT_ID, putFileCost } from './frames.js';
 
 type Obj = Record<string, unknown>;
 
@@ -56,7 +56,12 @@ export function isIdenticalFrame(v: unknown): v is IdenticalFrame {
 }
 
 export function isIdenticalReply(v: unknown): v is IdenticalReply {
-  return isObject(v) && typeof v.identical === 'boolean' && (v.identical ? isReceivedFrame(v.received) : v.received === undefined);
+  return isObject(v) && typeof v.identical === 'boolean';
+}
+
+/** A commit's ack carries nothing beyond `ok`. */
+export function isCommitAck(v: unknown): v is CommitAck {
+  return isObject(v) && Object.keys(v).length === 0;
 }
 
 export function isCommitFrame(v: unknown): v is CommitFrame {
@@ -69,7 +74,8 @@ function isPutFile(v: unknown): v is PutFile {
 }
 
 export function isPutFrame(v: unknown): v is PutFrame {
-  if (!isObject(v) || !Array.isArray(v.files) || v.files.length === 0 || v.files.length > MAX_PUT_FILES) return false;
+  if (!isObject(v) || !isText(v.id, MAX_PUT_ID) || v.id.length === 0) return false;
+  if (!Array.isArray(v.files) || v.files.length === 0 || v.files.length > MAX_PUT_FILES) return false;
   let cost = 0;
   for (const f of v.files) {
     if (!isPutFile(f)) return false;
@@ -80,11 +86,16 @@ export function isPutFrame(v: unknown): v is PutFrame {
 
 function isPutResult(v: unknown): v is PutResult {
   // An error's code is checked where it is used (fromWireError): an unknown one becomes PROTOCOL there.
-  return isObject(v) && (v.ok === true ? isReceivedFrame(v.received) : v.ok === false && isObject(v.error) && isText(v.error.code, 64) && isText(v.error.message, 4096));
+  return isObject(v) && (v.ok === true || (v.ok === false && isObject(v.error) && isText(v.error.code, 64) && isText(v.error.message, 4096)));
 }
 
 export function isPutReply(v: unknown): v is PutReply {
   return isObject(v) && Array.isArray(v.results) && v.results.length <= MAX_PUT_FILES && v.results.every(isPutResult);
+}
+
+/** A "received" event: the files it confirms, one or (a put) up to MAX_PUT_FILES. */
+export function isReceivedFrames(v: unknown): v is ReceivedFrame[] {
+  return Array.isArray(v) && v.length > 0 && v.length <= MAX_PUT_FILES && v.every(isReceivedFrame);
 }
 
 export function isReceivedFrame(v: unknown): v is ReceivedFrame {

@@ -79,9 +79,9 @@ export class SenderSocket {
     this.socket.on('disconnect', handler);
   }
 
-  /** The confirmation event. */
-  received(frame: ReceivedFrame): void {
-    this.socket.emit('received', frame);
+  /** The confirmation event: these files are verified, durable and published. */
+  received(frames: ReceivedFrame[]): void {
+    this.socket.emit('received', frames);
   }
 
   /**

@@ -65,22 +65,24 @@ export class Session implements Owner {
     const handlers: Handlers = {
       offer: (f) => registry.offer(this, f),
       chunk: (f) => this.buffering(f.data.length, () => registry.chunk(this, f)),
+      // Every confirmation goes out as a "received" event before the ack (Socket.IO keeps order): a sender
+      // that sees the ack has seen each confirmation it covers.
       identical: async (f) => {
-        const reply = await registry.identical(this, f);
-        if (reply.received) this.socket.received((reply.received = ctx.describe(reply.received)));
-        return reply;
+        const { identical, received } = await registry.identical(this, f);
+        if (received) this.socket.received([ctx.describe(received)]);
+        return { identical };
       },
       commit: async (f) => {
-        const received = ctx.describe(await registry.commit(this, f));
-        // The confirmation event goes out before the ack, so a sender that sees the ack has seen it too.
-        this.socket.received(received);
-        return received;
+        this.socket.received([ctx.describe(await registry.commit(this, f))]);
+        return {};
       },
       // Small files whole: counted against the buffer budget (at least PUT_FILE_COST each, so a frame of empty
-      // files cannot make the receiver open descriptors without bound). The reply carries the confirmations.
+      // files cannot make the receiver open descriptors without bound). One "received" for the files published.
       put: (f) => this.buffering(putCost(f), async () => {
         const { results } = await registry.put(this, f);
-        return { results: results.map((r) => (r.ok ? { ok: true, received: ctx.describe(r.received) } : r)) };
+        const received = results.flatMap((r) => (r.ok ? [ctx.describe(r.received)] : []));
+        if (received.length > 0) this.socket.received(received);
+        return { results: results.map((r) => (r.ok ? { ok: true as const } : r)) };
       }),
       heartbeat: async (f) => {
         this.onBeat(f.seq, f.intervalMs);

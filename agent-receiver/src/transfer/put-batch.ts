@@ -5,13 +5,13 @@
  * checked and fsynced once, and the files written in parallel so the file system groups their fsyncs into
  * few journal commits. Files succeed or fail one by one; a failure never leaves bytes under a final name.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { LimitFunction } from 'p-limit';
 import {
-  createError, ErrorCode, inspectInside, toWireError,
-  type FolderChecks, type PutFile, type PutFrame, type PutReply, type PutResult, type ReceivedFrame,
+  createError, ErrorCode, inspectInside, putLease, toWireError,
+  type FolderChecks, type PutFile, type PutFrame, type ReceivedFrame, type WireError,
 } from '@relayer/common';
 import type { FinalHashCache } from '../store/final-hash-cache.js';
 import { PUBLISHED_FILE_MODE } from './incoming-transfer.js';
@@ -48,7 +48,10 @@ interface Placed {
   unchanged: boolean;
 }
 
-export async function receivePut(host: PutHost, owner: Owner, frame: PutFrame): Promise<PutReply> {
+/** Each file's outcome, in the frame's order: its confirmation, or the coded error it was refused with. */
+export type PutOutcome = { ok: true; received: ReceivedFrame } | { ok: false; error: WireError };
+
+export async function receivePut(host: PutHost, owner: Owner, frame: PutFrame): Promise<{ results: PutOutcome[] }> {
   const bytes = frame.files.reduce((n, f) => n + f.data.length, 0);
   let reservation: Reservation;
   try {
@@ -66,7 +69,7 @@ export async function receivePut(host: PutHost, owner: Owner, frame: PutFrame): 
     )));
     // Renamed files are durable only once their folders are: nothing is confirmed before this.
     const unsynced = await batch.syncFolders();
-    const results: PutResult[] = [];
+    const results: PutOutcome[] = [];
     frame.files.forEach((file, i) => {
       let p = placed[i]!;
       if (!(p instanceof Error) && unsynced) p = unsynced;
@@ -77,12 +80,12 @@ export async function receivePut(host: PutHost, owner: Owner, frame: PutFrame): 
         owner.log[error.code === ErrorCode.IO ? 'error' : 'info']({ file: file.name, code: error.code, reason: error.message }, 'file refused');
         return;
       }
-      const lease = randomUUID();
+      const lease = putLease(frame.id, i);
       const received: ReceivedFrame = { lease, name: file.name, size: file.data.length, sha256: file.sha256, path: p.path, unchanged: p.unchanged };
       owner.log.info({ lease, file: file.name, size: received.size, sha256: file.sha256, path: p.path, unchanged: p.unchanged },
         p.unchanged ? 'file received: already identical' : 'file received');
       results.push({ ok: true, received });
-      host.ended({ outcome: p.unchanged ? Outcome.UNCHANGED : Outcome.PUBLISHED });
+      host.ended(p.unchanged ? { outcome: Outcome.UNCHANGED } : { outcome: Outcome.PUBLISHED, bytes: file.data.length });
     });
     return { results };
   } finally {

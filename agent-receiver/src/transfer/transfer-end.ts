@@ -37,7 +37,11 @@ export type Release = (typeof Release)[keyof typeof Release];
  * or an offer refused before it had a transfer.
  */
 export type TransferEnd =
-  | { outcome: typeof Outcome.PUBLISHED | typeof Outcome.UNCHANGED; lease?: string; /** Since its last attach; none for a put's file. */ durationMs?: number }
+  | {
+    outcome: typeof Outcome.PUBLISHED | typeof Outcome.UNCHANGED; lease?: string;
+    /** Since its last attach; none for a put's file. */ durationMs?: number;
+    /** A put's file: the bytes it brought (a chunked transfer's are counted chunk by chunk). */ bytes?: number;
+  }
   | { outcome: typeof Outcome.REFUSED; code: ErrorCode; lease?: string }
   | { outcome: typeof Outcome.SUPERSEDED; lease?: string }
   | { outcome: typeof Outcome.RELEASED; why: Release; lease: string };

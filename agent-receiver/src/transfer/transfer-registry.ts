@@ -14,15 +14,15 @@ import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import {
   createError, ErrorCode, isRelayError, resolveInside, toWireError,
-  type ChunkAck, type ChunkFrame, type CommitFrame, type IdenticalFrame, type IdenticalReply, type OfferAccepted,
-  type OfferFrame, type PutFrame, type PutReply, type ReceivedFrame,
+  type ChunkAck, type ChunkFrame, type CommitFrame, type IdenticalFrame, type OfferAccepted,
+  type OfferFrame, type PutFrame, type ReceivedFrame,
 } from '@relayer/common';
 import { FinalHashCache } from '../store/final-hash-cache.js';
 import { IncomingTransfer } from './incoming-transfer.js';
 import { OfferCommitLock } from './offer-commit-lock.js';
 import type { Owner } from '../session/owner.js';
 import { partialKey, type PartialStore } from '../store/partial-store.js';
-import { receivePut, type PutHost } from './put-batch.js';
+import { receivePut, type PutHost, type PutOutcome } from './put-batch.js';
 import { SpaceBudget, type Reservation } from './space-budget.js';
 import { Outcome, Release, type TransferEnd } from './transfer-end.js';
 import { TransferIndex, type Holding } from './transfer-index.js';
@@ -193,7 +193,7 @@ export class TransferRegistry {
   }
 
   /** "Is the final file already these bytes?" from the cached hash of the final file; ends the transfer when so. */
-  async identical(owner: Owner, frame: IdenticalFrame): Promise<IdenticalReply> {
+  async identical(owner: Owner, frame: IdenticalFrame): Promise<{ identical: boolean; received?: ReceivedFrame }> {
     return this.lockLease(owner, frame.lease, async (transfer, finalPath) => {
       const existing = await this.finals.sha256(finalPath, transfer.size);
       this.heldBy(owner, frame.lease);
@@ -214,7 +214,7 @@ export class TransferRegistry {
   }
 
   /** Small files whole, in one request (see put-batch.ts). */
-  async put(owner: Owner, frame: PutFrame): Promise<PutReply> {
+  async put(owner: Owner, frame: PutFrame): Promise<{ results: PutOutcome[] }> {
     this.checkLive(owner);
     return receivePut(this.putHost, owner, frame);
   }

@@ -2,12 +2,13 @@
  * Small files travel whole, many to a put frame: one round trip and one fsync of each folder for a batch,
  * instead of an offer, a chunk and a commit (three round trips) per file. Each file is still read from
  * the version that was opened (checked unchanged after the read), hashed, and confirmed only by its own
- * ReceivedFrame (in the put's reply), sent after the receiver matched its sha256 and made it durable
- * under its final name.
+ * "received" (one event for the files of a put, before its ack), sent after the receiver matched its
+ * sha256 and made it durable under its final name.
  */
+import { randomUUID } from 'node:crypto';
 import {
-  createError, ErrorCode, fromWireError, MAX_CHUNK_SIZE, MAX_PUT_FILES, putFileCost,
-  type ReceivedFrame, type RelayError,
+  createError, ErrorCode, fromWireError, MAX_CHUNK_SIZE, MAX_PUT_FILES, putFileCost, putLease,
+  type PutResult, type ReceivedFrame, type RelayError,
 } from '@relayer/common';
 import { BATCH_LIMITS } from '../limits.js';
 import type { Link } from '../link/link.js';
@@ -54,14 +55,25 @@ export function* planBatches(files: Iterable<SourceFile>, limits: BatchLimits = 
  * gave for it. Throws when the request as a whole failed (connection lost, timeout, disk full).
  */
 export async function putBatch(link: Link, files: readonly SmallFile[], timeoutMs: number): Promise<Array<ReceivedFrame | RelayError>> {
-  const { results } = await link.request('put', { files: files.map((f) => ({ name: f.source.name, sha256: f.sha256, data: f.data })) }, timeoutMs);
+  const id = randomUUID();
+  const confirmations = files.map((_, i) => link.expectReceived(putLease(id, i)));
+  let results: PutResult[];
+  try {
+    ({ results } = await link.request('put', { id, files: files.map((f) => ({ name: f.source.name, sha256: f.sha256, data: f.data })) }, timeoutMs));
+  } catch (err) {
+    // No waiter outlives its request.
+    for (const c of confirmations) c.take();
+    throw err;
+  }
+  const received = confirmations.map((c) => c.take());
   if (results.length !== files.length) {
     throw createError(ErrorCode.PROTOCOL, `receiver ${link.name} answered ${results.length} results for ${files.length} files`);
   }
   return results.map((r, i) => {
     if (!r.ok) return fromWireError(r.error);
     const file = files[i]!;
-    const c = r.received;
+    const c = received[i];
+    if (!c) return createError(ErrorCode.PROTOCOL, `receiver ${link.name} acked ${file.source.name} without a "received" confirmation`);
     if (c.sha256 !== file.sha256 || c.size !== file.data.length || c.name !== file.source.name) {
       return createError(ErrorCode.CHECKSUM, `receiver ${link.name} confirmed ${c.name} ${c.size} ${c.sha256}, expected ${file.source.name} ${file.data.length} ${file.sha256}`);
     }

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import {
-  createError, definedOnly, ErrorCode, fromWireError, isReceivedFrame, isReceiverStatus, PROTOCOL_VERSION, RelayError,
+  createError, definedOnly, ErrorCode, fromWireError, isReceivedFrames, isReceiverStatus, PROTOCOL_VERSION, RelayError,
   Requests, toRelayError, VERSION,
   type HandshakeAuth, type Logger, type ReceivedFrame, type ReceiverStatus,
   type Reply, type ReplyOf, type RequestName, type RequestOf,
@@ -60,7 +60,6 @@ export interface LinkSnapshot {
 
 export interface LinkEvents {
   state: [state: LinkState, previous: LinkState, detail: { reason?: string; rttMs?: number }];
-  received: [frame: ReceivedFrame];
   /** The receiver refused the token or speaks another protocol version (an agent's link retries later). */
   refused: [error: RelayError];
 }
@@ -338,9 +337,10 @@ export class Link extends EventEmitter<LinkEvents> {
   }
 
   /**
-   * Watches for the receiver's "received" of `lease` (call it before the commit): the waiter is found by
-   * its lease, not by a listener per transfer. `take()` after the commit's ack returns the confirmation,
-   * if one came (Socket.IO keeps order: it comes before the ack), and stops watching.
+   * Watches for the receiver's "received" of `lease` (call it before the request that may confirm it: a
+   * commit, an identical check, a put): the waiter is found by its lease, not by a listener per transfer.
+   * `take()` after the request's ack returns the confirmation, if one came (Socket.IO keeps order: it comes
+   * before the ack), and stops watching.
    */
   expectReceived(lease: string): { take(): ReceivedFrame | undefined } {
     this.confirmations.set(lease, undefined);
@@ -353,10 +353,10 @@ export class Link extends EventEmitter<LinkEvents> {
     };
   }
 
-  private onReceived(frame: unknown): void {
-    if (!isReceivedFrame(frame)) return void this.log.warn('malformed "received" frame ignored');
-    if (this.confirmations.has(frame.lease)) this.confirmations.set(frame.lease, frame);
-    this.emit('received', frame);
+  /** A "received" event: only the leases a commit, identical check or put is waiting for are kept. */
+  private onReceived(frames: unknown): void {
+    if (!isReceivedFrames(frames)) return void this.log.warn('malformed "received" event ignored');
+    for (const frame of frames) if (this.confirmations.has(frame.lease)) this.confirmations.set(frame.lease, frame);
   }
 
   private onDisconnect(reason: string): void {

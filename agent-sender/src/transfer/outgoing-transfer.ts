@@ -196,11 +196,11 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     try {
       if (offer.existingSize === source.size && offer.offset < source.size) {
         // The receiver has a file of this size: ask whether it is these bytes before sending one.
-        const same = await this.link.request('identical', { lease: offer.lease, sha256: await this.fileSha256(source) }, this.opts.ackTimeoutMs);
-        if (same.received) {
+        const sha256 = await this.fileSha256(source);
+        const { identical, received } = await this.awaitingReceived(offer.lease, () => this.link.request('identical', { lease: offer.lease, sha256 }, this.opts.ackTimeoutMs));
+        if (identical) {
           log.info('receiver already holds these exact bytes');
-          this.progressed(this.size);
-          return same.received;
+          return this.confirmed(received, sha256, 'its identical check');
         }
       }
       this.setState(OutgoingState.SENDING);
@@ -265,21 +265,33 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
 
   private async commit(lease: string, sha256: string): Promise<ReceivedFrame> {
     this.setState(OutgoingState.COMMITTING);
-    const received = this.link.expectReceived(lease);
-    let confirmed: ReceivedFrame | undefined;
+    // Verifying is instant on the receiver, but fsync of a large file is not.
+    const timeout = this.opts.ackTimeoutMs + Math.ceil(this.size / (20 * 1024 * 1024)) * 1000;
+    const { received } = await this.awaitingReceived(lease, () => this.link.request('commit', { lease, sha256 }, timeout));
+    return this.confirmed(received, sha256, 'the commit');
+  }
+
+  /** Runs a request that may confirm `lease`, and gives its ack with the "received" that came before it, if any. */
+  private async awaitingReceived<T extends object>(lease: string, request: () => Promise<T>): Promise<T & { received: ReceivedFrame | undefined }> {
+    const confirmation = this.link.expectReceived(lease);
+    let ack: T;
     try {
-      // Verifying is instant on the receiver, but fsync of a large file is not.
-      const timeout = this.opts.ackTimeoutMs + Math.ceil(this.size / (20 * 1024 * 1024)) * 1000;
-      await this.link.request('commit', { lease, sha256 }, timeout);
-    } finally {
-      confirmed = received.take();
+      ack = await request();
+    } catch (err) {
+      confirmation.take();
+      throw err;
     }
-    // Socket.IO keeps order: the "received" event always arrives before the commit's ack.
-    if (!confirmed) throw createError(ErrorCode.PROTOCOL, `receiver ${this.link.name} acked the commit without a "received" confirmation`);
-    if (confirmed.sha256 !== sha256 || confirmed.size !== this.size || confirmed.name !== this.name) {
-      throw createError(ErrorCode.CHECKSUM, `receiver ${this.link.name} confirmed ${confirmed.name} ${confirmed.size} ${confirmed.sha256}, expected ${this.name} ${this.size} ${sha256}`);
+    return { ...ack, received: confirmation.take() };
+  }
+
+  /** The "received" that must have come before the ack of `what`: this file, these bytes, or the send fails. */
+  private confirmed(received: ReceivedFrame | undefined, sha256: string, what: string): ReceivedFrame {
+    // Socket.IO keeps order: the "received" event always arrives before the ack.
+    if (!received) throw createError(ErrorCode.PROTOCOL, `receiver ${this.link.name} acked ${what} without a "received" confirmation`);
+    if (received.sha256 !== sha256 || received.size !== this.size || received.name !== this.name) {
+      throw createError(ErrorCode.CHECKSUM, `receiver ${this.link.name} confirmed ${received.name} ${received.size} ${received.sha256}, expected ${this.name} ${this.size} ${sha256}`);
     }
     this.progressed(this.size);
-    return confirmed;
+    return received;
   }
 }

@@ -7,7 +7,7 @@ import { WebSocket } from 'ws';
 import { ErrorCode, isErrorCode, msgpackParser, PROTOCOL_VERSION, type Reply } from '@relayer/common';
 import { Link } from '@relayer/agent-sender';
 import { startAgent } from '../support/agent.js';
-import { closeAll, randomFile, rawClient, startReceiver, testLogger, tmpDir, TOKEN, track, waitFor } from '../support/util.js';
+import { closeAll, commitFile, randomFile, rawClient, send, startReceiver, testLogger, tmpDir, TOKEN, track, waitFor } from '../support/util.js';
 
 async function control(socketPath: string, request: unknown): Promise<Record<string, unknown>> {
   const ws = new WebSocket(`ws+unix://${socketPath}:/control`);
@@ -78,6 +78,32 @@ describe('bounds: what a peer sends is checked before it is used', () => {
     expect(link.state).to.not.equal('connected');
   });
 
+  it('a v4 sender refuses a v3 receiver (its first beat says protocol 3), naming both versions', async () => {
+    const url = await fakeReceiver({ heartbeat: beat(3) });
+    const link = new Link({ name: 'v3', url, token: TOKEN, logger: testLogger(), heartbeatMs: 0 }).start();
+    track(() => link.close());
+    const err = await link.ready(10_000).then(() => undefined, (e: unknown) => e);
+    expect(err).to.have.property('code', ErrorCode.PROTOCOL);
+    expect((err as Error).message).to.contain('v3').and.to.contain(`v${PROTOCOL_VERSION}`);
+  });
+
+  it('an ack is not a confirmation: a commit acked without its "received" fails the send with PROTOCOL', async () => {
+    const src = await tmpDir('relay-src-');
+    // Over --small-max: offered, sent in a chunk and committed.
+    const f = await randomFile(src, 300_000, 'x.bin');
+    const url = await fakeReceiver({
+      heartbeat: beat(PROTOCOL_VERSION),
+      offer: () => ({ ok: true, lease: 'fake-lease', offset: 0, tookOver: false }),
+      chunk: (frame) => ({ ok: true, offset: (frame.offset as number) + (frame.data as Uint8Array).length, taken: true }),
+      // A receiver that would have the sender believe it, without ever saying "received".
+      commit: () => ({ ok: true }),
+    });
+    const res = await send([f.path], [url]);
+    expect(res.ok).to.equal(false);
+    expect(res.received).to.have.length(0);
+    expect(res.failed.map((e) => [e.code, e.message])).to.deep.equal([[ErrorCode.PROTOCOL, `receiver ${url} acked the commit without a "received" confirmation`]]);
+  });
+
   it('a sender validates replies like requests: a malformed reply or an unknown error code is PROTOCOL', async () => {
     const url = await fakeReceiver({
       heartbeat: beat(PROTOCOL_VERSION),
@@ -94,7 +120,7 @@ describe('bounds: what a peer sends is checked before it is used', () => {
     const chunk = await link.request('chunk', { lease: 't', offset: 0, crc: 0, data: Buffer.from('x') }, 5000).catch((e: unknown) => e);
     expect(chunk).to.have.property('code', ErrorCode.PROTOCOL);
     expect((chunk as Error).message).to.contain('EMFILE');
-    const commit = await link.request('commit', { lease: 't', sha256: 'a'.repeat(64) }, 5000).catch((e: unknown) => e);
+    const commit = await commitFile(link, { lease: 't', sha256: 'a'.repeat(64) }, 5000).catch((e: unknown) => e);
     expect(commit).to.have.property('code', ErrorCode.PROTOCOL);
   });
 

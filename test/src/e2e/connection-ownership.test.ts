@@ -8,7 +8,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { ErrorCode, MAX_CHUNK_SIZE, PARTIAL_DIR, RelayError } from '@relayer/common';
 import {
-  captureLogger, chunkOf, closeAll, connectedLink, eventually, expectRejectsCode, MiB, randomFile, rawClient, send, sha256File, startReceiver,
+  captureLogger, chunkOf, closeAll, commitFile, connectedLink, eventually, expectRejectsCode, MiB, randomFile, rawClient, send, sha256File, startReceiver,
   tmpDir, track, type SendResult,
 } from '../support/util.js';
 
@@ -156,7 +156,7 @@ describe('connection ownership: a connection owns only what it can use, and only
     expect(acks.every((a) => a.status === 'fulfilled'), JSON.stringify(acks.filter((a) => a.status === 'rejected'))).to.equal(true);
     // The budget plus the one message read before reading stopped.
     expect(r.stats().peakBufferedBytes).to.be.at.most(budget + chunk);
-    const done = await link.request('commit', { lease: o.lease, sha256: sha(bytes) }, 10_000);
+    const done = await commitFile(link, { lease: o.lease, sha256: sha(bytes) }, 10_000);
     expect(await sha256File(done.path)).to.equal(sha(bytes));
   });
 

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { ErrorCode, RelayError } from '@relayer/common';
 import { FaultProxy } from '../support/proxy.js';
 import {
-  captureLogger, chunkOf, closeAll, connectedLink, MiB, partialEntries, randomFile, send, sha256File, startReceiver,
+  captureLogger, chunkOf, closeAll, commitFile, connectedLink, MiB, partialEntries, randomFile, send, sha256File, startReceiver,
   tmpDir, track, type SendResult,
 } from '../support/util.js';
 
@@ -67,7 +67,7 @@ describe('contention: several senders, one name', () => {
         const ack = await linkB.request('chunk', chunkOf(b.lease, off, bytes.subarray(off, off + MiB)), 10_000);
         expect(ack.offset, at).to.equal(off + MiB);
       }
-      const done = await linkB.request('commit', { lease: b.lease, sha256: digest }, 10_000);
+      const done = await commitFile(linkB, { lease: b.lease, sha256: digest }, 10_000);
       expect(done.sha256, at).to.equal(digest);
       expect(await sha256File(path.join(r.dir, name)), at).to.equal(digest);
       linkA.close();

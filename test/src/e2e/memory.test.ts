@@ -50,10 +50,13 @@ describe('memory: the receiver process stays bounded whatever a sender does', ()
     const sha = createHash('sha256');
     for (let i = 0; i < n; i++) sha.update(chunk);
     const digest = sha.digest('hex');
-    const done = await client.request<{ path: string }>('commit', { lease: offer.lease, sha256: digest }, 60_000);
+    const done = await client.request('commit', { lease: offer.lease, sha256: digest }, 60_000);
     if (!done.ok) throw new Error(`commit refused: ${JSON.stringify(done.error)}`);
-    expect(path.basename(done.path)).to.equal('flood.bin');
-    expect(await sha256File(done.path)).to.equal(digest);
+    // Its confirmation came before the ack, as a "received" event.
+    const [confirmed] = client.received.at(-1) as Array<{ lease: string; path: string }>;
+    expect(confirmed!.lease).to.equal(offer.lease);
+    expect(path.basename(confirmed!.path)).to.equal('flood.bin');
+    expect(await sha256File(confirmed!.path)).to.equal(digest);
     // ...and the receiver still serves a normal send.
     const f = await randomFile(await tmpDir(), 20 * MiB, 'after.bin');
     const res = await send([f.path], [r.url], { as: 'after.bin' });

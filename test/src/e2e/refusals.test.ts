@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { ErrorCode, PARTIAL_DIR } from '@relayer/common';
 import type { Link } from '@relayer/agent-sender';
 import {
-  chunkOf, closeAll, connectedLink, expectRejectsCode, MiB, partialEntries, publishedEntries, randomFile, send,
+  chunkOf, closeAll, commitFile, connectedLink, expectRejectsCode, MiB, partialEntries, publishedEntries, randomFile, send,
   sha256File, startReceiver, tmpDir, type TestReceiver,
 } from '../support/util.js';
 
@@ -149,7 +149,7 @@ describe('refusals: every refusal has its code, and leaves nothing under the fin
       expect(dup).to.deep.equal({ offset: 10_000, taken: false });
       const next = await link.request('chunk', chunkOf(transfer, 10_000, bytes.subarray(10_000)), 5000);
       expect(next).to.deep.equal({ offset: size, taken: true });
-      const done = await link.request('commit', { lease: transfer, sha256: sha(bytes) }, 5000);
+      const done = await commitFile(link, { lease: transfer, sha256: sha(bytes) }, 5000);
       expect(await sha256File(done.path)).to.equal(sha(bytes));
     });
 
@@ -164,7 +164,7 @@ describe('refusals: every refusal has its code, and leaves nothing under the fin
       await expectRejectsCode(link.request('chunk', { ...good, data: flipped }, 5000), ErrorCode.CHECKSUM);
       const ack = await link.request('chunk', good, 5000);
       expect(ack.offset).to.equal(size);
-      const done = await link.request('commit', { lease: transfer, sha256: sha(bytes) }, 5000);
+      const done = await commitFile(link, { lease: transfer, sha256: sha(bytes) }, 5000);
       expect(done).to.include({ name: 'raw.bin', size, sha256: sha(bytes), unchanged: false });
       expect(await sha256File(path.join(r.dir, 'raw.bin'))).to.equal(sha(bytes));
       expect(await partialEntries(r.dir)).to.deep.equal([]);
@@ -173,24 +173,24 @@ describe('refusals: every refusal has its code, and leaves nothing under the fin
     it('refuses a commit with the wrong sha256 with CHECKSUM: nothing renamed, partial removed', async () => {
       await link.request('chunk', chunkOf(transfer, 0, bytes), 5000);
       const wrong = sha(Buffer.from('something else'));
-      await expectRejectsCode(link.request('commit', { lease: transfer, sha256: wrong }, 5000), ErrorCode.CHECKSUM);
+      await expectRejectsCode(commitFile(link, { lease: transfer, sha256: wrong }, 5000), ErrorCode.CHECKSUM);
       await expectNothingWritten(r);
-      await expectRejectsCode(link.request('commit', { lease: transfer, sha256: sha(bytes) }, 5000), ErrorCode.UNKNOWN_TRANSFER);
+      await expectRejectsCode(commitFile(link, { lease: transfer, sha256: sha(bytes) }, 5000), ErrorCode.UNKNOWN_TRANSFER);
     });
 
     it('refuses a commit before all bytes arrived with OFFSET and keeps the transfer open for the rest', async () => {
       await link.request('chunk', chunkOf(transfer, 0, bytes.subarray(0, 60_000)), 5000);
-      await expectRejectsCode(link.request('commit', { lease: transfer, sha256: sha(bytes) }, 5000), ErrorCode.OFFSET);
+      await expectRejectsCode(commitFile(link, { lease: transfer, sha256: sha(bytes) }, 5000), ErrorCode.OFFSET);
       expect(await exists(path.join(r.dir, 'raw.bin'))).to.equal(false);
       await link.request('chunk', chunkOf(transfer, 60_000, bytes.subarray(60_000)), 5000);
-      const done = await link.request('commit', { lease: transfer, sha256: sha(bytes) }, 5000);
+      const done = await commitFile(link, { lease: transfer, sha256: sha(bytes) }, 5000);
       expect(done.sha256).to.equal(sha(bytes));
     });
 
     it('only the connection holding a transfer may write to it', async () => {
       const other = await connectedLink(r.url);
       await expectRejectsCode(other.request('chunk', chunkOf(transfer, 0, bytes), 5000), ErrorCode.UNKNOWN_TRANSFER);
-      await expectRejectsCode(other.request('commit', { lease: transfer, sha256: sha(bytes) }, 5000), ErrorCode.UNKNOWN_TRANSFER);
+      await expectRejectsCode(commitFile(other, { lease: transfer, sha256: sha(bytes) }, 5000), ErrorCode.UNKNOWN_TRANSFER);
       // ...and the rightful owner is unaffected.
       expect((await link.request('chunk', chunkOf(transfer, 0, bytes), 5000)).offset).to.equal(size);
     });
@@ -210,7 +210,7 @@ describe('refusals: every refusal has its code, and leaves nothing under the fin
         await expectRejectsCode(link.request('chunk', { ...c, crc: (c.crc ^ 1) >>> 0 }, 5000), ErrorCode.CHECKSUM);
         await link.request('chunk', c, 5000);
       }
-      await expectRejectsCode(link.request('commit', { lease: transfer, sha256: sha(Buffer.alloc(1)) }, 5000), ErrorCode.CHECKSUM);
+      await expectRejectsCode(commitFile(link, { lease: transfer, sha256: sha(Buffer.alloc(1)) }, 5000), ErrorCode.CHECKSUM);
       const second = await link.request('offer', { name: 'bad2.bin', size: 10, mtimeMs: 1 }, 5000);
       await expectRejectsCode(link.request('chunk', chunkOf(second.lease, 5, Buffer.alloc(6)), 5000), ErrorCode.OFFSET);
       await expectRejectsCode(link.request('offer', { name: '../bad3.bin', size: 1, mtimeMs: 1 }, 5000), ErrorCode.BAD_NAME);

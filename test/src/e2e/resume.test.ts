@@ -6,7 +6,7 @@ import { ErrorCode, PARTIAL_DIR } from '@relayer/common';
 import { partialKey } from '@relayer/agent-receiver';
 import { FaultProxy } from '../support/proxy.js';
 import {
-  chunkOf, closeAll, connectedLink, freePort, MiB, partialEntries, randomFile, send, sha256File, startReceiver,
+  chunkOf, closeAll, commitFile, connectedLink, freePort, MiB, partialEntries, randomFile, send, sha256File, startReceiver,
   startReceiverProcess, tmpDir, track, type ReceiverProcess,
 } from '../support/util.js';
 
@@ -142,7 +142,7 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
       await link.request('chunk', chunkOf(changed.lease, 0, fresh.subarray(0, half)), 5000);
       await link.request('chunk', chunkOf(changed.lease, half, fresh.subarray(half)), 5000);
       const sha256 = createHash('sha256').update(fresh).digest('hex');
-      const done = await link.request('commit', { lease: changed.lease, sha256 }, 5000);
+      const done = await commitFile(link, { lease: changed.lease, sha256 }, 5000);
       expect(done.sha256).to.equal(sha256);
       expect(await sha256File(path.join(r.dir, 'v.bin'))).to.equal(sha256);
     });
@@ -185,7 +185,7 @@ describe('resume: an interrupted transfer continues where the receiver stopped',
       expect(again.offset).to.equal(half);
       await link2.request('chunk', chunkOf(again.lease, half, bytes.subarray(half)), 5000);
       const sha256 = createHash('sha256').update(bytes).digest('hex');
-      const err = await link2.request('commit', { lease: again.lease, sha256 }, 5000).catch((e: unknown) => e);
+      const err = await commitFile(link2, { lease: again.lease, sha256 }, 5000).catch((e: unknown) => e);
       expect(err).to.have.property('code', ErrorCode.CHECKSUM);
       expect(await partialEntries(dir)).to.deep.equal([]);
     });

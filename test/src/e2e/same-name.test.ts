@@ -4,7 +4,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { ErrorCode } from '@relayer/common';
 import {
-  chunkOf, closeAll, connectedLink, expectRejectsCode, MiB, partialEntries, publishedEntries, randomFile, send, sha256File,
+  chunkOf, closeAll, commitFile, connectedLink, expectRejectsCode, MiB, partialEntries, publishedEntries, randomFile, send, sha256File,
   startReceiver, tmpDir,
 } from '../support/util.js';
 
@@ -23,7 +23,7 @@ describe('one name, several requests: a receiver keeps at most one transfer per 
       await link.request('chunk', chunkOf(o.lease, MiB, bytes.subarray(MiB)), 5000);
       // Not awaited in between: both are on the wire before the receiver answers either.
       const [committed, next] = await Promise.all([
-        link.request('commit', { lease: o.lease, sha256: sha(bytes) }, 5000),
+        commitFile(link, { lease: o.lease, sha256: sha(bytes) }, 5000),
         link.request('offer', { name: 'x.bin', size: 100, mtimeMs: 2 }, 5000),
       ]);
       expect(committed.sha256).to.equal(sha(bytes));
@@ -45,7 +45,7 @@ describe('one name, several requests: a receiver keeps at most one transfer per 
     expect(b.lease).to.not.equal(a.lease);
     await expectRejectsCode(first.request('chunk', chunkOf(a.lease, 100_000, bytes.subarray(100_000)), 5000), ErrorCode.UNKNOWN_TRANSFER);
     await second.request('chunk', chunkOf(b.lease, 100_000, bytes.subarray(100_000)), 5000);
-    const done = await second.request('commit', { lease: b.lease, sha256: sha(bytes) }, 5000);
+    const done = await commitFile(second, { lease: b.lease, sha256: sha(bytes) }, 5000);
     expect(await sha256File(done.path)).to.equal(sha(bytes));
   });
 
@@ -70,7 +70,7 @@ describe('one name, several requests: a receiver keeps at most one transfer per 
     const o = await link.request('offer', { name: 'sub/z.bin', size: bytes.length, mtimeMs: 1 }, 5000);
     await link.request('chunk', chunkOf(o.lease, 0, bytes), 5000);
     await symlink(outside, path.join(r.dir, 'sub'));
-    await expectRejectsCode(link.request('commit', { lease: o.lease, sha256: sha(bytes) }, 5000), ErrorCode.BAD_NAME);
+    await expectRejectsCode(commitFile(link, { lease: o.lease, sha256: sha(bytes) }, 5000), ErrorCode.BAD_NAME);
     expect(await publishedEntries(outside)).to.deep.equal([]);
     expect(await partialEntries(r.dir)).to.deep.equal([]);
     // Once the symlink is gone the same file can be sent again from scratch.

@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { expect } from 'chai';
-import { ErrorCode, MAX_CHUNK_SIZE, MAX_PUT_FILES, PARTIAL_DIR, type PutReply } from '@relayer/common';
+import { ErrorCode, MAX_CHUNK_SIZE, MAX_PUT_FILES, MAX_PUT_ID, PARTIAL_DIR, type PutReply, type ReceivedFrame } from '@relayer/common';
 import { TRANSFER_DEFAULTS } from '@relayer/agent-sender';
 import { FaultProxy } from '../support/proxy.js';
 import { count, scrape } from '../support/metrics.js';
@@ -92,6 +92,7 @@ describe('small files travel whole: many per put frame, each verified, durable a
     const good = randomBytes(1000);
     const bad = randomBytes(1000);
     const reply = await c.request<PutReply>('put', {
+      id: 'p1',
       files: [
         { name: 'good.bin', sha256: sha(good), data: good },
         { name: 'bad.bin', sha256: sha(randomBytes(1000)), data: bad },
@@ -100,8 +101,12 @@ describe('small files travel whole: many per put frame, each verified, durable a
     expect(reply.ok).to.equal(true);
     if (!reply.ok) return;
     const [g, b] = reply.results;
-    expect(g).to.deep.include({ ok: true });
-    expect(g!.ok && g!.received).to.include({ name: 'good.bin', size: 1000, sha256: sha(good), unchanged: false });
+    expect(g).to.deep.equal({ ok: true });
+    // The confirmation is the "received" event, which came before the ack: the good file only, under put id:index.
+    expect(c.received).to.have.length(1);
+    const frames = c.received[0] as ReceivedFrame[];
+    expect(frames).to.have.length(1);
+    expect(frames[0]).to.include({ lease: 'p1:0', name: 'good.bin', size: 1000, sha256: sha(good), unchanged: false });
     expect(b).to.deep.include({ ok: false });
     expect(!b!.ok && b!.error.code).to.equal(ErrorCode.CHECKSUM);
     expect(await readdir(r.dir)).to.deep.equal([PARTIAL_DIR, 'good.bin'].sort());
@@ -114,13 +119,17 @@ describe('small files travel whole: many per put frame, each verified, durable a
     const one = (name: string, data: Uint8Array = Buffer.alloc(10)) => ({ name, sha256: sha(data), data });
     const cases: unknown[] = [
       {},
-      { files: [] },
-      { files: 'x' },
-      { files: Array.from({ length: MAX_PUT_FILES + 1 }, (_, i) => one(`n${i}`)) },
-      { files: [one('a'), { name: 'b', sha256: 'nothex', data: Buffer.alloc(1) }] },
-      { files: [{ name: 'c', sha256: sha(Buffer.alloc(1)), data: 'not bytes' }] },
+      { id: 'x', files: [] },
+      { id: 'x', files: 'x' },
+      { id: 'x', files: Array.from({ length: MAX_PUT_FILES + 1 }, (_, i) => one(`n${i}`)) },
+      { id: 'x', files: [one('a'), { name: 'b', sha256: 'nothex', data: Buffer.alloc(1) }] },
+      { id: 'x', files: [{ name: 'c', sha256: sha(Buffer.alloc(1)), data: 'not bytes' }] },
       // Over the frame budget in total, though each file is within the per-file limit.
-      { files: [one('d', Buffer.alloc(MAX_CHUNK_SIZE / 2)), one('e', Buffer.alloc(MAX_CHUNK_SIZE / 2 + 1))] },
+      { id: 'x', files: [one('d', Buffer.alloc(MAX_CHUNK_SIZE / 2)), one('e', Buffer.alloc(MAX_CHUNK_SIZE / 2 + 1))] },
+      // Without an id its confirmations could not be told apart, or with one too long for their leases.
+      { files: [one('f')] },
+      { id: '', files: [one('g')] },
+      { id: 'i'.repeat(MAX_PUT_ID + 1), files: [one('h')] },
     ];
     for (const frame of cases) {
       const reply = await c.request('put', frame);

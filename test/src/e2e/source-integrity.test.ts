@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { ErrorCode, PARTIAL_DIR } from '@relayer/common';
 import { partialKey } from '@relayer/agent-receiver';
 import {
-  chunkOf, closeAll, connectedLink, MiB, partialEntries, publishedEntries, randomFile, send, sha256File, startReceiver,
+  chunkOf, closeAll, commitFile, connectedLink, MiB, partialEntries, publishedEntries, randomFile, send, sha256File, startReceiver,
   tmpDir, type RandomFile,
 } from '../support/util.js';
 
@@ -116,7 +116,7 @@ describe('source integrity: what is published is exactly one version of the sour
         expect(mode.toString(8), `${key}.${ext}`).to.equal('600');
       }
       await link.request('chunk', chunkOf(offer.lease, MiB, bytes.subarray(MiB)), 5000);
-      const done = await link.request('commit', { lease: offer.lease, sha256: sha(bytes) }, 5000);
+      const done = await commitFile(link, { lease: offer.lease, sha256: sha(bytes) }, 5000);
       expect(done.path).to.equal(path.join(r.dir, 'mode.bin'));
       expect(((await stat(done.path)).mode & 0o777).toString(8)).to.equal('644');
     });

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { Receiver } from '@relayer/agent-receiver';
 import { Link, sendDirect, type JobEvent, type TransferOptions } from '@relayer/agent-sender';
+import type { CommitFrame, ReceivedFrame } from '@relayer/common';
 import { tmpDir } from './files.js';
 import { testLogger, track } from './lifecycle.js';
 
@@ -59,4 +60,18 @@ export async function send(
     received: events.filter((e): e is SendResult['received'][number] => e.type === 'received'),
     failed: events.filter((e): e is SendResult['failed'][number] => e.type === 'failed'),
   };
+}
+
+/** A commit through `link`, resolving with its confirmation: the "received" that must come before its ack. */
+export async function commitFile(link: Link, frame: CommitFrame, timeoutMs: number): Promise<ReceivedFrame> {
+  const confirmation = link.expectReceived(frame.lease);
+  try {
+    await link.request('commit', frame, timeoutMs);
+  } catch (err) {
+    confirmation.take();
+    throw err;
+  }
+  const received = confirmation.take();
+  if (!received) throw new Error(`the commit of ${frame.lease} was acked without a "received" confirmation`);
+  return received;
 }

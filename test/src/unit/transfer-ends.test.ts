@@ -107,7 +107,7 @@ describe('TransferRegistry: one end event per end of a transfer', () => {
     const a = owner('a');
     const held = await reg.offer(a, { name: 'x.bin', size: 10, mtimeMs: 1 });
     const small = Buffer.from('hello');
-    const reply = await reg.put(a, { files: [
+    const reply = await reg.put(a, { id: 'p', files: [
       { name: 'x.bin', sha256: sha(small), data: small },
       { name: 'y.bin', sha256: sha(small), data: small },
       { name: 'big.bin', sha256: sha(Buffer.alloc(1001)), data: Buffer.alloc(1001) },
@@ -115,7 +115,7 @@ describe('TransferRegistry: one end event per end of a transfer', () => {
     expect(reply.results.map((r) => r.ok)).to.deep.equal([true, true, false]);
     expect(ends).to.deep.include({ outcome: Outcome.SUPERSEDED, lease: held.lease });
     expect(ends.filter((e) => e.outcome !== Outcome.SUPERSEDED)).to.deep.equal([
-      { outcome: Outcome.PUBLISHED }, { outcome: Outcome.PUBLISHED }, { outcome: Outcome.REFUSED, code: ErrorCode.TOO_LARGE },
+      { outcome: Outcome.PUBLISHED, bytes: 5 }, { outcome: Outcome.PUBLISHED, bytes: 5 }, { outcome: Outcome.REFUSED, code: ErrorCode.TOO_LARGE },
     ]);
     expect([reg.active, reg.reserved]).to.deep.equal([0, 0]);
   });

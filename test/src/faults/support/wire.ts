@@ -10,8 +10,8 @@ import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
 
 export const WIRE = {
-  /** Protocol v3 (common/src/events.ts PROTOCOL_VERSION): the handshake names it, else the receiver refuses. */
-  protocol: 3,
+  /** Protocol v4 (common/src/frames.ts PROTOCOL_VERSION): the handshake names it, else the receiver refuses. */
+  protocol: 4,
   events: { offer: 'offer', chunk: 'chunk', identical: 'identical', commit: 'commit', put: 'put', abort: 'abort', heartbeat: 'heartbeat' },
   /** The per-attempt id an accepted offer returns and the other requests carry (`transfer` in protocol v1). */
   idField: 'lease',
@@ -25,8 +25,8 @@ export const WIRE = {
   identical: (id: string, sha256: string): Record<string, unknown> => ({ [WIRE.idField]: id, sha256 }),
   commit: (id: string, sha256: string): Record<string, unknown> => ({ [WIRE.idField]: id, sha256 }),
   abort: (id: string): Record<string, unknown> => ({ [WIRE.idField]: id }),
-  /** Small files whole (protocol v3): each with its name, sha256 and bytes. */
-  put: (files: Array<{ name: unknown; sha256: unknown; data: unknown }>): Record<string, unknown> => ({ files }),
+  /** Small files whole (protocol v4): the frame's id, and each file with its name, sha256 and bytes. */
+  put: (files: Array<{ name: unknown; sha256: unknown; data: unknown }>): Record<string, unknown> => ({ id: `p${Date.now()}`, files }),
   heartbeat: (seq: number): Record<string, unknown> => ({ seq, sentAt: Date.now(), intervalMs: 1000 }),
 };
 
