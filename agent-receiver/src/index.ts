@@ -1,6 +1,6 @@
 export { Receiver } from './receiver.js';
 export { createSocketServer, closeAfterRefusal, SenderSocket, type SocketServer } from './session/sender-socket.js';
-export { RECEIVER_DEFAULTS, resolveReceiverOptions, type ReceiverOptions } from './options.js';
+export { RECEIVER_DEFAULTS, RECEIVER_NODE_FLAGS, resolveReceiverOptions, type ReceiverOptions } from './options.js';
 export { PartialStore, partialKey, type OpenedPartial } from './store/partial-store.js';
 export { FileHasher, mainThreadDigest, defaultHashThreads, INLINE_DIGEST_MAX, type FileDigest, type FileHasherOptions } from '@relayer/common/file-hasher';
 export { IncomingTransfer, TransferState } from './transfer/incoming-transfer.js';

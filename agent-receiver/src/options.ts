@@ -62,6 +62,14 @@ export interface ReceiverOptions {
   logger: Logger;
 }
 
+/**
+ * The Node flags relay-receiver starts itself with (its bin's first lines are sh, which execs Node with
+ * them on the same file: Node refuses them in NODE_OPTIONS). The bin spells them for sh; this is the same
+ * list for whoever starts the receiver as `node <flags> <bin>` (tests, bench, demo), and
+ * test/src/unit/node-options.test.ts checks that a running bin has exactly these.
+ */
+export const RECEIVER_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=56'];
+
 export const RECEIVER_DEFAULTS = {
   host: '0.0.0.0',
   port: DEFAULT_PORT,
