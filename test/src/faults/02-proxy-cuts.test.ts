@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { expect } from 'chai';
-import { ChaosProxy } from './support/chaos-proxy.js';
+import { FaultProxy } from '../support/proxy.js';
 import { expectIdentical, expectNoTornFile, expectStillServing, partialEntries } from './support/checks.js';
 import { Cleanup, delay, figure, mib, MiB, oneGiBSource, randInt, StatsSampler, tmpDir } from './support/harness.js';
 import { describeSend, freePort, socketPathIn, startAgent, startReceiver, startSend } from './support/processes.js';
@@ -25,7 +25,7 @@ describe('faults 2: 50 random cuts, stalls and throttling through a TCP proxy in
     const inbox = await tmpDir(cleanup, 'rlyf-inbox-');
     const work = await tmpDir(cleanup, 'rlyf-src-');
     const receiver = await startReceiver(cleanup, { dir: inbox, port: await freePort() });
-    const proxy = new ChaosProxy(receiver.spec.port);
+    const proxy = new FaultProxy(receiver.spec.port);
     await proxy.start();
     cleanup.add('close proxy', () => proxy.close());
     // Spread the cuts over the first GiB of the stream, at least 4 MiB apart, so each connection moves on.
