@@ -9,11 +9,12 @@
  * a regular file, and the same version after the read as before it.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { createError, describeErrno, elide, ErrorCode, toRelayError } from '@relayer/common';
 import { sameVersion } from '../transfer/local-source.js';
 import { isRecordedFolder, rootMoved, rootOf, type FixedRoot } from './sources.js';
+import { descriptorPath } from './descriptor-path.js';
 import type { ReadRequest, ReadResponse, ReadResult } from './small-file-reader.js';
 
 /** Roots checked once per batch: each still the folder recorded at start (or not). */
@@ -25,17 +26,6 @@ function rootChecker(roots: readonly FixedRoot[]): (real: string, file: string) 
     if (ok === undefined) still.set(root, (ok = isRecordedFolder(root, lstatSync(root.real, { throwIfNoEntry: false }))));
     if (!ok) throw rootMoved(root, file);
   };
-}
-
-function descriptorPath(fd: number, file: string): string {
-  try {
-    return readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    const real = realpathSync(file);
-    const [a, b] = [fstatSync(fd), statSync(real)];
-    if (a.ino !== b.ino || a.dev !== b.dev) throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: it changed while being checked`);
-    return real;
-  }
 }
 
 function readOne(file: string, max: number, check: ((real: string, file: string) => void) | undefined, alloc: (size: number) => Buffer): ReadResult {

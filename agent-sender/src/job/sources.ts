@@ -1,12 +1,13 @@
 /** Turns the paths a user named into the files to send and the names they get on the receiver. */
 import { isUtf8 } from 'node:buffer';
 import { constants as fsConstants, type Dirent } from 'node:fs';
-import { lstat, open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { checkName, createError, describeErrno, elide, ErrorCode, isRelayError, quoteName } from '@relayer/common';
 import { MAX_FILES_PER_JOB, SIZING_PARALLEL } from '../limits.js';
 import { FileList, type SourceFile } from './file-list.js';
 import { describeSkipped, SkipKind, type SkippedEntry, type UnsendableEntry } from './job-events.js';
+import { descriptorPath } from './descriptor-path.js';
 
 export interface Sources {
   files: FileList;
@@ -248,22 +249,10 @@ export async function openAllowed(file: string, allowRoots: AllowRoots): Promise
     throw createError(ErrorCode.SOURCE, `cannot read ${elide(file)}: ${describeErrno(err.code ?? 'EIO')}`);
   });
   try {
-    await allowRoots.assertUnder(await descriptorPath(fh, file), file);
+    await allowRoots.assertUnder(descriptorPath(fh.fd, file), file);
     return fh;
   } catch (err) {
     await fh.close();
     throw err;
-  }
-}
-
-async function descriptorPath(fh: FileHandle, file: string): Promise<string> {
-  try {
-    return await readlink(`/proc/self/fd/${fh.fd}`);
-  } catch {
-    // No /proc: resolve the name, then make sure it still names the file that is open.
-    const real = await realpath(file);
-    const [a, b] = await Promise.all([fh.stat(), stat(real)]);
-    if (a.ino !== b.ino || a.dev !== b.dev) throw createError(ErrorCode.NOT_ALLOWED, `refused ${file}: it changed while being checked`);
-    return real;
   }
 }
