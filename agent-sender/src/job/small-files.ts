@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   createError, ErrorCode, fromWireError, MAX_CHUNK_SIZE, MAX_PUT_FILES, putFileCost, putLease,
-  type PutResult, type ReceivedFrame, type RelayError,
+  type ReceivedFrame, type RelayError,
 } from '@relayer/common';
 import { BATCH_LIMITS } from '../limits.js';
 import type { Link } from '../link/link.js';
@@ -56,16 +56,9 @@ export function* planBatches(files: Iterable<SourceFile>, limits: BatchLimits = 
  */
 export async function putBatch(link: Link, files: readonly SmallFile[], timeoutMs: number): Promise<Array<ReceivedFrame | RelayError>> {
   const id = randomUUID();
-  const confirmations = files.map((_, i) => link.expectReceived(putLease(id, i)));
-  let results: PutResult[];
-  try {
-    ({ results } = await link.request('put', { id, files: files.map((f) => ({ name: f.source.name, sha256: f.sha256, data: f.data })) }, timeoutMs));
-  } catch (err) {
-    // No waiter outlives its request.
-    for (const c of confirmations) c.take();
-    throw err;
-  }
-  const received = confirmations.map((c) => c.take());
+  const leases = files.map((_, i) => putLease(id, i));
+  const frame = { id, files: files.map((f) => ({ name: f.source.name, sha256: f.sha256, data: f.data })) };
+  const { reply: { results }, received } = await link.requestConfirming('put', frame, timeoutMs, leases);
   if (results.length !== files.length) {
     throw createError(ErrorCode.PROTOCOL, `receiver ${link.name} answered ${results.length} results for ${files.length} files`);
   }

@@ -74,7 +74,7 @@ export class Link extends EventEmitter<LinkEvents> {
   status: ReceiverStatus | null = null;
   lastError: RelayError | null = null;
   private socket: ReceiverSocket;
-  /** Commits waiting for their "received", by lease (see expectReceived). */
+  /** Requests waiting for their "received", by lease (see requestConfirming). */
   private readonly confirmations = new Map<string, ReceivedFrame | undefined>();
   private readonly auth: HandshakeAuth;
   private readonly ca: LinkOptions['ca'];
@@ -337,20 +337,28 @@ export class Link extends EventEmitter<LinkEvents> {
   }
 
   /**
-   * Watches for the receiver's "received" of `lease` (call it before the request that may confirm it: a
-   * commit, an identical check, a put): the waiter is found by its lease, not by a listener per transfer.
-   * `take()` after the request's ack returns the confirmation, if one came (Socket.IO keeps order: it comes
-   * before the ack), and stops watching.
+   * Sends a request that may confirm files (a commit, an identical check, a put) and gives its reply with
+   * the "received" of each of `leases` that came before it (Socket.IO keeps order: a confirmation comes
+   * before its ack), undefined for one that did not. Waiters are found by lease, not by a listener each,
+   * and none outlives its request.
    */
-  expectReceived(lease: string): { take(): ReceivedFrame | undefined } {
-    this.confirmations.set(lease, undefined);
-    return {
-      take: () => {
-        const frame = this.confirmations.get(lease);
-        this.confirmations.delete(lease);
-        return frame;
-      },
-    };
+  async requestConfirming<E extends RequestName>(
+    event: E, frame: RequestOf<E>, timeoutMs: number, leases: readonly string[],
+  ): Promise<{ reply: ReplyOf<E>; received: Array<ReceivedFrame | undefined> }> {
+    for (const lease of leases) this.confirmations.set(lease, undefined);
+    const take = (): Array<ReceivedFrame | undefined> => leases.map((lease) => {
+      const frame = this.confirmations.get(lease);
+      this.confirmations.delete(lease);
+      return frame;
+    });
+    let reply: ReplyOf<E>;
+    try {
+      reply = await this.request(event, frame, timeoutMs);
+    } catch (err) {
+      take();
+      throw err;
+    }
+    return { reply, received: take() };
   }
 
   /** A "received" event: only the leases a commit, identical check or put is waiting for are kept. */

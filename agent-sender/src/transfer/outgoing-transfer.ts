@@ -166,6 +166,8 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     const offer = await this.link.request('offer', frame, this.opts.ackTimeoutMs);
     const vouched = this.vouched || offer.offset === 0;
     this.vouched = true;
+    // A receiver cannot hold more than the file: an offset past its end would have the hash read past it.
+    if (offer.offset > source.size) throw createError(ErrorCode.PROTOCOL, `receiver ${this.link.name} offered to resume ${this.name} at ${offer.offset}, past its ${source.size} bytes`);
     if (vouched) return offer;
     // Our hash may have run ahead of the receiver's offset (chunks read for the window): compare at it.
     const ours = await this.hash.digestAt(offer.offset, (position, buf, length) => source.readInto(buf, length, position), this.opts.chunkSize);
@@ -197,10 +199,10 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
       if (offer.existingSize === source.size && offer.offset < source.size) {
         // The receiver has a file of this size: ask whether it is these bytes before sending one.
         const sha256 = await this.fileSha256(source);
-        const { identical, received } = await this.awaitingReceived(offer.lease, () => this.link.request('identical', { lease: offer.lease, sha256 }, this.opts.ackTimeoutMs));
-        if (identical) {
+        const { reply, received } = await this.link.requestConfirming('identical', { lease: offer.lease, sha256 }, this.opts.ackTimeoutMs, [offer.lease]);
+        if (reply.identical) {
           log.info('receiver already holds these exact bytes');
-          return this.confirmed(received, sha256, 'its identical check');
+          return this.confirmed(received[0], sha256, 'its identical check');
         }
       }
       this.setState(OutgoingState.SENDING);
@@ -267,21 +269,8 @@ export class OutgoingTransfer extends EventEmitter<OutgoingEvents> {
     this.setState(OutgoingState.COMMITTING);
     // Verifying is instant on the receiver, but fsync of a large file is not.
     const timeout = this.opts.ackTimeoutMs + Math.ceil(this.size / (20 * 1024 * 1024)) * 1000;
-    const { received } = await this.awaitingReceived(lease, () => this.link.request('commit', { lease, sha256 }, timeout));
-    return this.confirmed(received, sha256, 'the commit');
-  }
-
-  /** Runs a request that may confirm `lease`, and gives its ack with the "received" that came before it, if any. */
-  private async awaitingReceived<T extends object>(lease: string, request: () => Promise<T>): Promise<T & { received: ReceivedFrame | undefined }> {
-    const confirmation = this.link.expectReceived(lease);
-    let ack: T;
-    try {
-      ack = await request();
-    } catch (err) {
-      confirmation.take();
-      throw err;
-    }
-    return { ...ack, received: confirmation.take() };
+    const { received } = await this.link.requestConfirming('commit', { lease, sha256 }, timeout, [lease]);
+    return this.confirmed(received[0], sha256, 'the commit');
   }
 
   /** The "received" that must have come before the ack of `what`: this file, these bytes, or the send fails. */

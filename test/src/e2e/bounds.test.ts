@@ -104,6 +104,21 @@ describe('bounds: what a peer sends is checked before it is used', () => {
     expect(res.failed.map((e) => [e.code, e.message])).to.deep.equal([[ErrorCode.PROTOCOL, `receiver ${url} acked the commit without a "received" confirmation`]]);
   });
 
+  it('a receiver offering to resume past the end of the file is refused (PROTOCOL) before anything is read for it', async () => {
+    const src = await tmpDir('relay-src-');
+    const f = await randomFile(src, 300_000, 'x.bin');
+    let chunks = 0;
+    const url = await fakeReceiver({
+      heartbeat: beat(PROTOCOL_VERSION),
+      offer: () => ({ ok: true, lease: 'fake-lease', offset: 300_001, prefixSha256: 'a'.repeat(64), tookOver: false }),
+      chunk: () => (chunks++, { ok: true, offset: 0, taken: false }),
+    });
+    const res = await send([f.path], [url]);
+    expect(res.ok).to.equal(false);
+    expect(chunks).to.equal(0);
+    expect(res.failed.map((e) => [e.code, e.message])).to.deep.equal([[ErrorCode.PROTOCOL, `receiver ${url} offered to resume x.bin at 300001, past its 300000 bytes`]]);
+  });
+
   it('a sender validates replies like requests: a malformed reply or an unknown error code is PROTOCOL', async () => {
     const url = await fakeReceiver({
       heartbeat: beat(PROTOCOL_VERSION),

@@ -64,14 +64,7 @@ export async function send(
 
 /** A commit through `link`, resolving with its confirmation: the "received" that must come before its ack. */
 export async function commitFile(link: Link, frame: CommitFrame, timeoutMs: number): Promise<ReceivedFrame> {
-  const confirmation = link.expectReceived(frame.lease);
-  try {
-    await link.request('commit', frame, timeoutMs);
-  } catch (err) {
-    confirmation.take();
-    throw err;
-  }
-  const received = confirmation.take();
+  const { received: [received] } = await link.requestConfirming('commit', frame, timeoutMs, [frame.lease]);
   if (!received) throw new Error(`the commit of ${frame.lease} was acked without a "received" confirmation`);
   return received;
 }
