@@ -8,7 +8,7 @@
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import {
-  createParser, FRAME_OVERHEAD, MAX_CHUNK_SIZE,
+  createParser, Events, FRAME_OVERHEAD, MAX_CHUNK_SIZE,
   type ClientToServerEvents, type ReceivedFrame, type ServerToClientEvents,
 } from '@relayer/common';
 
@@ -68,7 +68,7 @@ export class SenderSocket {
   }
 
   onAbort(handler: (frame: unknown) => void): void {
-    this.socket.on('abort', handler);
+    this.socket.on(Events.ABORT, handler);
   }
 
   onError(handler: (err: Error) => void): void {
@@ -81,7 +81,7 @@ export class SenderSocket {
 
   /** The confirmation event: these files are verified, durable and published. */
   received(frames: ReceivedFrame[]): void {
-    this.socket.emit('received', frames);
+    this.socket.emit(Events.RECEIVED, frames);
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 import { NodeWebSocket } from 'engine.io-client';
 import { io, type Socket } from 'socket.io-client';
-import { msgpackParser, type ClientToServerEvents, type HandshakeAuth, type Reply, type ServerToClientEvents } from '@relayer/common';
+import { Events, msgpackParser, type ClientToServerEvents, type HandshakeAuth, type Reply, type ServerToClientEvents } from '@relayer/common';
 
 /**
  * engine.io-client's Node websocket transport with an all-zero masking key. RFC 6455 has clients mask
@@ -38,7 +38,7 @@ export interface ReceiverSocketHandlers {
   connect(): void;
   disconnect(reason: string): void;
   connectError(err: Error & { data?: { code?: string; message?: string } }): void;
-  received(frame: unknown): void;
+  received(frames: unknown): void;
 }
 
 export class ReceiverSocket {
@@ -63,7 +63,7 @@ export class ReceiverSocket {
     this.socket.on('connect', () => handlers.connect());
     this.socket.on('disconnect', (reason) => handlers.disconnect(reason));
     this.socket.on('connect_error', (err) => handlers.connectError(err as Error & { data?: { code?: string } }));
-    this.socket.on('received', (frame) => handlers.received(frame));
+    this.socket.on(Events.RECEIVED, (frames) => handlers.received(frames));
   }
 
   get connected(): boolean {
@@ -86,7 +86,7 @@ export class ReceiverSocket {
   }
 
   /** Best effort, no ack. */
-  notify(event: 'abort', frame: { lease: string }): void {
+  notify(event: typeof Events.ABORT, frame: { lease: string }): void {
     this.socket.emit(event, frame);
   }
 
