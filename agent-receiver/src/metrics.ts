@@ -8,7 +8,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DURATION_BUCKETS } from '@relayer/common/metrics-text';
-import { isRetryable, type ChunkAck, type ChunkFrame, type ErrorCode, type PutReply } from '@relayer/common';
+import { isRetryable, type ActionResult, type ChunkAck, type ChunkFrame, type ErrorCode, type PutReply } from '@relayer/common';
 import { Outcome, type TransferEnd } from './transfer/transfer-end.js';
 
 export interface ReceiverGauges {
@@ -26,6 +26,8 @@ export class ReceiverMetrics {
   private readonly transfers: Counter<'outcome' | 'code'>;
   private readonly errors: Counter<'request' | 'code'>;
   private readonly duration: Histogram;
+  private readonly actions: Counter<'action' | 'outcome'>;
+  private readonly actionDuration: Histogram<'action'>;
 
   constructor(gauges: ReceiverGauges) {
     const registers = [this.registry];
@@ -44,6 +46,14 @@ export class ReceiverMetrics {
     this.duration = new Histogram({
       name: 'relay_receiver_transfer_duration_seconds', registers, buckets: DURATION_BUCKETS,
       help: 'From the accepted offer (the last one, after a resume) to the published file.',
+    });
+    this.actions = new Counter({
+      name: 'relay_receiver_actions_total', registers, labelNames: ['action', 'outcome'],
+      help: 'Node actions run, by action name (a file of --action-dir) and outcome: ok, failed (non-zero exit or signal) or timeout.',
+    });
+    this.actionDuration = new Histogram({
+      name: 'relay_receiver_action_duration_seconds', registers, labelNames: ['action'], buckets: DURATION_BUCKETS,
+      help: 'How long node actions ran, by action name.',
     });
     new Gauge({
       name: 'relay_receiver_active_transfers', registers, help: 'Transfers held by a connected sender.',
@@ -81,6 +91,12 @@ export class ReceiverMetrics {
   }
 
   /** Called at each end of a transfer (see transfer-end.ts), before its sender is told. */
+  /** One run of a node action (the names are the operator's files, not a sender's words: bounded). */
+  actionRan(r: ActionResult): void {
+    this.actions.inc({ action: r.name, outcome: r.ok ? 'ok' : r.timedOut ? 'timeout' : 'failed' });
+    this.actionDuration.observe({ action: r.name }, r.durationMs / 1000);
+  }
+
   ended(end: TransferEnd): void {
     switch (end.outcome) {
       case Outcome.PUBLISHED:

@@ -57,6 +57,11 @@ export interface ReceiverOptions {
   transferIdleMs: number;
   /** Longest wait for another offer or commit of the same name. Default 30s. */
   lockTimeoutMs: number;
+  /**
+   * Folder of node actions: each executable file in it is an action a sender may name (`relay send --then
+   * NAME`); no command text from a sender is ever run. Default none: no actions.
+   */
+  actionDir?: string;
   /** Interval of the one-line status summary at info. Default 60s; 0 disables it. */
   summaryEveryMs: number;
   logger: Logger;
@@ -97,9 +102,18 @@ export function resolveReceiverOptions(given: Omit<Partial<ReceiverOptions>, 'ad
   if (merged.displayDir !== undefined && !path.posix.isAbsolute(merged.displayDir)) {
     throw createError(ErrorCode.USAGE, `display dir must be an absolute path, got ${quoted(merged.displayDir)}`);
   }
+  const dir = path.resolve(merged.dir);
+  if (merged.actionDir !== undefined) {
+    const a = path.resolve(merged.actionDir);
+    // Senders write below dir: an action folder there would let a token holder define what runs.
+    if (a === dir || a.startsWith(dir + path.sep) || dir.startsWith(a + path.sep)) {
+      throw createError(ErrorCode.USAGE, `action dir ${quoted(a)} must be outside the receive dir ${quoted(dir)} (senders write there)`);
+    }
+  }
   return {
     ...merged,
-    dir: path.resolve(merged.dir),
+    dir,
+    ...(merged.actionDir !== undefined ? { actionDir: path.resolve(merged.actionDir) } : {}),
     admission: { ...ADMISSION_DEFAULTS, ...definedOnly(given.admission ?? {}) },
     logger: merged.logger ?? createLogger({ name: 'relay-receiver' }),
   };

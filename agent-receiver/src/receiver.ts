@@ -20,6 +20,8 @@ import { Session } from './session/session.js';
 import { createSocketServer, SenderSocket, type SocketServer } from './session/sender-socket.js';
 import { createListener } from './session/tls-server.js';
 import { TransferRegistry } from './transfer/transfer-registry.js';
+import { ActionRunner } from './actions/action-runner.js';
+import { Releases } from './release/releases.js';
 
 export const ReceiverState = {
   NEW: 'new',
@@ -47,6 +49,9 @@ export class Receiver {
   /** The partials' running sha256 digests, on worker threads; ended by close(). */
   private readonly hasher: FileHasher;
   private readonly registry: TransferRegistry;
+  /** Releases (staging, switch, rollback, --keep) and the node actions run after them. */
+  private readonly releases: Releases;
+  private readonly actions: ActionRunner;
   private readonly http: HttpServer;
   private readonly io: SocketServer;
   /** Connection caps, handshake deadlines and the token check (with backoff and blocking). */
@@ -64,12 +69,15 @@ export class Receiver {
     this.log = this.options.logger;
     this.hasher = new FileHasher({ threads: this.options.hashThreads });
     this.store = new PartialStore(this.options.dir, this.hasher, this.log);
+    this.metrics = new ReceiverMetrics({
+      activeTransfers: () => this.activeTransfers, senders: () => this.sessions.size, freeBytes: () => this.freeBytes(),
+    });
+    this.actions = new ActionRunner({ dir: this.options.actionDir, root: this.options.dir, log: this.log, onRun: (r) => this.metrics.actionRan(r) });
+    this.releases = new Releases({ root: this.options.dir, node: this.options.node, log: this.log, actions: this.actions });
     this.registry = new TransferRegistry({
       root: this.options.dir, store: this.store, limits: this.options, log: this.log, freeBytes: () => this.freeBytes(),
       onEnded: (end) => this.metrics.ended(end),
-    });
-    this.metrics = new ReceiverMetrics({
-      activeTransfers: () => this.activeTransfers, senders: () => this.sessions.size, freeBytes: () => this.freeBytes(),
+      guardName: (name) => this.releases.guardName(name),
     });
     this.admission = new Admission([this.options.token].flat(), this.options.admission, this.log);
     this.http = this.createServer();
@@ -105,12 +113,16 @@ export class Receiver {
       if (this.state !== ReceiverState.RUNNING) return void socket.disconnect();
       this.sessions.add(new Session({
         registry: this.registry,
+        releases: this.releases,
         status: (seq) => this.status(seq),
         maxBufferedBytes: this.options.maxBufferedBytesPerConnection,
         onBuffered: (bytes) => (this.peakBufferedBytes = Math.max(this.peakBufferedBytes, bytes)),
         onClosed: (s) => this.sessions.delete(s),
         observe: (request, frame, outcome) => this.metrics.observe(request, frame, outcome),
-        describe: (received) => withDisplay(received, this.options),
+        describe: (received) => {
+          this.releases.confirmed(received);
+          return withDisplay(received, this.options);
+        },
       }, socket, this.log));
     });
     return io;
@@ -166,6 +178,7 @@ export class Receiver {
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
     await closed;
     await this.sweeping;
+    await this.actions.close();
     await this.hasher.close();
     this.state = ReceiverState.CLOSED;
     this.log.info('receiver closed');

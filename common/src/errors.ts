@@ -50,6 +50,14 @@ export const ErrorCode = {
   USAGE: 'USAGE',
   /** A per-connection limit of the receiver (open transfers) is reached: finish or abort one first. */
   LIMIT: 'LIMIT',
+  /** The receiver defines no action of that name (in its --action-dir): refused before any byte is sent. */
+  NO_ACTION: 'NO_ACTION',
+  /** A node action exited non-zero, was killed by a signal or ran past --action-timeout. */
+  ACTION_FAILED: 'ACTION_FAILED',
+  /** No such release (or none to roll back to); also a release being staged that the receiver no longer knows (it restarted). */
+  NO_RELEASE: 'NO_RELEASE',
+  /** A release asked to be staged before every file of its manifest was there and verified. */
+  RELEASE_INCOMPLETE: 'RELEASE_INCOMPLETE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -11,7 +11,7 @@
 import type { WireError } from './errors.js';
 
 /** Bumped on any change a peer of the other version would misread; peers of different versions refuse each other. */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 /** Socket.IO event names. */
 export const Events = {
@@ -23,6 +23,15 @@ export const Events = {
   ABORT: 'abort',
   HEARTBEAT: 'heartbeat',
   RECEIVED: 'received',
+  // Releases and node actions (release-frames.ts).
+  RELEASE: 'release',
+  STAGE: 'stage',
+  SWITCH: 'switch',
+  ROLLBACK: 'rollback',
+  DISCARD: 'discard',
+  RELEASES: 'releases',
+  ACTION: 'action',
+  RUN: 'run',
 } as const;
 export type EventName = (typeof Events)[keyof typeof Events];
 

@@ -2,6 +2,7 @@ export * from './errors.js';
 export * from './echo.js';
 export * from './frames.js';
 export * from './protocol.js';
+export * from './release-frames.js';
 export * from './validate.js';
 export * from './parser.js';
 export * from './framed-bytes.js';

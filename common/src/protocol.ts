@@ -11,6 +11,14 @@ import {
   isChunkAck, isChunkFrame, isCommitAck, isCommitFrame, isHeartbeatFrame, isIdenticalFrame, isIdenticalReply, isOfferAccepted,
   isOfferFrame, isPutFrame, isPutReply, isReceiverStatus,
 } from './validate.js';
+import type {
+  ActionCheckFrame, DiscardFrame, ListReleasesFrame, ListReleasesReply, ReleaseFrame, ReleaseReply, RollbackFrame, RollbackReply,
+  RunFrame, RunReply, StageFrame, StageReply, SwitchFrame, SwitchReply,
+} from './release-frames.js';
+import {
+  isActionCheckFrame, isDiscardFrame, isEmptyReply, isListReleasesFrame, isListReleasesReply, isReleaseFrame, isReleaseReply,
+  isRollbackFrame, isRollbackReply, isRunFrame, isRunReply, isStageFrame, isStageReply, isSwitchFrame, isSwitchReply,
+} from './release-frames.js';
 
 interface RequestSpec<Req, Res> {
   request: (v: unknown) => v is Req;
@@ -24,6 +32,14 @@ export const Requests = {
   commit: { request: isCommitFrame, reply: isCommitAck } as RequestSpec<CommitFrame, CommitAck>,
   put: { request: isPutFrame, reply: isPutReply } as RequestSpec<PutFrame, PutReply>,
   heartbeat: { request: isHeartbeatFrame, reply: isReceiverStatus } as RequestSpec<HeartbeatFrame, ReceiverStatus>,
+  release: { request: isReleaseFrame, reply: isReleaseReply } as RequestSpec<ReleaseFrame, ReleaseReply>,
+  stage: { request: isStageFrame, reply: isStageReply } as RequestSpec<StageFrame, StageReply>,
+  switch: { request: isSwitchFrame, reply: isSwitchReply } as RequestSpec<SwitchFrame, SwitchReply>,
+  rollback: { request: isRollbackFrame, reply: isRollbackReply } as RequestSpec<RollbackFrame, RollbackReply>,
+  discard: { request: isDiscardFrame, reply: isEmptyReply } as RequestSpec<DiscardFrame, Record<string, never>>,
+  releases: { request: isListReleasesFrame, reply: isListReleasesReply } as RequestSpec<ListReleasesFrame, ListReleasesReply>,
+  action: { request: isActionCheckFrame, reply: isEmptyReply } as RequestSpec<ActionCheckFrame, Record<string, never>>,
+  run: { request: isRunFrame, reply: isRunReply } as RequestSpec<RunFrame, RunReply>,
 };
 
 export type RequestName = keyof typeof Requests;

@@ -8,24 +8,24 @@ import type {
 } from './frames.js';
 import { MAX_CHUNK_SIZE, MAX_HEARTBEAT_MS, MAX_NAME_LENGTH, MAX_PUT_FILE_SIZE, MAX_PUT_FILES, MAX_PUT_ID, putFileCost } from './frames.js';
 
-type Obj = Record<string, unknown>;
+export type Obj = Record<string, unknown>;
 
-function isObject(v: unknown): v is Obj {
+export function isObject(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
-function isSize(v: unknown): v is number {
+export function isSize(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
-function isTime(v: unknown): v is number {
+export function isTime(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= 8.64e15;
 }
-function isId(v: unknown): v is string {
+export function isId(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= 128;
 }
-function isText(v: unknown, max: number): v is string {
+export function isText(v: unknown, max: number): v is string {
   return typeof v === 'string' && v.length <= max;
 }
-function isSha256(v: unknown): v is string {
+export function isSha256(v: unknown): v is string {
   return typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
 }
 

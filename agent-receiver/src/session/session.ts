@@ -14,6 +14,7 @@ import {
 import type { RequestOutcome } from '../metrics.js';
 import type { Owner } from './owner.js';
 import type { TransferRegistry } from '../transfer/transfer-registry.js';
+import type { Releases } from '../release/releases.js';
 import { PUT_FILE_COST, STALE_AFTER_BEATS } from '../limits.js';
 import type { SenderSocket } from './sender-socket.js';
 
@@ -25,6 +26,7 @@ function putCost(frame: PutFrame): number {
 
 export interface SessionContext {
   registry: TransferRegistry;
+  releases: Releases;
   status: (seq: number) => Promise<ReceiverStatus>;
   /** Chunk bytes one connection may hold before its reads stop. */
   maxBufferedBytes: number;
@@ -88,6 +90,14 @@ export class Session implements Owner {
         this.onBeat(f.seq, f.intervalMs);
         return ctx.status(f.seq);
       },
+      release: (f) => ctx.releases.begin(f),
+      stage: (f) => ctx.releases.stage(f),
+      switch: (f) => ctx.releases.switchTo(f),
+      rollback: (f) => ctx.releases.rollback(f),
+      discard: (f) => ctx.releases.discard(f),
+      releases: (f) => ctx.releases.list(f),
+      action: (f) => ctx.releases.checkAction(f),
+      run: (f) => ctx.releases.run(f),
     };
     for (const event of REQUEST_NAMES) this.route(event, handlers[event] as (f: unknown) => Promise<object>);
     socket.onAbort((f: unknown) => {

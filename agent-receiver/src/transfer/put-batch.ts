@@ -35,6 +35,8 @@ export interface PutHost {
   reserve(bytes: number, what: string): Promise<Reservation>;
   /** Hears how each file of the batch ended: each is a transfer of its own. */
   ended(end: TransferEnd): void;
+  /** Throws BAD_NAME for a name this receiver does not write now (inside a release not being staged). */
+  guardName(name: string): void;
 }
 
 /**
@@ -111,6 +113,7 @@ class PutBatch {
     if (file.data.length > host.maxFileSize) {
       throw createError(ErrorCode.TOO_LARGE, `${file.name} is ${file.data.length} bytes, over this receiver's limit of ${host.maxFileSize}`);
     }
+    host.guardName(file.name);
     const actual = createHash('sha256').update(file.data).digest('hex');
     if (actual !== file.sha256) {
       throw createError(ErrorCode.CHECKSUM, `sha256 mismatch for ${file.name}: sender says ${file.sha256}, received bytes hash to ${actual}`);

@@ -47,6 +47,8 @@ export interface RegistryInit {
   freeBytes: () => Promise<number>;
   /** Hears how each transfer ended, as its sender learns it (a put's files and refused offers too). */
   onEnded?: (end: TransferEnd) => void;
+  /** Throws BAD_NAME for a name not to be written now (inside a release that is not being staged): at each offer, put and commit. */
+  guardName?: (name: string) => void;
 }
 
 export class TransferRegistry {
@@ -71,6 +73,7 @@ export class TransferRegistry {
       lockNameReplacing: (owner, name, fn) => this.lockNameReplacing(owner, name, fn),
       reserve: (bytes, what) => this.budget.reserve(bytes, what),
       ended: (end) => this.init.onEnded?.(end),
+      guardName: (name) => this.init.guardName?.(name),
     };
   }
 
@@ -98,6 +101,7 @@ export class TransferRegistry {
     const { root, store, limits } = this.init;
     this.checkOpen();
     const finalPath = await resolveInside(root, frame.name);
+    this.init.guardName?.(frame.name);
     if (frame.size > limits.maxFileSize) {
       throw createError(ErrorCode.TOO_LARGE, `${frame.name} is ${frame.size} bytes, over this receiver's limit of ${limits.maxFileSize}`);
     }
@@ -329,6 +333,7 @@ export class TransferRegistry {
       let finalPath: string;
       try {
         finalPath = await resolveInside(this.init.root, name);
+        this.init.guardName?.(name);
       } catch (err) {
         // The name became unusable since the offer (a symlink or a folder appeared there): the refusal is
         // final, so the partial must not linger until the TTL.

@@ -109,6 +109,9 @@ export class JobTally {
         this.settle(t, now);
         return t;
       }
+      case 'release':
+      case 'action':
+        return this.targets.get(e.target);
       case 'done':
         for (const t of this.targets.values()) t.finishedAt ??= now;
         return undefined;

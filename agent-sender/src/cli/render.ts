@@ -55,6 +55,27 @@ function targetLine(t: TargetTally): string {
   return `${t.name}: ${count(t.confirmed)} of ${files(t.files + t.unsendable)} confirmed, ${count(t.failed)} failed${first}`;
 }
 
+function releaseLine(e: Extract<JobEvent, { type: 'release' }>): string {
+  const name = printable(e.release);
+  switch (e.phase) {
+    case 'staged':
+      return `${e.target}: release ${name} ${e.id} staged: ${files(e.files ?? 0)} (${formatBytes(e.bytes ?? 0)}), ${count(e.linked ?? 0)} unchanged (hard-linked, not sent)`;
+    case 'switched':
+      return `${e.target}: ${name}/current → ${e.id}${e.previous ? ` (was ${e.previous})` : ''}`;
+    case 'rolled-back':
+      return `${e.target}: ${name}/current back to ${e.id}${e.previous ? ` (was ${e.previous})` : ''}`;
+    case 'discarded':
+      return `${e.target}: release ${name} ${e.id} discarded (not switched)`;
+    default:
+      return `${e.target}: release ${name} ${e.id} ${e.phase}`;
+  }
+}
+
+function actionLine(e: Extract<JobEvent, { type: 'action' }>): string {
+  const how = e.timedOut ? `killed at the timeout after ${formatDuration(e.durationMs)}` : e.signal ? `killed by ${e.signal}` : `exited ${e.exitCode}`;
+  return `${e.ok ? '' : 'FAILED '}action ${printable(e.name)} on ${e.target}: ${how}${e.timedOut ? '' : ` in ${formatDuration(e.durationMs)}`}${e.ok ? '' : ' (ACTION_FAILED)'}`;
+}
+
 /** "2,000 files on each of pi1, pi2 (4,000 confirmed)". */
 function summary(e: Extract<JobEvent, { type: 'done' }>, tally: JobTally): string {
   const names = tally.list.map((t) => t.name);
@@ -139,6 +160,15 @@ export function createRenderer(opts: RenderOptions): Renderer {
       case 'failed':
         if (tty && !opts.verbose && ++failuresShown > FAILURES_SHOWN) break;
         print(`FAILED ${printable(e.name)} to ${e.target}: ${e.code}: ${printable(e.message)}${SEE_STATUS.has(e.code) ? ` (see 'relay status')` : ''}`);
+        break;
+      case 'release':
+        if (e.phase === 'failed') print(`FAILED release ${printable(e.release)} ${e.id} on ${e.target}: ${e.code ?? 'IO'}: ${printable(e.message ?? '')}`);
+        else if (!opts.quiet || e.phase !== 'staged') print(releaseLine(e));
+        break;
+      case 'action':
+        print(actionLine(e));
+        // The node's own words, each line under the node's name (made harmless by the receiver, and again here).
+        if (e.output && (!e.ok || !opts.quiet)) for (const line of e.output.replace(/\n$/, '').split('\n')) print(`${e.target}| ${printable(line)}`);
         break;
       case 'done':
         render.end();

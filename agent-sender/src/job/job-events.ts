@@ -2,7 +2,7 @@
  * A send job, wherever it runs (in-process for --direct, in the agent otherwise), is a stream of these
  * events; one renderer turns the stream into progress bars, plain lines or JSON lines.
  */
-import type { ErrorCode } from '@relayer/common';
+import type { ActionResult, ErrorCode } from '@relayer/common';
 
 /** What an entry of a folder that is not sent is. */
 export const SkipKind = {
@@ -61,6 +61,18 @@ export type JobEvent =
     small?: boolean;
   } & JobFileEvent)
   | ({ type: 'failed'; code: ErrorCode; message: string } & JobFileEvent)
+  /**
+   * A release's steps on one target: staged (every file verified and durable there), switched (`current`
+   * points at it), discarded (another target could not stage, so this one never switched), rolled back
+   * (`current` points back at `previous`), failed (with the code and why).
+   */
+  | {
+    type: 'release'; target: string; release: string; id: string;
+    phase: 'staged' | 'switched' | 'discarded' | 'rolled-back' | 'failed';
+    files?: number; bytes?: number; linked?: number; previous?: string | null; code?: ErrorCode; message?: string;
+  }
+  /** A node action ran on a target: its result is part of that target's confirmation. */
+  | ({ type: 'action'; target: string } & ActionResult)
   | {
     type: 'done'; ok: boolean; confirmed: number; failed: number; bytes: number; elapsedMs: number;
     /** Entries not sent because they are not regular files (listed in 'queued'). */

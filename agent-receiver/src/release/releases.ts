@@ -1,0 +1,288 @@
+/**
+ * Releases on this receiver: staging (the manifest, hard links from the current release, the name guard
+ * that lets files into a release only while it is being staged), staging's end (every entry verified, the
+ * release made durable), the switch, rollback, --keep, and the node actions run after them.
+ *
+ * A name inside `<release>/.releases/` is taken only for a release being staged here and only if its
+ * manifest lists it: a plain send can never write into a release, so a release that is complete stays as
+ * it was verified. One operation at a time per release name (staging, switches, rollbacks and removals of
+ * the same release are serialised); files of a release being staged arrive in parallel, as any files do.
+ */
+import { chmod, link, lstat, open, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import {
+  checkName, createError, ErrorCode, quoteName, RELEASE_ID,
+  type ActionCheckFrame, type ActionResult, type DiscardFrame, type ListReleasesFrame, type ListReleasesReply, type ManifestEntry,
+  type ReceivedFrame, type ReleaseFrame, type ReleaseReply, type RollbackFrame, type RollbackReply, type RunFrame, type RunReply,
+  type StageFrame, type StageReply, type SwitchFrame, type SwitchReply, type ThenSpec,
+} from '@relayer/common';
+import type { ActionRunner } from '../actions/action-runner.js';
+import { hashPrefix } from '../store/partial-store.js';
+import { checkReleaseName, inParallel, RELEASES_DIR, ReleaseStore, type StoredManifest } from './release-store.js';
+
+/** An incomplete release folder nobody is staging is removed by a later switch once it is this old. */
+const ABANDONED_AFTER_MS = 10 * 60_000;
+/** Recent confirmations remembered for a plain send's action (its file's sha256 without a re-read). */
+const RECENT_MAX = 4096;
+
+interface Staging {
+  release: string;
+  id: string;
+  startedAt: number;
+  entries: ManifestEntry[];
+  byName: Map<string, number>;
+  /** sha256 of each entry as its confirmation said (the receiver verified those bytes on the way in). */
+  verified: Map<string, string>;
+  linked: Set<string>;
+  /** Folders whose entries changed outside the files' own publishing (created folders, hard links). */
+  changed: Set<string>;
+}
+
+export interface ReleasesInit {
+  root: string;
+  node: string;
+  log: Logger;
+  actions: ActionRunner;
+}
+
+export class Releases {
+  private readonly store: ReleaseStore;
+  private readonly staging = new Map<string, Staging>();
+  private readonly serial = new Map<string, Promise<unknown>>();
+  private readonly recent = new Map<string, { size: number; sha256: string; path: string }>();
+
+  constructor(private readonly init: ReleasesInit) {
+    this.store = new ReleaseStore(init.root);
+  }
+
+  /** For the transfer registry, before a name is written: throws BAD_NAME for a name into a release that is not being staged. */
+  guardName(name: string): void {
+    const segments = name.split('/');
+    const at = segments.indexOf(RELEASES_DIR);
+    if (at < 0) return;
+    const release = segments.slice(0, at).join('/');
+    const id = segments[at + 1];
+    const rest = segments.slice(at + 2).join('/');
+    const s = id !== undefined && RELEASE_ID.test(id) ? this.staging.get(key(release, id)) : undefined;
+    if (!s || rest === '' || !s.byName.has(rest)) {
+      throw createError(ErrorCode.BAD_NAME, `refused name ${quoteName(name)}: inside ${RELEASES_DIR}/ only the files of a release being staged are written (send with --release)`);
+    }
+  }
+
+  /** Hears every confirmation this receiver sends (its files were verified on the way in). */
+  confirmed(r: ReceivedFrame): void {
+    this.recent.delete(r.name);
+    this.recent.set(r.name, { size: r.size, sha256: r.sha256, path: r.path });
+    if (this.recent.size > RECENT_MAX) this.recent.delete(this.recent.keys().next().value!);
+    const segments = r.name.split('/');
+    const at = segments.indexOf(RELEASES_DIR);
+    if (at < 0) return;
+    const s = this.staging.get(key(segments.slice(0, at).join('/'), segments[at + 1] ?? ''));
+    s?.verified.set(segments.slice(at + 2).join('/'), r.sha256);
+  }
+
+  /** A part of the manifest; the first part begins the release (or takes up one begun before this receiver restarted). */
+  async begin(f: ReleaseFrame): Promise<ReleaseReply> {
+    checkReleaseName(f.release);
+    const k = key(f.release, f.id);
+    let s = this.staging.get(k);
+    if (!s) {
+      if (f.offset !== 0) throw createError(ErrorCode.NO_RELEASE, `release ${f.id} is not being staged on this node (it restarted?): begin again`);
+      if (await this.store.manifest(f.release, f.id)) throw createError(ErrorCode.PROTOCOL, `release ${f.id} is already staged`);
+      s = { release: f.release, id: f.id, startedAt: Date.now(), entries: [], byName: new Map(), verified: new Map(), linked: new Set(), changed: new Set() };
+      for (const d of await this.store.makeStaging(f.release, f.id)) s.changed.add(d);
+      this.staging.set(k, s);
+      this.init.log.info({ release: f.release, id: f.id }, 'release staging');
+    }
+    if (f.offset !== s.entries.length && f.offset + f.files.length !== s.entries.length) {
+      throw createError(ErrorCode.PROTOCOL, `manifest part at ${f.offset}, expected ${s.entries.length}`);
+    }
+    const fresh = f.offset === s.entries.length;
+    for (const [i, e] of f.files.entries()) {
+      checkName(ReleaseStore.fileName(f.release, f.id, e.name));
+      if (fresh) {
+        if (s.byName.has(e.name)) throw createError(ErrorCode.PROTOCOL, `${quoteName(e.name)} is twice in the manifest`);
+        s.byName.set(e.name, f.offset + i);
+        s.entries.push(e);
+      }
+    }
+    return { held: await this.linkHeld(s, f.files) };
+  }
+
+  /** Hard-links the entries the current release holds with the same sha256 and mode; returns their indices. */
+  private async linkHeld(s: Staging, files: ManifestEntry[]): Promise<number[]> {
+    const current = await this.store.current(s.release).catch(() => null);
+    const manifest = current ? await this.store.manifest(s.release, current).catch(() => undefined) : undefined;
+    if (!current || !manifest) return [];
+    const have = new Map(manifest.files.map((e) => [`${e.sha256}:${e.mode}:${e.size}`, e.name]));
+    const from = this.store.folder(s.release, current);
+    const to = this.store.folder(s.release, s.id);
+    const held: number[] = [];
+    await inParallel([...files.keys()], 16, async (i) => {
+      const e = files[i]!;
+      const source = have.get(`${e.sha256}:${e.mode}:${e.size}`);
+      if (source === undefined) return;
+      const target = path.join(to, ...e.name.split('/'));
+      try {
+        for (const d of await ReleaseStore.folderFor(target)) s.changed.add(d);
+        const [a, b] = await Promise.all([lstat(path.join(from, ...source.split('/'))), lstat(target).catch(() => undefined)]);
+        if (!a.isFile() || a.size !== e.size) return;
+        if (b && b.ino !== a.ino) await rm(target, { force: true });
+        if (!b || b.ino !== a.ino) await link(path.join(from, ...source.split('/')), target);
+        s.changed.add(path.dirname(target));
+        s.linked.add(e.name);
+        held.push(i);
+      } catch (err) {
+        this.init.log.debug({ err, release: s.release }, 'hard link failed: the file is sent instead');
+      }
+    });
+    return held.sort((a, b) => a - b);
+  }
+
+  /** Every entry there and verified: the release is made durable and complete. */
+  async stage(f: StageFrame): Promise<StageReply> {
+    const s = this.staging.get(key(f.release, f.id));
+    if (!s) throw createError(ErrorCode.NO_RELEASE, `release ${f.id} is not being staged on this node (it restarted?): begin again`);
+    return this.serialised(f.release, async () => {
+      if (s.entries.length !== f.files) throw createError(ErrorCode.RELEASE_INCOMPLETE, `the manifest has ${s.entries.length} of ${f.files} entries`);
+      const base = this.store.folder(s.release, s.id);
+      const missing: string[] = [];
+      let bytes = 0;
+      await inParallel(s.entries, 16, async (e) => {
+        bytes += e.size;
+        const file = path.join(base, ...e.name.split('/'));
+        const st = await stat(file).catch(() => undefined);
+        const ok = st?.isFile() && st.size === e.size
+          && (s.linked.has(e.name) || s.verified.get(e.name) === e.sha256 || (await hashPrefix(file, e.size)).digest('hex') === e.sha256);
+        if (!ok) return void missing.push(e.name);
+        // Only whether it is executable travels; a hard-linked file already has its mode (it was matched on it).
+        if (!s.linked.has(e.name) && (st!.mode & 0o777) !== e.mode) {
+          await chmod(file, e.mode);
+          await syncFile(file);
+        }
+      });
+      if (missing.length > 0) {
+        throw createError(ErrorCode.RELEASE_INCOMPLETE, `${missing.length} of ${s.entries.length} files of release ${s.id} are missing or differ (first: ${quoteName(missing[0]!)})`);
+      }
+      await this.store.syncFolders(s.release, s.id, s.entries.map((e) => e.name), s.changed);
+      const manifest: StoredManifest = { id: s.id, stagedAt: Date.now(), files: s.entries };
+      await this.store.complete(s.release, manifest);
+      this.staging.delete(key(s.release, s.id));
+      this.init.log.info({ release: s.release, id: s.id, files: s.entries.length, bytes, linked: s.linked.size }, 'release staged');
+      return { files: s.entries.length, bytes, linked: s.linked.size };
+    });
+  }
+
+  async switchTo(f: SwitchFrame): Promise<SwitchReply> {
+    const { previous, removed } = await this.serialised(f.release, async () => {
+      const previous = await this.store.switchTo(f.release, f.id);
+      this.init.log.info({ release: f.release, id: f.id, previous }, 'release switched');
+      return { previous, removed: await this.prune(f.release, f.keep, [f.id, previous]) };
+    });
+    const action = f.then && (await this.runAfterSwitch(f.then, f.release, f.id, previous));
+    return { previous, removed, ...(action ? { action } : {}) };
+  }
+
+  async rollback(f: RollbackFrame): Promise<RollbackReply> {
+    const { previous, current } = await this.serialised(f.release, async () => {
+      const now = await this.store.current(f.release);
+      const { complete } = await this.store.ids(f.release);
+      const to = f.to ?? complete.filter((id) => now === null || id < now).at(-1);
+      if (!to) throw createError(ErrorCode.NO_RELEASE, `${quoteName(f.release)} has no release before ${now ?? 'none'} to roll back to`);
+      if (!complete.includes(to)) throw createError(ErrorCode.NO_RELEASE, `release ${to} of ${quoteName(f.release)} is not on this node`);
+      const previous = to === now ? now : await this.store.switchTo(f.release, to);
+      this.init.log.info({ release: f.release, id: to, previous }, 'release rolled back');
+      return { previous, current: to };
+    });
+    const action = f.then && (await this.runAfterSwitch(f.then, f.release, current, previous));
+    return { previous, current, ...(action ? { action } : {}) };
+  }
+
+  /** Removes a release that was staged and never switched to (the other side of a two-phase send failed). */
+  async discard(f: DiscardFrame): Promise<Record<string, never>> {
+    this.staging.delete(key(f.release, f.id));
+    await this.serialised(f.release, async () => {
+      if ((await this.store.current(f.release).catch(() => null)) === f.id) return;
+      await this.store.remove(f.release, f.id);
+      this.init.log.info({ release: f.release, id: f.id }, 'staged release discarded');
+    });
+    return {};
+  }
+
+  list(f: ListReleasesFrame): Promise<ListReleasesReply> {
+    checkReleaseName(f.release);
+    return this.store.list(f.release);
+  }
+
+  async checkAction(f: ActionCheckFrame): Promise<Record<string, never>> {
+    if (!(await this.init.actions.has(f.action))) throw createError(ErrorCode.NO_ACTION, `no action ${quoteName(f.action)} on node ${this.init.node}`);
+    return {};
+  }
+
+  /** A plain send's action: its files must be published here; one file's path, size and sha256 go in its environment. */
+  async run(f: RunFrame): Promise<RunReply> {
+    const env: Record<string, string> = { RELAY_FILES: String(f.files.length) };
+    const known = f.files.map((name) => this.recent.get(name));
+    const first = known[0];
+    if (known.some((k) => !k)) throw createError(ErrorCode.PROTOCOL, 'an action may follow only files this receiver confirmed');
+    if (f.files.length === 1 && first) {
+      const st = await stat(first.path).catch(() => undefined);
+      if (!st?.isFile() || st.size !== first.size) throw createError(ErrorCode.SOURCE_CHANGED, `${quoteName(f.files[0]!)} changed on the node before its action ran`);
+      Object.assign(env, { RELAY_FILE_PATH: first.path, RELAY_FILE_SIZE: String(first.size), RELAY_FILE_SHA256: first.sha256 });
+    }
+    return { action: await this.runAction(f.then, env) };
+  }
+
+  private runAfterSwitch(then: ThenSpec, release: string, id: string, previous: string | null): Promise<ActionResult> {
+    return this.runAction(then, {
+      RELAY_RELEASE: release, RELAY_RELEASE_ID: id, RELAY_RELEASE_PATH: this.store.folder(release, id),
+      RELAY_CURRENT_PATH: path.join(this.store.home(release), 'current'), RELAY_PREVIOUS_RELEASE_ID: previous ?? '',
+    });
+  }
+
+  private runAction(then: ThenSpec, env: Record<string, string>): Promise<ActionResult> {
+    return this.init.actions.run(then.action, { RELAY_NODE: this.init.node, RELAY_ACTION: then.action, ...env }, { timeoutMs: then.timeoutMs });
+  }
+
+  /** --keep: the newest `keep` complete releases stay, and always those in `protect`; old abandoned staging folders go too. */
+  private async prune(release: string, keep: number, protect: Array<string | null>): Promise<string[]> {
+    const { complete, incomplete } = await this.store.ids(release);
+    const keepIds = new Set([...complete.slice(-Math.max(1, keep)), ...protect.filter((p): p is string => p !== null)]);
+    const removed = complete.filter((id) => !keepIds.has(id));
+    for (const id of removed) await this.store.remove(release, id);
+    for (const id of incomplete) {
+      if (this.staging.has(key(release, id))) continue;
+      const st = await lstat(this.store.folder(release, id)).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > ABANDONED_AFTER_MS) await this.store.remove(release, id);
+    }
+    if (removed.length) this.init.log.info({ release, removed }, 'old releases removed (--keep)');
+    return removed;
+  }
+
+  private serialised<T>(release: string, fn: () => Promise<T>): Promise<T> {
+    checkReleaseName(release);
+    const before = this.serial.get(release) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.serial.set(release, tail);
+    void tail.then(() => {
+      if (this.serial.get(release) === tail) this.serial.delete(release);
+    });
+    return run;
+  }
+}
+
+
+function key(release: string, id: string): string {
+  return `${release}\0${id}`;
+}
+
+async function syncFile(file: string): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
