@@ -8,7 +8,9 @@
  * and makes the release durable; `switch` points `<release>/current` at it in one rename, then runs the
  * action the sender named, if any. Actions are the receiver's executables: a sender only names one.
  */
+import { createError, ErrorCode } from './errors.js';
 import { MAX_NAME_LENGTH } from './frames.js';
+import { checkName, quoteName } from './path-guard.js';
 import { isObject, isSha256, isSize, isText } from './validate.js';
 
 /** Entries of the manifest in one `release` frame (the frame stays far under the receiver's message limit). */
@@ -26,6 +28,19 @@ export const MAX_ACTION_TIMEOUT_MS = 86_400_000;
 export const RELEASE_ID = /^\d{8}T\d{9}Z-[0-9a-f]{6}$/;
 /** An action's name: a file name in the receiver's --action-dir. */
 export const ACTION_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** The folder beside `current` that holds the releases. */
+export const RELEASES_DIR = '.releases';
+
+/**
+ * A release's name: a relative path as any file name (path-guard's rules), and no segment starting with
+ * '.' (`.releases` is the releases' own folder). Returns its segments; throws BAD_NAME.
+ */
+export function checkReleaseName(release: string): string[] {
+  const segments = checkName(release);
+  if (segments.some((s) => s.startsWith('.'))) throw createError(ErrorCode.BAD_NAME, `refused release name ${quoteName(release)}: a segment starts with "."`);
+  return segments;
+}
 
 /** A new release id (sortable by time, unique). */
 export function newReleaseId(now = new Date(), random = Math.floor(Math.random() * 0x1000000)): string {

@@ -18,6 +18,7 @@ const program = new Command('relay-receiver')
   .addOption(new Option('--min-free <size>', 'refuse offers that would leave less free disk').env('RELAY_MIN_FREE').argParser(arg(parseSize)).default(RECEIVER_DEFAULTS.minFree, '1G').helpGroup('Storage:'))
   .addOption(new Option('--partial-ttl <duration>', 'remove partial transfers untouched this long').env('RELAY_PARTIAL_TTL').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.partialTtlMs, '24h').helpGroup('Storage:'))
   .addOption(new Option('--display-dir <path>', 'the --dir folder as the node\'s host sees it, shown in confirmations (e.g. /srv/relay-inbox)').env('RELAY_DISPLAY_DIR').helpGroup('Storage:'))
+  .addOption(new Option('--action-dir <path>', 'folder of node actions: each executable file in it is an action a sender may name with --then (never inside --dir)').env('RELAY_ACTION_DIR').helpGroup('Actions:'))
   .addOption(new Option('--node <name>', 'node name in heartbeats and /healthz (default: host name)').env('RELAY_NODE').helpGroup('Logs and identity:'))
   .addOption(new Option('--summary-every <duration>', 'status summary log interval (0 = off)').env('RELAY_SUMMARY_EVERY').argParser(arg(parseDuration)).default(RECEIVER_DEFAULTS.summaryEveryMs, '60s').helpGroup('Logs and identity:'))
   .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env('RELAY_LOG_LEVEL').default('info').helpGroup('Logs and identity:'))
@@ -38,6 +39,7 @@ program.addHelpText('after', `
 Examples:
   relay-receiver --dir /srv/relay-inbox --token-file /run/secrets/relay_token
   relay-receiver --port 7420 --tls-cert node.crt --tls-key node.key --min-free 2G
+  relay-receiver --dir /srv/relay --action-dir /etc/relay/actions   senders may run /etc/relay/actions/* by name (--then)
 Every option may also be set by its environment variable (RELAY_DIR, RELAY_PORT, ...).`);
 
 interface ReceiverFlags extends AdmissionFlags {
@@ -60,6 +62,7 @@ interface ReceiverFlags extends AdmissionFlags {
   transferIdle: number;
   hashThreads: number;
   flushEvery: number;
+  actionDir?: string;
 }
 
 async function main(): Promise<void> {
@@ -76,6 +79,7 @@ async function main(): Promise<void> {
       host: opts.host,
       port: opts.port,
       dir: opts.dir,
+      actionDir: opts.actionDir,
       token: loadTokens(opts.tokenFile, opts.token),
       tls: readTlsServerFiles(opts.tlsCert, opts.tlsKey),
       admission: admissionFromCli(opts),

@@ -12,10 +12,9 @@
  */
 import { lstat, open, readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { checkName, createError, ErrorCode, quoteName, RELEASE_ID, type ManifestEntry, type ReleaseInfo } from '@relayer/common';
+import { checkReleaseName, createError, ErrorCode, quoteName, RELEASE_ID, RELEASES_DIR, type ManifestEntry, type ReleaseInfo } from '@relayer/common';
 import { fsyncDir, makeFolder } from '../store/durable-folders.js';
 
-export const RELEASES_DIR = '.releases';
 export const CURRENT = 'current';
 
 /** What a complete release's manifest file holds. */
@@ -26,12 +25,6 @@ export interface StoredManifest {
 }
 
 /** Checks a release name (a relative path whose segments do not start with '.'); throws BAD_NAME. */
-export function checkReleaseName(release: string): string[] {
-  const segments = checkName(release);
-  if (segments.some((s) => s.startsWith('.'))) throw createError(ErrorCode.BAD_NAME, `refused release name ${quoteName(release)}: a segment starts with "."`);
-  return segments;
-}
-
 export class ReleaseStore {
   constructor(private readonly root: string) {}
 

@@ -12,14 +12,14 @@ import { chmod, link, lstat, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
-  checkName, createError, ErrorCode, quoteName, RELEASE_ID,
+  checkName, checkReleaseName, createError, ErrorCode, quoteName, RELEASE_ID, RELEASES_DIR,
   type ActionCheckFrame, type ActionResult, type DiscardFrame, type ListReleasesFrame, type ListReleasesReply, type ManifestEntry,
   type ReceivedFrame, type ReleaseFrame, type ReleaseReply, type RollbackFrame, type RollbackReply, type RunFrame, type RunReply,
   type StageFrame, type StageReply, type SwitchFrame, type SwitchReply, type ThenSpec,
 } from '@relayer/common';
 import type { ActionRunner } from '../actions/action-runner.js';
 import { hashPrefix } from '../store/partial-store.js';
-import { checkReleaseName, inParallel, RELEASES_DIR, ReleaseStore, type StoredManifest } from './release-store.js';
+import { inParallel, ReleaseStore, type StoredManifest } from './release-store.js';
 
 /** An incomplete release folder nobody is staging is removed by a later switch once it is this old. */
 const ABANDONED_AFTER_MS = 10 * 60_000;

@@ -7,11 +7,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { createError, elide, ErrorCode, formatBytes, VERSION, type Logger } from '@relayer/common';
 import { resolveSenderAgentOptions, type SenderAgentOptions } from './agent-options.js';
-import { checkSendRequest, type ControlMessage, type ControlRequest, type SendRequest, type StatusReply } from '../control/control-protocol.js';
+import { checkSendRequest, type ControlMessage, type ControlRequest, type ReleasesRequest, type RollbackRequest, type SendRequest, type StatusReply } from '../control/control-protocol.js';
 import { ControlServer } from '../control/control-server.js';
 import { Discovery } from '../link/discovery.js';
 import { AgentHttpServer, type AgentHealth } from './http-server.js';
-import { runJob, type TransferView } from '../job/job.js';
+import type { TransferView } from '../job/job.js';
+import type { JobEvent } from '../job/job-events.js';
+import { runDeploy } from '../job/deploy.js';
+import { checkDeploy, checkRelease, checkReleaseId, checkThen, namesInRelease, refuseAsWithRelease } from '../job/deploy-options.js';
+import { nodeRequestOptions } from '../job/node-request.js';
+import { listReleases, rollbackAll } from '../job/release-admin.js';
 import { Link } from '../link/link.js';
 import { SenderMetrics } from './metrics.js';
 import { OutgoingTransfer } from '../transfer/outgoing-transfer.js';
@@ -127,6 +132,7 @@ export class SenderAgent {
 
   private async handle(req: ControlRequest, reply: (m: ControlMessage) => void, signal: AbortSignal): Promise<void> {
     if (req.type === 'status') return reply(this.status());
+    if (req.type === 'releases' || req.type === 'rollback') return this.releaseAdmin(req, reply, signal);
     await this.send(req, reply, signal);
   }
 
@@ -158,15 +164,19 @@ export class SenderAgent {
     const allowRoots = this.allowRoots!;
     checkSendRequest(req);
     const transfer = checkTransferOptions(req.transfer);
+    const deploy = checkDeploy(req.release, req.then);
+    refuseAsWithRelease(req.as, deploy.release);
     const links = this.resolveTargets(req.to);
     // Check what the user named before walking it: a directory outside every root is not even listed.
     // Each file is checked again where it counts: on the descriptor opened when its transfer starts.
     for (const p of req.paths) await checkAllowed(p, allowRoots);
-    const { files, skipped, unsendable } = await expandSources(req.paths, req.as);
+    const sources = await expandSources(req.paths, req.as);
+    const { skipped, unsendable } = sources;
+    const files = deploy.release ? namesInRelease(sources.files, req.paths) : sources.files;
     // Cancelled when the client goes away or the agent closes.
     const jobSignal = AbortSignal.any([signal, this.closing.signal]);
-    log.info({ files: files.length, targets: links.map((l) => l.name) }, 'job started');
-    const ok = await runJob({ files, skipped, unsendable, targets: links, transfer, open: (f) => openAllowed(f, allowRoots) }, {
+    log.info({ files: files.length, targets: links.map((l) => l.name), release: deploy.release?.name, then: deploy.then?.action }, 'job started');
+    const ok = await runDeploy({ files, skipped, unsendable, targets: links, transfer, open: (f) => openAllowed(f, allowRoots), ...deploy }, {
       limit: this.limit,
       reader: this.reader!,
       hashes: this.hashes,
@@ -181,8 +191,36 @@ export class SenderAgent {
       this.metrics.onJobEvent(e);
       if (e.type === 'received') log.info({ receiver: e.target, file: e.name, size: e.size, sha256: e.sha256 }, 'confirmed');
       else if (e.type === 'failed') log.warn({ receiver: e.target, file: e.name, code: e.code, reason: e.message }, 'transfer failed');
+      else logDeployEvent(log, e);
       reply(e);
     });
     log.info({ ok, cancelled: jobSignal.aborted }, jobSignal.aborted ? 'job cancelled' : 'job finished');
+  }
+
+  private async releaseAdmin(req: ReleasesRequest | RollbackRequest, reply: (m: ControlMessage) => void, signal: AbortSignal): Promise<void> {
+    const release = checkRelease(req.release);
+    const links = this.resolveTargets(req.to);
+    const log = this.log.child({ job: ++this.jobSeq });
+    const ask = nodeRequestOptions(checkTransferOptions({ timeoutMs: req.timeoutMs }), log, AbortSignal.any([signal, this.closing.signal]));
+    if (req.type === 'releases') return reply({ type: 'releases', release, nodes: await listReleases(links, release, ask) });
+    const then = req.then === undefined ? undefined : checkThen(req.then);
+    log.info({ release, to: req.id, targets: links.map((l) => l.name) }, 'rollback started');
+    const ok = await rollbackAll(links, { release, ...(req.id !== undefined ? { to: checkReleaseId(req.id) } : {}), ...(then ? { then } : {}) }, ask, (e) => {
+      logDeployEvent(log, e);
+      reply(e);
+    });
+    log.info({ ok }, 'rollback finished');
+  }
+}
+
+/** A release's steps and node actions in the agent's log: one line each, with node, name, status, duration. */
+function logDeployEvent(log: Logger, e: JobEvent): void {
+  if (e.type === 'release') {
+    const fields = { receiver: e.target, release: e.release, id: e.id, phase: e.phase, code: e.code };
+    if (e.phase === 'failed') log.warn({ ...fields, reason: e.message }, 'release step failed');
+    else log.info(fields, `release ${e.phase}`);
+  } else if (e.type === 'action') {
+    const status = e.ok ? 'ok' : e.timedOut ? 'timeout' : e.signal ? `signal ${e.signal}` : `exit ${e.exitCode}`;
+    (e.ok ? log.info : log.warn).call(log, { receiver: e.target, action: e.name, status, durationMs: e.durationMs }, `action ${e.name}: ${status}`);
   }
 }

@@ -1,8 +1,10 @@
 /** `relay`: the command a Jenkins step runs. Only this file reads argv and env for it. */
 import { Command, CommanderError, Option } from 'commander';
-import { arg, createLogger, elide, elideQuoted, ErrorCode, isReceiverUrl, loadToken, parseDuration, parsePositiveInt, parseSize, RelayError, VERSION } from '@relayer/common';
+import { arg, createLogger, elide, elideQuoted, ErrorCode, isReceiverUrl, loadToken, parseDuration, parsePositiveInt, parseSize, RelayError, VERSION, type ThenSpec } from '@relayer/common';
 import { dropOutputOnClosedPipe } from './closed-pipe.js';
 import { makeCertsCommand } from './certs-cli.js';
+import { makeReleaseCommands } from './release-commands.js';
+import { DEPLOY_DEFAULTS, type ReleaseSpec } from '../job/deploy-options.js';
 import { readCaFile } from '../link/tls-client.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import type { JobEvent } from '../job/job-events.js';
@@ -30,6 +32,21 @@ interface SendFlags {
   ca?: string;
   concurrency?: number;
   logLevel: string;
+  release?: string;
+  keep?: number;
+  rollbackOnFailure?: boolean;
+  then?: string;
+  actionTimeout?: number;
+}
+
+/** --release/--keep/--rollback-on-failure and --then/--action-timeout, as the request carries them (checked where they run). */
+function deployOptions(f: SendFlags): { release?: Partial<ReleaseSpec>; then?: Partial<ThenSpec> } {
+  if (f.release === undefined && (f.keep !== undefined || f.rollbackOnFailure)) throw new RelayError(ErrorCode.USAGE, '--keep and --rollback-on-failure go with --release NAME');
+  if (f.then === undefined && f.actionTimeout !== undefined) throw new RelayError(ErrorCode.USAGE, '--action-timeout goes with --then NAME');
+  return {
+    ...(f.release !== undefined ? { release: { name: f.release, keep: f.keep, rollbackOnFailure: Boolean(f.rollbackOnFailure) } } : {}),
+    ...(f.then !== undefined ? { then: { action: f.then, timeoutMs: f.actionTimeout } } : {}),
+  };
 }
 
 function transferOptions(f: SendFlags): Partial<TransferOptions> {
@@ -50,6 +67,7 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
+    const deploy = deployOptions(f);
     if (f.direct) {
       for (const t of targets) if (!isReceiverUrl(t)) throw new RelayError(ErrorCode.USAGE, `--direct needs URLs in --to, got ${elide(t)}`);
       const token = loadToken(f.tokenFile, f.token);
@@ -57,13 +75,13 @@ async function send(paths: string[], f: SendFlags): Promise<number> {
       // Loaded only here: the socket.io client is not needed by sends through the agent (the Jenkins path).
       const { sendDirect } = await import('../job/direct.js');
       const ok = await sendDirect({
-        paths, as: f.as, urls: targets, token, ca: readCaFile(f.ca), transfer: transferOptions(f),
+        paths, as: f.as, urls: targets, token, ca: readCaFile(f.ca), transfer: transferOptions(f), ...deploy,
         concurrency: f.concurrency, logger, signal: controller.signal,
       }, render);
       return ok ? ExitCode.OK : ExitCode.FAILED;
     }
     const ok = await sendViaAgent({
-      socketPath: f.socket, paths, as: f.as, to: targets, transfer: transferOptions(f), signal: controller.signal, agentUser: f.agentUser,
+      socketPath: f.socket, paths, as: f.as, to: targets, transfer: transferOptions(f), ...deploy, signal: controller.signal, agentUser: f.agentUser,
     }, render);
     return ok ? ExitCode.OK : ExitCode.FAILED;
   } catch (err) {
@@ -109,6 +127,11 @@ program.command('send')
   .addOption(new Option('--bwlimit <rate>', 'bytes per second per transfer, e.g. 40M').argParser(arg(parseSize)))
   .addOption(new Option('--concurrency <n>', '--direct: transfers of files over 1 MiB at once (default 4)').argParser(arg(parsePositiveInt)))
   .addOption(new Option('--timeout <duration>', 'give up after this long without progress, e.g. a receiver that stays down').argParser(arg(parseDuration)).default(TRANSFER_DEFAULTS.timeoutMs, '10m'))
+  .option('--release <name>', 'deploy: the files become a new release <name> on each target (<dir>/<name>/current), switched to atomically once every target has staged it')
+  .addOption(new Option('--keep <n>', `--release: releases kept on each node (never fewer than the current and the previous; default ${DEPLOY_DEFAULTS.keep})`).argParser(arg(parsePositiveInt)))
+  .option('--rollback-on-failure', '--release: if a switch fails on one target, switch the others back')
+  .option('--then <action>', 'run this node action (an executable in the receiver\'s --action-dir) on each target after its files are published; the step fails if it exits non-zero')
+  .addOption(new Option('--action-timeout <duration>', '--then: kill the action (and its process group) after this long (default 5m)').argParser(arg(parseDuration)))
   .option('--json', 'print JSON lines instead of text')
   .option('--quiet', 'print only failures and the summary')
   .option('--verbose', `on a terminal too, a line per confirmed file (a send of more than ${EACH_FILE_MAX} files shows progress per receiver)`)
@@ -123,7 +146,9 @@ Examples:
   relay send dist/app.tar.gz --to pi1,pi2          the file to two receivers at once
   relay send build/site --to all --as www/site     a folder as its tree, under another name
   relay send firmware.bin --to pi3 --json          JSON lines for scripts
-Exit status: 0 every receiver confirmed every file; 1 a transfer failed or was refused;
+  relay send build/site --to all --release www --then reload
+                                                   a release: www/current switches on every node at once, then 'reload' runs
+Exit status: 0 every receiver confirmed every file (and every action exited 0); 1 a transfer, a release or an action failed or was refused;
 2 a usage mistake found before anything was sent; 3 the sender agent cannot be reached.`)
   .action(async (paths: string[], flags: SendFlags) => {
     process.exitCode = await send(paths, flags);
@@ -139,11 +164,14 @@ program.command('status')
     process.exitCode = await statusViaAgent(flags.socket, Boolean(flags.json), flags.agentUser);
   });
 
+for (const c of makeReleaseCommands()) program.addCommand(c);
 program.addCommand(makeCertsCommand());
 program.addHelpText('after', `
 Examples:
   relay send dist/app.tar.gz --to all    send through the sender agent, exit 0 only when confirmed
   relay status                           the receivers, their state and last error; exit 1 if any is down
+  relay releases www --to all            each node's releases of www, and which is current
+  relay rollback www --to all            switch www/current back to the previous release on every node
   relay send --help                      every option of a send`);
 
 try {

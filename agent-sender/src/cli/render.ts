@@ -80,6 +80,8 @@ function actionLine(e: Extract<JobEvent, { type: 'action' }>): string {
 function summary(e: Extract<JobEvent, { type: 'done' }>, tally: JobTally): string {
   const names = tally.list.map((t) => t.name);
   const skipped = e.skipped ? `, ${count(e.skipped)} skipped (not regular files)` : '';
+  // A job without files (a rollback) counts nodes.
+  if (names.length === 0) return `${e.ok ? 'done' : 'FAILED'}: ${count(e.confirmed)} of ${count(e.confirmed + e.failed)} node(s) in ${formatDuration(e.elapsedMs)}`;
   if (!e.ok) return `FAILED: ${count(e.failed)} failed, ${count(e.confirmed)} confirmed${skipped}`;
   const on = names.length === 1 ? `on ${names[0]}` : `on each of ${names.join(', ')}`;
   return `done: ${files(tally.files)} ${on} (${count(e.confirmed)} confirmed), ${formatBytes(e.bytes)} in ${formatDuration(e.elapsedMs)}${skipped}`;

@@ -1,8 +1,12 @@
 /** The `relay` side of the control socket: sends one request, streams the answer. */
 import path from 'node:path';
 import WebSocket from 'ws';
-import { elide, ErrorCode, formatBytes, formatDuration, printable, RelayError } from '@relayer/common';
-import { defaultSocketPath, splitReplies, type ControlMessage, type ControlRequest, type StatusReply } from './control-protocol.js';
+import { elide, ErrorCode, formatBytes, formatDuration, printable, RelayError, type ThenSpec } from '@relayer/common';
+import {
+  defaultSocketPath, splitReplies, type ControlMessage, type ControlRequest, type ReleasesReply, type ReleasesRequest,
+  type RollbackRequest, type SendRequest, type StatusReply,
+} from './control-protocol.js';
+import type { ReleaseSpec } from '../job/deploy-options.js';
 import { ExitCode } from '../cli/exit-codes.js';
 import { checkSocketTrust, permissionHint, SocketTrustError, trustedOwners } from './socket-trust.js';
 import type { JobEvent } from '../job/job-events.js';
@@ -78,25 +82,43 @@ export interface AgentSendOptions {
   as?: string;
   to: string[];
   transfer: Partial<TransferOptions>;
+  release?: Partial<ReleaseSpec>;
+  then?: Partial<ThenSpec>;
   signal?: AbortSignal;
   /** The agent's user (name or uid), trusted to own the socket besides root and the caller (env RELAY_AGENT_USER). */
   agentUser?: string;
 }
 
 export async function sendViaAgent(opts: AgentSendOptions, emit: (e: JobEvent) => void): Promise<boolean> {
-  let ok = false;
-  await exchange(opts.socketPath, {
+  return streamJob(opts.socketPath, {
     type: 'send', paths: opts.paths.map((p) => path.resolve(p)), as: opts.as, to: opts.to, transfer: opts.transfer,
-  }, (m) => {
-    if (m.type === 'status' || m.type === 'error') return false;
+    ...(opts.release ? { release: opts.release } : {}), ...(opts.then ? { then: opts.then } : {}),
+  }, emit, opts.signal, opts.agentUser);
+}
+
+/** A request answered by job events up to `done` (a send, a rollback); true when done says ok. */
+export async function streamJob(socketPath: string, request: SendRequest | RollbackRequest, emit: (e: JobEvent) => void, signal?: AbortSignal, agentUser?: string): Promise<boolean> {
+  let ok = false;
+  await exchange(socketPath, request, (m) => {
+    if (m.type === 'status' || m.type === 'error' || m.type === 'releases') return false;
     emit(m);
     if (m.type === 'done') {
       ok = m.ok;
       return true;
     }
     return false;
-  }, opts.signal, opts.agentUser);
+  }, signal, agentUser);
   return ok;
+}
+
+export async function releasesViaAgent(socketPath: string, request: ReleasesRequest, agentUser?: string): Promise<ReleasesReply> {
+  let reply: ReleasesReply | undefined;
+  await exchange(socketPath, request, (m) => {
+    if (m.type !== 'releases') return false;
+    reply = m;
+    return true;
+  }, undefined, agentUser);
+  return reply!;
 }
 
 export async function fetchStatus(socketPath: string, agentUser?: string): Promise<StatusReply> {
@@ -143,7 +165,7 @@ export async function statusViaAgent(socketPath: string, json: boolean, agentUse
   return code;
 }
 
-function table(head: string[], rows: string[][]): string {
+export function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [fmt(head), ...rows.map(fmt)].join('\n') + '\n';

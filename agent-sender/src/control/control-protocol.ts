@@ -5,8 +5,10 @@
  * thousands of events a second, and one message (and one socket write) each cost the agent and the client
  * more than the files did. (`relay` and the agent ship together: there is no one-per-message mode.)
  */
-import { createError, ErrorCode } from '@relayer/common';
+import { createError, ErrorCode, type ThenSpec } from '@relayer/common';
+import type { ReleaseSpec } from '../job/deploy-options.js';
 import type { JobEvent } from '../job/job-events.js';
+import type { NodeReleases } from '../job/release-admin.js';
 import type { LinkSnapshot } from '../link/link.js';
 import type { TransferOptions } from '../transfer/transfer-options.js';
 
@@ -18,13 +20,42 @@ export interface SendRequest {
   /** Receiver names, or ["all"]. */
   to: string[];
   transfer: Partial<TransferOptions>;
+  /** A deploy: the files become a new release of this name on every target, switched to once all staged. */
+  release?: Partial<ReleaseSpec>;
+  /** The node action to run on each target after its files are published (after the switch, for a release). */
+  then?: Partial<ThenSpec>;
 }
 
 export interface StatusRequest {
   type: 'status';
 }
 
-export type ControlRequest = SendRequest | StatusRequest;
+/** `relay releases NAME --to …`: answered by one ReleasesReply. */
+export interface ReleasesRequest {
+  type: 'releases';
+  release: string;
+  to: string[];
+  timeoutMs?: number;
+}
+
+/** `relay rollback NAME --to …`: answered by release (and action) events, then done. */
+export interface RollbackRequest {
+  type: 'rollback';
+  release: string;
+  to: string[];
+  /** The release id to switch back to; default each node's previous one. */
+  id?: string;
+  then?: Partial<ThenSpec>;
+  timeoutMs?: number;
+}
+
+export type ControlRequest = SendRequest | StatusRequest | ReleasesRequest | RollbackRequest;
+
+export interface ReleasesReply {
+  type: 'releases';
+  release: string;
+  nodes: NodeReleases[];
+}
 
 export interface TransferSnapshot {
   receiver: string;
@@ -46,7 +77,7 @@ export interface ErrorReply {
   message: string;
 }
 
-export type ControlMessage = JobEvent | StatusReply | ErrorReply;
+export type ControlMessage = JobEvent | StatusReply | ReleasesReply | ErrorReply;
 
 /** The control socket when none is given: a private folder (the CLIs take RELAY_SOCKET through their --socket option). */
 export { defaultSocketPath } from './socket-trust.js';
@@ -55,10 +86,16 @@ export function isControlRequest(v: unknown): v is ControlRequest {
   if (typeof v !== 'object' || v === null) return false;
   const r = v as Record<string, unknown>;
   if (r.type === 'status') return true;
+  const targets = Array.isArray(r.to) && r.to.every((t) => typeof t === 'string');
+  const optionalObject = (v: unknown): boolean => v === undefined || (typeof v === 'object' && v !== null);
+  if (r.type === 'releases' || r.type === 'rollback') {
+    return typeof r.release === 'string' && targets && (r.timeoutMs === undefined || typeof r.timeoutMs === 'number')
+      && (r.id === undefined || typeof r.id === 'string') && optionalObject(r.then);
+  }
   return r.type === 'send' && Array.isArray(r.paths) && r.paths.every((p) => typeof p === 'string')
     && Array.isArray(r.to) && r.to.every((t) => typeof t === 'string')
     && (r.as === undefined || typeof r.as === 'string')
-    && typeof r.transfer === 'object' && r.transfer !== null;
+    && typeof r.transfer === 'object' && r.transfer !== null && optionalObject(r.release) && optionalObject(r.then);
 }
 
 /**

@@ -14,20 +14,13 @@ import {
   type ActionResult, type ManifestEntry, type ThenSpec,
 } from '@relayer/common';
 import type { Link } from '../link/link.js';
-import { TRANSFER_DEFAULTS } from '../transfer/transfer-options.js';
 import type { JobEvent } from './job-events.js';
 import { runJob, type JobContext, type JobSpec } from './job.js';
 import { buildManifest, releaseFiles } from './manifest.js';
-import { askNode, type NodeRequestOptions } from './node-request.js';
+import { askNode, nodeRequestOptions, type NodeRequestOptions } from './node-request.js';
+import type { ReleaseSpec } from './deploy-options.js';
 
-export interface ReleaseSpec {
-  /** The release's folder on each node, relative to its --dir (`www`: `<dir>/www/current`). */
-  name: string;
-  /** Releases kept after the switch (the current and the previous one always are). */
-  keep: number;
-  /** When a switch fails after other targets switched: point those back at their previous release. */
-  rollbackOnFailure: boolean;
-}
+export type { ReleaseSpec };
 
 export interface DeploySpec extends JobSpec {
   release?: ReleaseSpec;
@@ -41,12 +34,7 @@ const STAGE_ROUNDS = 3;
 
 export async function runDeploy(spec: DeploySpec, ctx: JobContext, emit: (e: JobEvent) => void): Promise<boolean> {
   if (!spec.release && !spec.then) return runJob(spec, ctx, emit);
-  const ask: NodeRequestOptions = {
-    timeoutMs: spec.transfer.timeoutMs ?? TRANSFER_DEFAULTS.timeoutMs,
-    replyTimeoutMs: spec.transfer.ackTimeoutMs ?? TRANSFER_DEFAULTS.ackTimeoutMs,
-    signal: ctx.signal,
-    logger: ctx.logger,
-  };
+  const ask = nodeRequestOptions(spec.transfer, ctx.logger, ctx.signal);
   // An action no target defines is refused here, before any byte is sent.
   if (spec.then) await checkAction(spec.targets, spec.then.action, ask);
   return spec.release ? new ReleaseRun(spec, spec.release, ctx, emit, ask).run() : sendThenRun(spec, spec.then!, ctx, emit, ask);
@@ -62,23 +50,27 @@ async function checkAction(targets: Link[], action: string, ask: NodeRequestOpti
 }
 
 /** A node action's result on one target, or why it could not run, as the event the step prints. */
-async function runAction(link: Link, run: () => Promise<ActionResult>, then: ThenSpec, emit: (e: JobEvent) => void): Promise<boolean> {
+export async function runAction(link: Link, run: () => Promise<ActionResult>, then: ThenSpec, emit: (e: JobEvent) => void): Promise<boolean> {
   try {
     const action = await run();
-    emit({ type: 'action', target: link.name, ...action });
+    emit({ type: 'action', target: link.name, ...action, ...(action.ok ? {} : { code: ErrorCode.ACTION_FAILED }) });
     return action.ok;
   } catch (err) {
     const e = toRelayError(err);
-    emit({ type: 'action', target: link.name, name: then.action, exitCode: null, signal: null, timedOut: false, durationMs: 0, output: `${e.code}: ${e.message}`, ok: false });
+    emit({ type: 'action', target: link.name, name: then.action, exitCode: null, signal: null, timedOut: false, durationMs: 0, output: `${e.code}: ${e.message}`, ok: false, code: e.code === ErrorCode.NO_ACTION ? e.code : ErrorCode.ACTION_FAILED });
     return false;
   }
 }
 
 /** Asked once, after the link is ready: a switch or an action must not run twice because a reply was lost. */
-async function once<T>(link: Link, ask: NodeRequestOptions, replyTimeoutMs: number, request: () => Promise<T>): Promise<T> {
+export async function once<T>(link: Link, ask: NodeRequestOptions, request: () => Promise<T>): Promise<T> {
   await link.ready(ask.timeoutMs, ask.signal);
-  void replyTimeoutMs;
   return request();
+}
+
+/** How long a switch or run may take to answer: the action's own limit, its kill grace and the reply's. */
+export function actionReplyMs(ask: NodeRequestOptions, then: ThenSpec | undefined): number {
+  return ask.replyTimeoutMs + (then ? then.timeoutMs + 10_000 : 0);
 }
 
 /** A plain send, then the action on each target that confirmed every file. */
@@ -98,8 +90,8 @@ async function sendThenRun(spec: JobSpec, then: ThenSpec, ctx: JobContext, emit:
   await Promise.all(spec.targets.map(async (link) => {
     const t = seen.get(link.name)!;
     if (!ok && t.failed > 0) return;
-    const timeout = then.timeoutMs + ask.replyTimeoutMs;
-    const ran = await runAction(link, () => once(link, ask, timeout, async () => (await link.request('run', { then, files: t.names }, timeout)).action), then, emit);
+    const timeout = actionReplyMs(ask, then);
+    const ran = await runAction(link, () => once(link, ask, async () => (await link.request('run', { then, files: t.names }, timeout)).action), then, emit);
     if (!ran) failed++;
   }));
   emit({ ...done!, ok: ok && failed === 0, failed: done!.failed + failed, elapsedMs: done!.elapsedMs });
@@ -215,10 +207,10 @@ class ReleaseRun {
   private async switchAll(): Promise<void> {
     const { release, id, spec } = this;
     const then = spec.then;
-    const timeout = this.ask.replyTimeoutMs + (then?.timeoutMs ?? 0);
+    const timeout = actionReplyMs(this.ask, then);
     const results = await Promise.all(spec.targets.map(async (link) => {
       try {
-        const r = await once(link, this.ask, timeout, () => link.request('switch', { release: release.name, id, keep: release.keep, ...(then ? { then } : {}) }, timeout));
+        const r = await once(link, this.ask, () => link.request('switch', { release: release.name, id, keep: release.keep, ...(then ? { then } : {}) }, timeout));
         this.step(link, 'switched', { previous: r.previous });
         if (r.action && !(await runAction(link, async () => r.action!, then!, this.emit))) this.stepFailures++;
         return { link, previous: r.previous, ok: true as const };
@@ -239,7 +231,7 @@ class ReleaseRun {
     await Promise.all(switched.map(async ({ link, previous }) => {
       if (!previous) return this.step(link, 'failed', { code: ErrorCode.NO_RELEASE, message: `now on ${id}: there is no previous release to switch back to` });
       try {
-        const r = await once(link, this.ask, this.ask.replyTimeoutMs, () => link.request('rollback', { release: release.name, to: previous }, this.ask.replyTimeoutMs));
+        const r = await once(link, this.ask, () => link.request('rollback', { release: release.name, to: previous }, this.ask.replyTimeoutMs));
         this.step(link, 'rolled-back', { previous: r.previous }, r.current);
       } catch (err) {
         const e = toRelayError(err);

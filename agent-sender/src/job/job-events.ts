@@ -72,7 +72,7 @@ export type JobEvent =
     files?: number; bytes?: number; linked?: number; previous?: string | null; code?: ErrorCode; message?: string;
   }
   /** A node action ran on a target: its result is part of that target's confirmation. */
-  | ({ type: 'action'; target: string } & ActionResult)
+  | ({ type: 'action'; target: string; /** ACTION_FAILED when not ok. */ code?: ErrorCode } & ActionResult)
   | {
     type: 'done'; ok: boolean; confirmed: number; failed: number; bytes: number; elapsedMs: number;
     /** Entries not sent because they are not regular files (listed in 'queued'). */

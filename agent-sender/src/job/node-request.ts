@@ -7,6 +7,7 @@ import { ErrorCode, RelayError, type ReplyOf, type RequestName, type RequestOf }
 import type { Logger } from '@relayer/common';
 import type { Link } from '../link/link.js';
 import { RetryPolicy } from '../transfer/retry-policy.js';
+import { TRANSFER_DEFAULTS, type TransferOptions } from '../transfer/transfer-options.js';
 
 export interface NodeRequestOptions {
   /** Give up after this long without an answer (the send's --timeout). */
@@ -31,4 +32,14 @@ export function askNode<E extends RequestName>(link: Link, event: E, frame: Requ
   }, opts.signal, ({ error, attemptNumber }) => {
     opts.logger.warn({ receiver: link.name, request: event, code: (error as RelayError).code, attempt: attemptNumber }, 'request failed: retrying');
   });
+}
+
+/** A send's --timeout and reply wait, as node requests use them. */
+export function nodeRequestOptions(transfer: Partial<TransferOptions>, logger: Logger, signal?: AbortSignal): NodeRequestOptions {
+  return {
+    timeoutMs: transfer.timeoutMs ?? TRANSFER_DEFAULTS.timeoutMs,
+    replyTimeoutMs: transfer.ackTimeoutMs ?? TRANSFER_DEFAULTS.ackTimeoutMs,
+    signal,
+    logger,
+  };
 }
