@@ -25,6 +25,8 @@ import { inParallel, ReleaseStore, type StoredManifest } from './release-store.j
 const ABANDONED_AFTER_MS = 10 * 60_000;
 /** Recent confirmations remembered for a plain send's action (its file's sha256 without a re-read). */
 const RECENT_MAX = 4096;
+/** Cut-off staging folders (newest first) a new release may take files from. */
+const ABANDONED_SOURCES = 2;
 
 interface Staging {
   release: string;
@@ -110,34 +112,52 @@ export class Releases {
     return { held: await this.linkHeld(s, f.files) };
   }
 
-  /** Hard-links the entries the current release holds with the same sha256 and mode; returns their indices. */
+  /**
+   * Hard-links the entries this node already holds: from the current release (same sha256, mode and size
+   * in its manifest), or from a release whose staging was cut off (a receiver killed, a step cancelled), after
+   * hashing the file there: a re-run then sends only what the cut-off attempt did not. Returns their indices.
+   */
   private async linkHeld(s: Staging, files: ManifestEntry[]): Promise<number[]> {
     const current = await this.store.current(s.release).catch(() => null);
     const manifest = current ? await this.store.manifest(s.release, current).catch(() => undefined) : undefined;
-    if (!current || !manifest) return [];
-    const have = new Map(manifest.files.map((e) => [`${e.sha256}:${e.mode}:${e.size}`, e.name]));
-    const from = this.store.folder(s.release, current);
+    const have = new Map(manifest ? manifest.files.map((e) => [`${e.sha256}:${e.mode}:${e.size}`, e.name]) : []);
+    const from = current && manifest ? this.store.folder(s.release, current) : undefined;
+    const { incomplete } = await this.store.ids(s.release).catch(() => ({ incomplete: [] as string[] }));
+    const cutOff = incomplete.filter((id) => id !== s.id && !this.staging.has(key(s.release, id))).slice(-ABANDONED_SOURCES).reverse();
     const to = this.store.folder(s.release, s.id);
     const held: number[] = [];
     await inParallel([...files.keys()], 16, async (i) => {
       const e = files[i]!;
-      const source = have.get(`${e.sha256}:${e.mode}:${e.size}`);
-      if (source === undefined) return;
       const target = path.join(to, ...e.name.split('/'));
       try {
+        const inCurrent = from === undefined ? undefined : have.get(`${e.sha256}:${e.mode}:${e.size}`);
+        const source = inCurrent !== undefined ? path.join(from!, ...inCurrent.split('/')) : await this.findCutOff(s.release, cutOff, e);
+        if (source === undefined) return;
         for (const d of await ReleaseStore.folderFor(target)) s.changed.add(d);
-        const [a, b] = await Promise.all([lstat(path.join(from, ...source.split('/'))), lstat(target).catch(() => undefined)]);
+        const [a, b] = await Promise.all([lstat(source), lstat(target).catch(() => undefined)]);
         if (!a.isFile() || a.size !== e.size) return;
         if (b && b.ino !== a.ino) await rm(target, { force: true });
-        if (!b || b.ino !== a.ino) await link(path.join(from, ...source.split('/')), target);
+        if (!b || b.ino !== a.ino) await link(source, target);
         s.changed.add(path.dirname(target));
-        s.linked.add(e.name);
+        if (inCurrent !== undefined) s.linked.add(e.name);
+        else s.verified.set(e.name, e.sha256);
         held.push(i);
       } catch (err) {
         this.init.log.debug({ err, release: s.release }, 'hard link failed: the file is sent instead');
       }
     });
     return held.sort((a, b) => a - b);
+  }
+
+  /** The entry's file in a cut-off staging folder, if it is there with the same size, mode and sha256. */
+  private async findCutOff(release: string, ids: string[], e: ManifestEntry): Promise<string | undefined> {
+    for (const id of ids) {
+      const file = path.join(this.store.folder(release, id), ...e.name.split('/'));
+      const st = await lstat(file).catch(() => undefined);
+      if (!st?.isFile() || st.size !== e.size || (st.mode & 0o777) !== e.mode) continue;
+      if ((await hashPrefix(file, e.size)).digest('hex') === e.sha256) return file;
+    }
+    return undefined;
   }
 
   /** Every entry there and verified: the release is made durable and complete. */

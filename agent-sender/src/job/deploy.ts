@@ -199,7 +199,9 @@ class ReleaseRun {
         this.fileFailures++;
         if (!this.firstFailure.has(link.name)) this.firstFailure.set(link.name, e.code);
       }
-      this.emit(e);
+      // The step speaks of the release's names; the path still says where the file is staged.
+      if ('name' in e && typeof e.name === 'string' && e.name.startsWith(prefix)) this.emit({ ...e, name: e.name.slice(prefix.length) } as JobEvent);
+      else this.emit(e);
     });
     return failures;
   }
