@@ -27,11 +27,15 @@ const ABANDONED_AFTER_MS = 10 * 60_000;
 const RECENT_MAX = 4096;
 /** Cut-off staging folders (newest first) a new release may take files from. */
 const ABANDONED_SOURCES = 2;
+/** Releases staged at once on this node (all senders). */
+const MAX_STAGING = 32;
 
 interface Staging {
   release: string;
   id: string;
   startedAt: number;
+  /** Last manifest part or confirmed file: a staging idle for long is dropped (its sender went away). */
+  touchedAt: number;
   entries: ManifestEntry[];
   byName: Map<string, number>;
   /** sha256 of each entry as its confirmation said (the receiver verified those bytes on the way in). */
@@ -67,6 +71,10 @@ export class Releases {
     const id = segments[at + 1];
     const rest = segments.slice(at + 2).join('/');
     const s = id !== undefined && RELEASE_ID.test(id) ? this.staging.get(key(release, id)) : undefined;
+    if (!s && id !== undefined && RELEASE_ID.test(id) && rest !== '') {
+      // A sender sending into a release this node forgot (it restarted): it begins the release again.
+      throw createError(ErrorCode.NO_RELEASE, `release ${id} of ${quoteName(release)} is not being staged on this node (it restarted?): begin again`);
+    }
     if (!s || rest === '' || !s.byName.has(rest)) {
       throw createError(ErrorCode.BAD_NAME, `refused name ${quoteName(name)}: inside ${RELEASES_DIR}/ only the files of a release being staged are written (send with --release)`);
     }
@@ -81,7 +89,9 @@ export class Releases {
     const at = segments.indexOf(RELEASES_DIR);
     if (at < 0) return;
     const s = this.staging.get(key(segments.slice(0, at).join('/'), segments[at + 1] ?? ''));
-    s?.verified.set(segments.slice(at + 2).join('/'), r.sha256);
+    if (!s) return;
+    s.verified.set(segments.slice(at + 2).join('/'), r.sha256);
+    s.touchedAt = Date.now();
   }
 
   /** A part of the manifest; the first part begins the release (or takes up one begun before this receiver restarted). */
@@ -92,7 +102,10 @@ export class Releases {
     if (!s) {
       if (f.offset !== 0) throw createError(ErrorCode.NO_RELEASE, `release ${f.id} is not being staged on this node (it restarted?): begin again`);
       if (await this.store.manifest(f.release, f.id)) throw createError(ErrorCode.PROTOCOL, `release ${f.id} is already staged`);
-      s = { release: f.release, id: f.id, startedAt: Date.now(), entries: [], byName: new Map(), verified: new Map(), linked: new Set(), changed: new Set() };
+      // Only when full: a staging whose one big file takes an hour is idle between its confirmations.
+      if (this.staging.size >= MAX_STAGING) this.dropIdle();
+      if (this.staging.size >= MAX_STAGING) throw createError(ErrorCode.LIMIT, `${this.staging.size} releases are being staged on this node: finish one first`);
+      s = { release: f.release, id: f.id, startedAt: Date.now(), touchedAt: Date.now(), entries: [], byName: new Map(), verified: new Map(), linked: new Set(), changed: new Set() };
       for (const d of await this.store.makeStaging(f.release, f.id)) s.changed.add(d);
       this.staging.set(k, s);
       this.init.log.info({ release: f.release, id: f.id }, 'release staging');
@@ -100,6 +113,7 @@ export class Releases {
     if (f.offset !== s.entries.length && f.offset + f.files.length !== s.entries.length) {
       throw createError(ErrorCode.PROTOCOL, `manifest part at ${f.offset}, expected ${s.entries.length}`);
     }
+    s.touchedAt = Date.now();
     const fresh = f.offset === s.entries.length;
     for (const [i, e] of f.files.entries()) {
       checkName(ReleaseStore.fileName(f.release, f.id, e.name));
@@ -110,6 +124,17 @@ export class Releases {
       }
     }
     return { held: await this.linkHeld(s, f.files) };
+  }
+
+  /** Stagings nobody touched for ABANDONED_AFTER_MS: their names are refused again; their folders go at a later switch. */
+  private dropIdle(): void {
+    const now = Date.now();
+    for (const [k, s] of this.staging) {
+      if (now - s.touchedAt > ABANDONED_AFTER_MS) {
+        this.staging.delete(k);
+        this.init.log.info({ release: s.release, id: s.id }, 'release staging abandoned (idle)');
+      }
+    }
   }
 
   /**

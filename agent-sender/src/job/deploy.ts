@@ -103,7 +103,6 @@ type Staged = { ok: true } | { ok: false; error: RelayError };
 class ReleaseRun {
   private readonly id = newReleaseId();
   private manifest: ManifestEntry[] = [];
-  private confirmed = 0;
   private fileFailures = 0;
   private stepFailures = 0;
   private readonly started = Date.now();
@@ -179,31 +178,58 @@ class ReleaseRun {
     return held;
   }
 
-  /** The files the node does not hold, under the release's staging names; the held ones are confirmed by the manifest reply. */
+  /**
+   * The files the node does not hold, under the release's staging names; the held ones are confirmed by
+   * the manifest reply. A file the node refuses with NO_RELEASE (it restarted and forgot the release) is
+   * not a failure of the step yet: stageOn begins the release there again.
+   */
   private async sendFiles(link: Link, held: Set<number>): Promise<number> {
     const prefix = `${this.release.name}/.releases/${this.id}/`;
+    const mine = this.confirmedOn(link);
     const send: number[] = [];
     this.manifest.forEach((e, i) => {
       if (!held.has(i)) return send.push(i);
-      this.confirmed++;
+      if (mine.has(e.name)) return;
+      mine.add(e.name);
       this.emit({ type: 'received', target: link.name, name: e.name, size: e.size, sha256: e.sha256, path: `${prefix}${e.name}`, unchanged: true, bytesSent: 0, resumedFrom: 0, elapsedMs: 0 });
     });
     if (send.length === 0) return 0;
     const files = releaseFiles({ length: send.length, at: (i) => this.spec.files.at(send[i]!) }, (name) => `${prefix}${name}`);
     let failures = 0;
+    let forgotten = 0;
+    this.firstFailure.delete(link.name);
     await runJob({ files, targets: [link], transfer: this.spec.transfer, open: this.spec.open }, this.ctx, (e) => {
       if (e.type === 'queued' || e.type === 'done') return;
-      if (e.type === 'received') this.confirmed++;
-      if (e.type === 'failed') {
+      // The step speaks of the release's names; the path still says where the file is staged.
+      const named = 'name' in e && typeof e.name === 'string' && e.name.startsWith(prefix) ? { ...e, name: e.name.slice(prefix.length) } as JobEvent : e;
+      if (named.type === 'received') {
+        if (mine.has(named.name)) return;
+        mine.add(named.name);
+      }
+      if (named.type === 'failed') {
+        if (named.code === ErrorCode.NO_RELEASE) return void forgotten++;
         failures++;
         this.fileFailures++;
-        if (!this.firstFailure.has(link.name)) this.firstFailure.set(link.name, e.code);
+        if (!this.firstFailure.has(link.name)) this.firstFailure.set(link.name, named.code);
       }
-      // The step speaks of the release's names; the path still says where the file is staged.
-      if ('name' in e && typeof e.name === 'string' && e.name.startsWith(prefix)) this.emit({ ...e, name: e.name.slice(prefix.length) } as JobEvent);
-      else this.emit(e);
+      this.emit(named);
     });
+    if (failures === 0 && forgotten > 0) throw new RelayError(ErrorCode.NO_RELEASE, `${link.name} forgot release ${this.id} while ${forgotten} file(s) were on their way`);
     return failures;
+  }
+
+  private readonly confirmedBy = new Map<string, Set<string>>();
+
+  private confirmedOn(link: Link): Set<string> {
+    let set = this.confirmedBy.get(link.name);
+    if (!set) this.confirmedBy.set(link.name, (set = new Set()));
+    return set;
+  }
+
+  private get confirmed(): number {
+    let n = 0;
+    for (const set of this.confirmedBy.values()) n += set.size;
+    return n;
   }
 
   private async switchAll(): Promise<void> {
