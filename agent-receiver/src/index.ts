@@ -17,3 +17,6 @@ export type { Owner } from './session/owner.js';
 export { ReceiverState, type ReceiverStats } from './receiver.js';
 export { Admission, ADMISSION_DEFAULTS, authDelayMs, type AdmissionOptions } from './session/admission.js';
 export { createListener, readTlsServerFiles, type TlsServerOptions } from './session/tls-server.js';
+export { ActionRunner, Tail, harmless, isInside, OUTPUT_TAIL_BYTES, type ActionRunnerInit, type RunOptions } from './actions/action-runner.js';
+export { Releases, type ReleasesInit } from './release/releases.js';
+export { ReleaseStore, CURRENT, type StoredManifest } from './release/release-store.js';

@@ -31,3 +31,8 @@ export { readCaFile, tlsFailure } from './link/tls-client.js';
 export { SmallFileReader } from './job/small-file-reader.js';
 export { planBatches, type SmallFile, type BatchLimits } from './job/small-files.js';
 export * from './limits.js';
+export { runDeploy, type DeploySpec } from './job/deploy.js';
+export { checkDeploy, checkRelease, checkReleaseId, checkThen, namesInRelease, DEPLOY_DEFAULTS, type ReleaseSpec } from './job/deploy-options.js';
+export { buildManifest, releaseFiles } from './job/manifest.js';
+export { listReleases, rollbackAll, type NodeReleases } from './job/release-admin.js';
+export { releasesDirect, rollbackDirect } from './job/direct.js';
