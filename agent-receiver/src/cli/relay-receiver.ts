@@ -79,7 +79,8 @@ async function main(): Promise<void> {
       host: opts.host,
       port: opts.port,
       dir: opts.dir,
-      actionDir: opts.actionDir,
+      // An empty RELAY_ACTION_DIR (a stack's unset variable) means none, not the working directory.
+      actionDir: opts.actionDir === '' ? undefined : opts.actionDir,
       token: loadTokens(opts.tokenFile, opts.token),
       tls: readTlsServerFiles(opts.tlsCert, opts.tlsKey),
       admission: admissionFromCli(opts),
