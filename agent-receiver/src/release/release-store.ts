@@ -12,7 +12,7 @@
  */
 import { lstat, open, readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { checkReleaseName, createError, ErrorCode, quoteName, RELEASE_ID, RELEASES_DIR, type ManifestEntry, type ReleaseInfo } from '@relayer/common';
+import { checkReleaseName, createError, inspectInside, ErrorCode, quoteName, RELEASE_ID, RELEASES_DIR, type ManifestEntry, type ReleaseInfo } from '@relayer/common';
 import { fsyncDir, makeFolder } from '../store/durable-folders.js';
 
 export const CURRENT = 'current';
@@ -24,13 +24,21 @@ export interface StoredManifest {
   files: ManifestEntry[];
 }
 
-/** Checks a release name (a relative path whose segments do not start with '.'); throws BAD_NAME. */
 export class ReleaseStore {
   constructor(private readonly root: string) {}
 
   /** <dir>/<release> */
   home(release: string): string {
     return path.join(this.root, ...checkReleaseName(release));
+  }
+
+  /**
+   * Throws BAD_NAME unless the release's folder and its .releases/ are real folders below the root (or not
+   * there yet): a release named through a symlink (`www/current`, a link an operator made) would write into
+   * whatever the link points at, a live release included.
+   */
+  async checkHome(release: string): Promise<void> {
+    await inspectInside(this.root, `${release}/${RELEASES_DIR}/.probe`);
   }
 
   releasesDir(release: string): string {

@@ -97,6 +97,7 @@ export class Releases {
   /** A part of the manifest; the first part begins the release (or takes up one begun before this receiver restarted). */
   async begin(f: ReleaseFrame): Promise<ReleaseReply> {
     checkReleaseName(f.release);
+    await this.store.checkHome(f.release);
     const k = key(f.release, f.id);
     let s = this.staging.get(k);
     if (!s) {
@@ -255,8 +256,9 @@ export class Releases {
     return {};
   }
 
-  list(f: ListReleasesFrame): Promise<ListReleasesReply> {
+  async list(f: ListReleasesFrame): Promise<ListReleasesReply> {
     checkReleaseName(f.release);
+    await this.store.checkHome(f.release);
     return this.store.list(f.release);
   }
 
@@ -308,7 +310,11 @@ export class Releases {
   private serialised<T>(release: string, fn: () => Promise<T>): Promise<T> {
     checkReleaseName(release);
     const before = this.serial.get(release) ?? Promise.resolve();
-    const run = before.then(fn, fn);
+    const checked = async (): Promise<T> => {
+      await this.store.checkHome(release);
+      return fn();
+    };
+    const run = before.then(checked, checked);
     const tail = run.catch(() => undefined);
     this.serial.set(release, tail);
     void tail.then(() => {

@@ -163,6 +163,15 @@ describe('releases on a receiver', () => {
     await releases.begin({ release: 'www', id, offset: 0, files: [entry('a', 'a')] });
   });
 
+  it('refuses a release whose folder passes through a symlink (www/current names the live release)', async () => {
+    const a = await stageRelease({ 'f': 'a' });
+    await releases.switchTo({ release: 'www', id: a.id, keep: 5 });
+    await expectRejectsCode(releases.begin({ release: 'www/current', id: nextId(), offset: 0, files: [entry('x', 'x')] }), ErrorCode.BAD_NAME);
+    await expectRejectsCode(releases.list({ release: 'www/current' }), ErrorCode.BAD_NAME);
+    await expectRejectsCode(releases.rollback({ release: 'www/current' }), ErrorCode.BAD_NAME);
+    expect(await readdir(path.join(root, 'www', '.releases', a.id))).to.deep.equal(['f']);
+  });
+
   it('refuses release names with dot segments or traversal', async () => {
     for (const release of ['../x', '.hidden', 'a/.releases', '/abs']) {
       await expectRejectsCode(releases.begin({ release, id: nextId(), offset: 0, files: [] }), ErrorCode.BAD_NAME);
