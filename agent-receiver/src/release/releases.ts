@@ -296,7 +296,9 @@ export class Releases {
   private async prune(release: string, keep: number, protect: Array<string | null>): Promise<string[]> {
     const { complete, incomplete } = await this.store.ids(release);
     const keepIds = new Set([...complete.slice(-Math.max(1, keep)), ...protect.filter((p): p is string => p !== null)]);
-    const removed = complete.filter((id) => !keepIds.has(id));
+    // Only releases older than the one switched to: a newer one is another send's, staged and about to switch.
+    const newest = protect[0]!;
+    const removed = complete.filter((id) => !keepIds.has(id) && newest !== null && id < newest);
     for (const id of removed) await this.store.remove(release, id);
     for (const id of incomplete) {
       if (this.staging.has(key(release, id))) continue;

@@ -115,6 +115,16 @@ describe('releases on a receiver', () => {
     expect(list.current).to.equal(id);
   });
 
+  it('--keep never removes a newer release another send has staged and not yet switched to', async () => {
+    const a = await stageRelease({ 'f': 'a' });
+    await releases.switchTo({ release: 'www', id: a.id, keep: 1 });
+    const b = await stageRelease({ 'f': 'b' });
+    const c = await stageRelease({ 'f': 'c' });
+    await releases.switchTo({ release: 'www', id: b.id, keep: 1 });
+    await releases.switchTo({ release: 'www', id: c.id, keep: 1 });
+    expect(await read('f')).to.equal('c');
+  });
+
   it('rollback goes to the release before current by default, or to the one named; NO_RELEASE when there is none', async () => {
     const a = await stageRelease({ 'f': 'a' });
     await releases.switchTo({ release: 'www', id: a.id, keep: 5 });
