@@ -119,8 +119,9 @@ export class ActionRunner {
         settled = true;
         for (const t of timers) clearTimeout(t);
         if (pid !== undefined) this.running.delete(pid);
-        // Whatever the action left behind in its group goes with it: its result is final.
-        killGroup('SIGKILL');
+        // At the timeout the whole group goes. After a normal exit what it started is left alone: an action
+        // that (re)starts a service in the background is a use, not a leak; only our ends of its pipes close.
+        if (timedOut) killGroup('SIGKILL');
         child.stdout?.destroy();
         child.stderr?.destroy();
         if (extra) tail.push(Buffer.from(extra));
