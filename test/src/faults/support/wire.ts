@@ -8,10 +8,11 @@
 import { crc32 } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
+import { PROTOCOL_VERSION } from '@relayer/common';
 
 export const WIRE = {
-  /** Protocol v4 (common/src/frames.ts PROTOCOL_VERSION): the handshake names it, else the receiver refuses. */
-  protocol: 4,
+  /** The handshake names the receiver's protocol version, else the receiver refuses (PROTOCOL); taken from common so a bump cannot silently turn every hostile connection into a refused one. */
+  protocol: PROTOCOL_VERSION,
   events: { offer: 'offer', chunk: 'chunk', identical: 'identical', commit: 'commit', put: 'put', abort: 'abort', heartbeat: 'heartbeat' },
   /** The per-attempt id an accepted offer returns and the other requests carry (`transfer` in protocol v1). */
   idField: 'lease',
