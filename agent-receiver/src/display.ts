@@ -13,12 +13,15 @@ export interface DisplayInfo {
   displayDir?: string;
 }
 
+/** The node and, when known, the host's path of `p` (a path inside the receiver's folder). */
+export function displayOf(p: string, info: DisplayInfo): { node: string; displayPath?: string } {
+  if (info.displayDir === undefined) return { node: info.node };
+  const rel = path.relative(info.dir, p);
+  // Published files are always inside dir; anything else is shown as it is rather than as a made-up path.
+  if (rel.startsWith('..') || path.isAbsolute(rel)) return { node: info.node };
+  return { node: info.node, displayPath: path.posix.join(info.displayDir, rel.split(path.sep).join('/')) };
+}
+
 export function withDisplay(received: ReceivedFrame, info: DisplayInfo): ReceivedFrame {
-  const out: ReceivedFrame = { ...received, node: info.node };
-  if (info.displayDir !== undefined) {
-    const rel = path.relative(info.dir, received.path);
-    // Published files are always inside dir; anything else is shown as it is rather than as a made-up path.
-    if (!rel.startsWith('..') && !path.isAbsolute(rel)) out.displayPath = path.posix.join(info.displayDir, rel.split(path.sep).join('/'));
-  }
-  return out;
+  return { ...received, ...displayOf(received.path, info) };
 }

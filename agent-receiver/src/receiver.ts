@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import {
   ErrorCode, PROTOCOL_VERSION, VERSION, type HandshakeAuth, type Logger, type ReceiverStatus,
 } from '@relayer/common';
-import { withDisplay } from './display.js';
+import { displayOf, withDisplay } from './display.js';
 import { ReceiverMetrics } from './metrics.js';
 import { serveHealthAndMetrics, type Health } from '@relayer/common/metrics-text';
 import { Admission, type AdmissionOptions } from './session/admission.js';
@@ -73,7 +73,7 @@ export class Receiver {
       activeTransfers: () => this.activeTransfers, senders: () => this.sessions.size, freeBytes: () => this.freeBytes(),
     });
     this.actions = new ActionRunner({ dir: this.options.actionDir, root: this.options.dir, log: this.log, onRun: (r) => this.metrics.actionRan(r) });
-    this.releases = new Releases({ root: this.options.dir, node: this.options.node, log: this.log, actions: this.actions });
+    this.releases = new Releases({ root: this.options.dir, node: this.options.node, log: this.log, actions: this.actions, display: (p) => displayOf(p, this.options) });
     this.registry = new TransferRegistry({
       root: this.options.dir, store: this.store, limits: this.options, log: this.log, freeBytes: () => this.freeBytes(),
       onEnded: (end) => this.metrics.ended(end),

@@ -69,6 +69,13 @@ export interface ReleaseFrame {
 /** Indices (within the frame's files) of entries the receiver already holds, hard-linked from its current release. */
 export interface ReleaseReply {
   held: number[];
+  /**
+   * The release's staging folder on the receiver (absolute), its node and the folder as the host sees it:
+   * the confirmations of held files (never sent) say where they are as a sent file's would.
+   */
+  path?: string;
+  node?: string;
+  displayPath?: string;
 }
 
 /** Sender → receiver: every one of the manifest's `files` entries has been sent; verify them and make the release durable. */
@@ -150,10 +157,15 @@ export interface ActionCheckFrame {
   action: string;
 }
 
-/** Sender → receiver: run an action after a plain send; `files` are the names sent (the receiver checks each is published). */
+/**
+ * Sender → receiver: run an action after a plain send; `files` are the names sent (the last MAX_RUN_FILES
+ * of them; the receiver checks each is published), `count` how many the send confirmed there in all.
+ */
 export interface RunFrame {
   then: ThenSpec;
   files: string[];
+  /** Absent: files.length (a sender before this field). */
+  count?: number;
 }
 
 export interface RunReply {
@@ -195,7 +207,8 @@ export function isReleaseFrame(v: unknown): v is ReleaseFrame {
     && v.files.length <= MAX_MANIFEST_PART && v.offset + v.files.length <= MAX_RELEASE_FILES && v.files.every(isEntry);
 }
 export function isReleaseReply(v: unknown): v is ReleaseReply {
-  return isObject(v) && Array.isArray(v.held) && v.held.length <= MAX_MANIFEST_PART && v.held.every((i) => isSize(i) && i < MAX_MANIFEST_PART);
+  return isObject(v) && Array.isArray(v.held) && v.held.length <= MAX_MANIFEST_PART && v.held.every((i) => isSize(i) && i < MAX_MANIFEST_PART)
+    && (v.path === undefined || isText(v.path, 4096)) && (v.node === undefined || isText(v.node, 256)) && (v.displayPath === undefined || isText(v.displayPath, 4096));
 }
 export function isStageFrame(v: unknown): v is StageFrame {
   return isObject(v) && isRelease(v.release) && isReleaseId(v.id) && isSize(v.files) && v.files <= MAX_RELEASE_FILES;
@@ -246,7 +259,8 @@ export function isActionCheckFrame(v: unknown): v is ActionCheckFrame {
 }
 export function isRunFrame(v: unknown): v is RunFrame {
   return isObject(v) && isThen(v.then) && Array.isArray(v.files) && v.files.length <= MAX_RUN_FILES
-    && v.files.every((f) => isText(f, MAX_NAME_LENGTH) && f.length > 0);
+    && v.files.every((f) => isText(f, MAX_NAME_LENGTH) && f.length > 0)
+    && (v.count === undefined || (isSize(v.count) && v.count >= v.files.length));
 }
 export function isRunReply(v: unknown): v is RunReply {
   return isObject(v) && isActionResult(v.action);

@@ -10,6 +10,7 @@
  * unlinks first, and a reader then finds nothing), then the folder is fsynced: after a crash `current`
  * names the old release or the new one. A relative target keeps working wherever the folder is mounted.
  */
+import { existsSync } from 'node:fs';
 import { lstat, open, readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { checkReleaseName, createError, inspectInside, ErrorCode, quoteName, RELEASE_ID, RELEASES_DIR, type ManifestEntry, type ReleaseInfo } from '@relayer/common';
@@ -47,6 +48,14 @@ export class ReleaseStore {
 
   folder(release: string, id: string): string {
     return path.join(this.releasesDir(release), id);
+  }
+
+  /**
+   * Whether release `id` was staged to the end (its manifest is written), synchronously: the name guard
+   * runs before a file is taken. A name into a complete release is refused, not "begin again".
+   */
+  isComplete(release: string, id: string): boolean {
+    return existsSync(path.join(this.releasesDir(release), `${id}.json`));
   }
 
   /** The wire name of a file of release `id`, as the sender offers it. */

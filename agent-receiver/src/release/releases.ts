@@ -27,6 +27,8 @@ const ABANDONED_AFTER_MS = 10 * 60_000;
 const RECENT_MAX = 4096;
 /** Cut-off staging folders (newest first) a new release may take files from. */
 const ABANDONED_SOURCES = 2;
+/** Recent switches whose reply a sender that lost its connection gets again rather than a second run. */
+const SWITCHES_REMEMBERED = 64;
 /** Releases staged at once on this node (all senders). */
 const MAX_STAGING = 32;
 
@@ -50,6 +52,8 @@ export interface ReleasesInit {
   node: string;
   log: Logger;
   actions: ActionRunner;
+  /** The node and the host's path of a path in the receiver's folder (for the manifest reply). */
+  display?: (p: string) => { node: string; displayPath?: string };
 }
 
 export class Releases {
@@ -57,6 +61,7 @@ export class Releases {
   private readonly staging = new Map<string, Staging>();
   private readonly serial = new Map<string, Promise<unknown>>();
   private readonly recent = new Map<string, { size: number; sha256: string; path: string }>();
+  private readonly switches = new Map<string, Promise<SwitchReply>>();
 
   constructor(private readonly init: ReleasesInit) {
     this.store = new ReleaseStore(init.root);
@@ -71,7 +76,7 @@ export class Releases {
     const id = segments[at + 1];
     const rest = segments.slice(at + 2).join('/');
     const s = id !== undefined && RELEASE_ID.test(id) ? this.staging.get(key(release, id)) : undefined;
-    if (!s && id !== undefined && RELEASE_ID.test(id) && rest !== '') {
+    if (!s && id !== undefined && RELEASE_ID.test(id) && rest !== '' && !this.store.isComplete(release, id)) {
       // A sender sending into a release this node forgot (it restarted): it begins the release again.
       throw createError(ErrorCode.NO_RELEASE, `release ${id} of ${quoteName(release)} is not being staged on this node (it restarted?): begin again`);
     }
@@ -124,7 +129,8 @@ export class Releases {
         s.entries.push(e);
       }
     }
-    return { held: await this.linkHeld(s, f.files) };
+    const dir = this.store.folder(f.release, f.id);
+    return { held: await this.linkHeld(s, f.files), path: dir, ...(this.init.display?.(dir) ?? { node: this.init.node }) };
   }
 
   /** Stagings nobody touched for ABANDONED_AFTER_MS: their names are refused again; their folders go at a later switch. */
@@ -220,10 +226,29 @@ export class Releases {
     });
   }
 
-  async switchTo(f: SwitchFrame): Promise<SwitchReply> {
+  /**
+   * A sender whose connection dropped before the reply asks again: the same switch answers with the same
+   * reply (awaiting it while it runs), so the action runs once. Across a restart of this receiver the
+   * record is gone: `current` already at the id is not switched again, but the action runs again.
+   */
+  switchTo(f: SwitchFrame): Promise<SwitchReply> {
+    const k = key(f.release, f.id);
+    const known = this.switches.get(k);
+    if (known) return known;
+    const run = this.switchOnce(f);
+    this.switches.set(k, run);
+    if (this.switches.size > SWITCHES_REMEMBERED) this.switches.delete(this.switches.keys().next().value!);
+    run.catch(() => {
+      if (this.switches.get(k) === run) this.switches.delete(k);
+    });
+    return run;
+  }
+
+  private async switchOnce(f: SwitchFrame): Promise<SwitchReply> {
     const { previous, removed } = await this.serialised(f.release, async () => {
-      const previous = await this.store.switchTo(f.release, f.id);
-      this.init.log.info({ release: f.release, id: f.id, previous }, 'release switched');
+      const now = await this.store.current(f.release);
+      const previous = now === f.id ? (await this.store.ids(f.release)).complete.filter((id) => id < f.id).at(-1) ?? null : await this.store.switchTo(f.release, f.id);
+      this.init.log.info({ release: f.release, id: f.id, previous, already: now === f.id }, 'release switched');
       return { previous, removed: await this.prune(f.release, f.keep, [f.id, previous]) };
     });
     const action = f.then && (await this.runAfterSwitch(f.then, f.release, f.id, previous));
@@ -269,7 +294,7 @@ export class Releases {
 
   /** A plain send's action: its files must be published here; one file's path, size and sha256 go in its environment. */
   async run(f: RunFrame): Promise<RunReply> {
-    const env: Record<string, string> = { RELAY_FILES: String(f.files.length) };
+    const env: Record<string, string> = { RELAY_FILES: String(f.count ?? f.files.length) };
     const known = f.files.map((name) => this.recent.get(name));
     const first = known[0];
     if (known.some((k) => !k)) throw createError(ErrorCode.PROTOCOL, 'an action may follow only files this receiver confirmed');

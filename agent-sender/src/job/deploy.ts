@@ -5,13 +5,16 @@
  *
  * Two phases: every target stages first (manifest, the files it does not hold, then `stage`, which
  * verifies the whole release and makes it durable there); only when all have staged does any switch.
- * If one cannot stage, none switches and the staged releases are discarded. A switch or an action is
- * asked once (never retried: a lost reply must not run an action twice); a switch that fails after others
- * succeeded names the nodes now on the new release, and --rollback-on-failure points them back.
+ * If one cannot stage, none switches and the staged releases are discarded. A plain send's action is
+ * asked once (a lost reply must not run it twice). A switch is asked again after a dropped connection,
+ * while --timeout lasts: the receiver answers a repeated switch with the first one's reply, so its action
+ * runs once. A switch that fails after others succeeded names the nodes now on the new release, and
+ * --rollback-on-failure points them back.
  */
+import path from 'node:path';
 import {
   createError, ErrorCode, MAX_MANIFEST_PART, MAX_RUN_FILES, newReleaseId, RelayError, toRelayError,
-  type ActionResult, type ManifestEntry, type ThenSpec,
+  type ActionResult, type ManifestEntry, type ReplyOf, type RequestOf, type ThenSpec,
 } from '@relayer/common';
 import type { Link } from '../link/link.js';
 import type { JobEvent } from './job-events.js';
@@ -29,8 +32,11 @@ export interface DeploySpec extends JobSpec {
 
 /** Names and bytes of manifest entries in one `release` frame: far under the receiver's message limit. */
 const MANIFEST_PART_BYTES = 256 * 1024;
-/** Stage again from the manifest when the node forgot the release (it restarted) at most this often. */
-const STAGE_ROUNDS = 3;
+/** Stage again from the manifest when the node forgot the release (it restarted) at most this often: each round keeps
+ * what that node already staged (its staging folder survives the restart). */
+const STAGE_ROUNDS = 20;
+/** Ask a switch again after a dropped connection, within --timeout, at most this often. */
+const SWITCH_ATTEMPTS = 50;
 
 export async function runDeploy(spec: DeploySpec, ctx: JobContext, emit: (e: JobEvent) => void): Promise<boolean> {
   if (!spec.release && !spec.then) return runJob(spec, ctx, emit);
@@ -68,6 +74,23 @@ export async function once<T>(link: Link, ask: NodeRequestOptions, request: () =
   return request();
 }
 
+/**
+ * A switch, asked again when the connection drops before its reply (the receiver remembers recent
+ * switches and answers a repeat with the same reply, so the action after it runs once).
+ */
+export async function switchOn(link: Link, frame: RequestOf<'switch'>, ask: NodeRequestOptions, replyMs: number): Promise<ReplyOf<'switch'>> {
+  const until = Date.now() + ask.timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await once(link, { ...ask, timeoutMs: Math.max(1, until - Date.now()) }, () => link.request('switch', frame, replyMs));
+    } catch (err) {
+      const e = toRelayError(err);
+      if (e.code !== ErrorCode.DISCONNECTED || Date.now() >= until || attempt >= SWITCH_ATTEMPTS || ask.signal?.aborted) throw e;
+      ask.logger.warn({ receiver: link.name, release: frame.release, id: frame.id, attempt }, 'connection dropped before the switch was answered: asking again');
+    }
+  }
+}
+
 /** How long a switch or run may take to answer: the action's own limit, its kill grace and the reply's. */
 export function actionReplyMs(ask: NodeRequestOptions, then: ThenSpec | undefined): number {
   return ask.replyTimeoutMs + (then ? then.timeoutMs + 10_000 : 0);
@@ -75,14 +98,15 @@ export function actionReplyMs(ask: NodeRequestOptions, then: ThenSpec | undefine
 
 /** A plain send, then the action on each target that confirmed every file. */
 async function sendThenRun(spec: JobSpec, then: ThenSpec, ctx: JobContext, emit: (e: JobEvent) => void, ask: NodeRequestOptions): Promise<boolean> {
-  const seen = new Map<string, { names: string[]; failed: number }>(spec.targets.map((l) => [l.name, { names: [], failed: 0 }]));
+  const seen = new Map<string, { names: string[]; count: number; failed: number }>(spec.targets.map((l) => [l.name, { names: [], count: 0, failed: 0 }]));
   let done: Extract<JobEvent, { type: 'done' }> | undefined;
   const ok = await runJob(spec, ctx, (e) => {
     if (e.type === 'done') return void (done = e);
     if (e.type === 'received') {
-      const names = seen.get(e.target)!.names;
-      names.push(e.name);
-      if (names.length > MAX_RUN_FILES) names.shift();
+      const t = seen.get(e.target)!;
+      t.count++;
+      t.names.push(e.name);
+      if (t.names.length > MAX_RUN_FILES) t.names.shift();
     } else if (e.type === 'failed') seen.get(e.target)!.failed++;
     emit(e);
   });
@@ -91,7 +115,7 @@ async function sendThenRun(spec: JobSpec, then: ThenSpec, ctx: JobContext, emit:
     const t = seen.get(link.name)!;
     if (!ok && t.failed > 0) return;
     const timeout = actionReplyMs(ask, then);
-    const ran = await runAction(link, () => once(link, ask, async () => (await link.request('run', { then, files: t.names }, timeout)).action), then, emit);
+    const ran = await runAction(link, () => once(link, ask, async () => (await link.request('run', { then, files: t.names, count: t.count }, timeout)).action), then, emit);
     if (!ran) failed++;
   }));
   emit({ ...done!, ok: ok && failed === 0, failed: done!.failed + failed, elapsedMs: done!.elapsedMs });
@@ -99,6 +123,8 @@ async function sendThenRun(spec: JobSpec, then: ThenSpec, ctx: JobContext, emit:
 }
 
 type Staged = { ok: true } | { ok: false; error: RelayError };
+/** Where a release is staged on one node (from the manifest's first reply). */
+type Where = { path?: string; node?: string; displayPath?: string };
 
 class ReleaseRun {
   private readonly id = newReleaseId();
@@ -146,8 +172,8 @@ class ReleaseRun {
     const { release, id } = this;
     for (let round = 1; ; round++) {
       try {
-        const held = await this.sendManifest(link);
-        const failures = await this.sendFiles(link, held);
+        const { held, where } = await this.sendManifest(link);
+        const failures = await this.sendFiles(link, held, where);
         if (failures > 0) throw new RelayError(this.firstFailure.get(link.name) ?? ErrorCode.IO, `${failures} file(s) failed there`);
         const timeout = Math.max(this.ask.replyTimeoutMs, this.ask.timeoutMs);
         const s = await askNode(link, 'stage', { release: release.name, id, files: this.manifest.length }, { ...this.ask, replyTimeoutMs: timeout });
@@ -164,18 +190,20 @@ class ReleaseRun {
   private readonly firstFailure = new Map<string, ErrorCode>();
 
   /** The manifest in parts; returns the indices of the entries the node already holds (hard-linked there). */
-  private async sendManifest(link: Link): Promise<Set<number>> {
+  private async sendManifest(link: Link): Promise<{ held: Set<number>; where: Where }> {
     const held = new Set<number>();
+    let where: Where = {};
     for (let offset = 0; offset < this.manifest.length || offset === 0;) {
       let end = offset;
       let size = 0;
       while (end < this.manifest.length && end - offset < MAX_MANIFEST_PART && size < MANIFEST_PART_BYTES) size += 3 * this.manifest[end++]!.name.length + 128;
       const reply = await askNode(link, 'release', { release: this.release.name, id: this.id, offset, files: this.manifest.slice(offset, end) }, this.ask);
       for (const i of reply.held) if (offset + i < end) held.add(offset + i);
+      if (offset === 0) where = { ...(reply.path ? { path: reply.path } : {}), ...(reply.node ? { node: reply.node } : {}), ...(reply.displayPath ? { displayPath: reply.displayPath } : {}) };
       offset = end;
       if (end === 0) break;
     }
-    return held;
+    return { held, where };
   }
 
   /**
@@ -183,7 +211,7 @@ class ReleaseRun {
    * the manifest reply. A file the node refuses with NO_RELEASE (it restarted and forgot the release) is
    * not a failure of the step yet: stageOn begins the release there again.
    */
-  private async sendFiles(link: Link, held: Set<number>): Promise<number> {
+  private async sendFiles(link: Link, held: Set<number>, where: Where): Promise<number> {
     const prefix = `${this.release.name}/.releases/${this.id}/`;
     const mine = this.confirmedOn(link);
     const send: number[] = [];
@@ -191,7 +219,13 @@ class ReleaseRun {
       if (!held.has(i)) return send.push(i);
       if (mine.has(e.name)) return;
       mine.add(e.name);
-      this.emit({ type: 'received', target: link.name, name: e.name, size: e.size, sha256: e.sha256, path: `${prefix}${e.name}`, unchanged: true, bytesSent: 0, resumedFrom: 0, elapsedMs: 0 });
+      // Where a sent file's confirmation would say it is: the node's staging folder, as the host sees it.
+      const at = {
+        path: where.path ? path.posix.join(where.path, e.name) : `${prefix}${e.name}`,
+        ...(where.node ? { node: where.node } : {}),
+        ...(where.displayPath ? { displayPath: path.posix.join(where.displayPath, e.name) } : {}),
+      };
+      this.emit({ type: 'received', target: link.name, name: e.name, size: e.size, sha256: e.sha256, ...at, unchanged: true, bytesSent: 0, resumedFrom: 0, elapsedMs: 0 });
     });
     if (send.length === 0) return 0;
     const files = releaseFiles({ length: send.length, at: (i) => this.spec.files.at(send[i]!) }, (name) => `${prefix}${name}`);
@@ -238,7 +272,7 @@ class ReleaseRun {
     const timeout = actionReplyMs(this.ask, then);
     const results = await Promise.all(spec.targets.map(async (link) => {
       try {
-        const r = await once(link, this.ask, () => link.request('switch', { release: release.name, id, keep: release.keep, ...(then ? { then } : {}) }, timeout));
+        const r = await switchOn(link, { release: release.name, id, keep: release.keep, ...(then ? { then } : {}) }, this.ask, timeout);
         this.step(link, 'switched', { previous: r.previous });
         if (r.action && !(await runAction(link, async () => r.action!, then!, this.emit))) this.stepFailures++;
         return { link, previous: r.previous, ok: true as const };
