@@ -201,3 +201,130 @@ check_metrics() {
   check "no token and no file name in any /metrics" \
     eval '! grep -qF -e "$TOKEN" -e app.bin -e index.html <<<"$sm$ra$rb"'
 }
+
+# Releases (relay send --release), as examples/www-stack.yml deploys them for a user: that file on top of
+# swarm-stack.yml adds an action folder to the receivers and a `web` service on both nodes that mounts the
+# release's parent folder (<inbox>/www) and serves its current/. Two releases and a rollback: each node's
+# web answers the release just switched to, from the same container (never restarted), and the `--then`
+# action ran on both nodes after each switch.
+WWW_STACK=$REPO_DIR/examples/www-stack.yml
+WEB_PORT=8080
+ACTIONS_DIR=/srv/relay-actions                # on every node (its /srv is the node's own)
+web_get() {   # web_get <node> [<path>]: the body node $1's web service answers, asked from rlys-a's host
+  on_node a node -e "$(fetch_text "http://${ADDR[$1]}:$WEB_PORT/${2:-}")"
+}
+web_serves() { [[ $(web_get "$1" "${3:-}") == "$2" ]]; }
+web_serves_all() { local n; for n in "${NODES[@]}"; do web_serves "$n" "$@" || return 1; done; }
+# web_container <node>: the id and start time of node $1's web container (empty when there is none)
+web_container() {
+  local c
+  c=$(task_container "$1" web)
+  [[ -n $c ]] && dk "$1" inspect -f '{{.Id}} {{.State.StartedAt}} {{.RestartCount}}' "$c"
+}
+# The receivers of the redeploy: new containers, healthy, with the action folder.
+receiver_has_actions() {
+  local c
+  c=$(dk "$1" ps -q --filter "label=com.docker.swarm.service.name=${STACK}_receiver" --filter health=healthy | head -1)
+  [[ -n $c ]] && dk "$1" inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c" | grep -qx 'RELAY_ACTION_DIR=/actions'
+}
+www_ready() {
+  local n
+  for n in "${NODES[@]}"; do receiver_has_actions "$n" && healthy_task "$n" web || return 1; done
+  both_connected
+}
+# current_is <node> <id>: www/current on node $1 is the symlink with the relative target .releases/<id>.
+current_is() { [[ $(readlink "$(inbox "$1")/www/current") == ".releases/$2" ]]; }
+# switched_id <json lines>: the release id every target switched to (one id, or nothing).
+switched_id() {
+  node -e 'const ids=new Set(process.argv[1].split("\n").flatMap(l=>{try{const e=JSON.parse(l);return e.type==="release"&&e.phase==="switched"?[e.id]:[]}catch{return[]}}));
+    if(ids.size===1)console.log([...ids][0])' "$1"
+}
+# The action ran on both nodes after the switch to <id>: its last line in <inbox>/deployed.log.
+action_ran() {
+  local n
+  for n in "${NODES[@]}"; do
+    [[ $(tail -1 "$(inbox "$n")/deployed.log" 2>/dev/null) == "$1 $(host_name "$n")" ]] || { log "deployed.log on rlys-$n: $(tail -2 "$(inbox "$n")/deployed.log" 2>&1)"; return 1; }
+  done
+}
+
+make_site() {   # make_site <dir> <version>: a small site in the job's workspace
+  local d
+  d="$(host_job_dir)/$1"
+  rm -rf "$d"; mkdir -p "$d/css" "$d/img"
+  printf 'www release %s\n' "$2" >"$d/index.html"
+  printf 'body { color: #%s; }\n' "$2$2$2" >"$d/css/site.css"
+  head -c $((512 * 1024)) /dev/urandom >"$d/img/photo.bin"
+  chown -R "$RELAY_UID:$RELAY_GID" "$d"
+}
+
+# send_release <site dir> <log>: relay send <dir> --to all --release www --then deployed, JSON lines kept.
+send_release() {
+  local rc=0
+  jenkins_relay send "$1" --to all --release www --then deployed --timeout 60s --json >"$2" 2>&1 || rc=$?
+  grep -v '"type":"\(start\|progress\|received\)"' "$2" >&2
+  return "$rc"
+}
+
+check_www_releases() {
+  local n web_before=() web_after=() v1 v2 out=$RUN_DIR/www-send.log
+  for n in "${NODES[@]}"; do
+    # The bind-mount sources of the overlay file: the release's folder (the receiver's user's), the actions.
+    on_node "$n" install -d -o "$RELAY_UID" -g "$RELAY_GID" -m 0750 /srv/relay-inbox/www
+    on_node "$n" install -d -m 0755 "$ACTIONS_DIR"
+    cat >"$(node_dir "$n")$ACTIONS_DIR/deployed" <<'ACTION'
+#!/bin/sh
+# After a switch: one line per release, in the receiver's folder.
+printf '%s %s\n' "$RELAY_RELEASE_ID" "$RELAY_NODE" >>/data/deployed.log
+ACTION
+    chmod 0755 "$(node_dir "$n")$ACTIONS_DIR/deployed"
+  done
+  RELAY_SWARM_RECEIVERS=list STACK_EXTRA=$WWW_STACK RELAY_ACTIONS=$ACTIONS_DIR WEB_PORT=$WEB_PORT deploy_stack
+  local failed_before=$FAILED
+  check "(www) examples/www-stack.yml on top: receivers with --action-dir, web healthy on both nodes, sender connected" \
+    wait_until 120 "receivers with actions, web on both nodes" www_ready
+  ((FAILED == failed_before)) || { dk a service ps --no-trunc "${STACK}_web" "${STACK}_receiver" >&2; return 0; }
+
+  make_site www-v1 1
+  make_site www-v2 2
+  check "(www) relay send www-v1 --to all --release www --then deployed exits 0" send_release www-v1 "$out"
+  v1=$(switched_id "$(cat "$out")")
+  log "(www) v1 is release ${v1:-none}"
+  check "(www) www/current on both nodes -> .releases/$v1 (relative), byte-identical to www-v1" \
+    eval 'current_is a "$v1" && current_is b "$v1" && same_tree_on_all "$(host_job_dir)/www-v1" www/current'
+  check "(www) web on both nodes serves v1 (GET / and /css/site.css)" \
+    eval 'web_serves_all "www release 1" && web_serves_all "body { color: #111; }" css/site.css'
+  check "(www) the deployed action ran on both nodes after the switch to v1" action_ran "$v1"
+  for n in "${NODES[@]}"; do web_before+=("$(web_container "$n")"); done
+  # What examples/www-stack.yml avoids: a container that bind-mounts current itself. Docker resolves the
+  # symlink when the container starts (moby#13382, #17837), so it keeps seeing v1 after the switch to v2.
+  dk a run -d --name rlys-web-pinned --network none --no-healthcheck --user "$RELAY_UID:$RELAY_GID" --entrypoint sleep \
+    -v /srv/relay-inbox/www/current:/srv/www/current:ro "$IMAGE" infinity >/dev/null
+
+  check "(www) relay send www-v2 --to all --release www --then deployed exits 0" send_release www-v2 "$out"
+  v2=$(switched_id "$(cat "$out")")
+  log "(www) v2 is release ${v2:-none}"
+  check "(www) www/current on both nodes -> .releases/$v2, byte-identical to www-v2" \
+    eval '[[ -n $v2 && $v2 != "$v1" ]] && current_is a "$v2" && current_is b "$v2" && same_tree_on_all "$(host_job_dir)/www-v2" www/current'
+  check "(www) web on both nodes serves v2 at once" \
+    eval 'web_serves_all "www release 2" && web_serves_all "body { color: #222; }" css/site.css'
+  for n in "${NODES[@]}"; do web_after+=("$(web_container "$n")"); done
+  log "(www) web containers before: ${web_before[*]}; after: ${web_after[*]}"
+  check "(www) ...by the same web containers, not restarted (same id, start time, restart count)" \
+    eval '[[ -n ${web_before[0]} && -n ${web_before[1]} && ${web_before[*]} == "${web_after[*]}" ]]'
+  check "(www) the deployed action ran on both nodes after the switch to v2" action_ran "$v2"
+  local pinned
+  pinned=$(dkt 20 a exec rlys-web-pinned cat /srv/www/current/index.html 2>&1) || true
+  check "(www) why web mounts the parent: a container that mounted www/current itself still sees v1 ($pinned)" \
+    test "$pinned" == "www release 1"
+  dk a rm -f rlys-web-pinned >/dev/null
+  local listed
+  listed=$(jenkins_relay releases www --to all --json 2>&1) || true
+  printf '%s\n' "$listed" >&2
+  check "(www) relay releases www --to all: both nodes hold v1 and v2, v2 current" \
+    node -e 'const j=JSON.parse(process.argv[1]); process.exit(j.nodes.length===2 && j.nodes.every(n=>n.ok && n.current===process.argv[3]
+      && n.releases.map(r=>r.id).join()===[process.argv[2],process.argv[3]].join())?0:1)' "$listed" "$v1" "$v2"
+  check "(www) relay rollback www --to all exits 0" eval 'jenkins_relay rollback www --to all >&2'
+  check "(www) after the rollback: current -> v1 on both nodes, web serves v1 from the same containers" \
+    eval 'current_is a "$v1" && current_is b "$v1" && web_serves_all "www release 1" \
+          && [[ "$(web_container a) $(web_container b)" == "${web_before[*]}" ]]'
+}

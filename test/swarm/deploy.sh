@@ -47,11 +47,14 @@ deploy_stack() {
     list) set=(RELAY_DISCOVER= "RELAY_RECEIVERS=$(host_name a)=http://${ADDR[a]}:7420,$(host_name b)=http://${ADDR[b]}:7420") ;;
     *) die "RELAY_SWARM_RECEIVERS: discover or list, not $mode" ;;
   esac
+  # STACK_EXTRA: more stack files deployed on top of swarm-stack.yml, as a user does (-c … -c …).
+  local files=(-c "$REPO_DIR/swarm-stack.yml") f
+  for f in ${STACK_EXTRA:-}; do files+=(-c "$f"); done
   env -u RELAY_DISCOVER -u RELAY_RECEIVERS "${set[@]}" \
     RELAY_WORKSPACE="$WORKSPACE" RELAY_UID="$RELAY_UID" RELAY_GID="$RELAY_GID" \
     timeout 60 "$DOCKER_BIN" -H "unix://$(node_dir a)/docker.sock" stack deploy --resolve-image never \
-      -c "$REPO_DIR/swarm-stack.yml" "$STACK" >/dev/null
-  log "stack: deployed $STACK (receivers: $mode)"
+      "${files[@]}" "$STACK" >/dev/null
+  log "stack: deployed $STACK (receivers: $mode${STACK_EXTRA:+; with ${STACK_EXTRA##*/}})"
 }
 
 # healthy_task <node> <service>: the node runs a container of that service and its healthcheck passes.

@@ -8,6 +8,8 @@
 #   4. two nodes: namespaces, veth pair, a dockerd in each                            engines.sh, node-init.sh
 #   5. swarm, image on both nodes, secret, label, host folders, stack deploy, health   deploy.sh
 #   6. relay send --to all as a Jenkins-like user; kill a receiver, send meanwhile     checks.sh
+#      releases: examples/www-stack.yml on top, a web service on both nodes follows     checks.sh
+#      www/current through two releases and a rollback, without restarting
 #   7. teardown of all of it, even on failure (EXIT trap), every wait bounded          teardown.sh
 # Prints one PASS/FAIL line per check, the time taken, and "swarm: N passed, M failed".
 set -Eeuo pipefail
@@ -58,3 +60,4 @@ check_metrics
 check_stack_receiver_flags
 check_receiver_restart "${RELAY_SWARM_RECEIVERS:-discover}" late
 if [[ ${RELAY_SWARM_RECEIVERS:-discover} == discover ]]; then check_explicit_list; fi
+check_www_releases
