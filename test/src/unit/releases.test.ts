@@ -140,6 +140,32 @@ describe('releases on a receiver', () => {
     await expectRejectsCode(releases.rollback({ release: 'www', to: nextId() }), ErrorCode.NO_RELEASE);
   });
 
+  it('a switch asked again (the sender lost the reply) gets the same reply and its action runs once; after a restart it is not switched again', async () => {
+    const actionDir = await tmpDir();
+    const count = path.join(actionDir, 'runs');
+    await writeFile(path.join(actionDir, 'deployed'), `#!/bin/sh\necho "$RELAY_RELEASE_ID" >> ${count}\n`, { mode: 0o755 });
+    const actions = new ActionRunner({ dir: actionDir, log: testLogger() });
+    releases = new Releases({ root, node: 'n1', log: testLogger(), actions });
+    const then = { action: 'deployed', timeoutMs: 5000 };
+    const a = await stageRelease({ 'f': 'a' });
+    await releases.switchTo({ release: 'www', id: a.id, keep: 5 });
+    const b = await stageRelease({ 'f': 'b' });
+    const frame = { release: 'www', id: b.id, keep: 5, then };
+    const [r1, r2] = await Promise.all([releases.switchTo(frame), releases.switchTo(frame)]);
+    const r3 = await releases.switchTo(frame);
+    expect(r1.previous).to.equal(a.id);
+    expect(r2).to.deep.equal(r1);
+    expect(r3).to.deep.equal(r1);
+    expect(await readFile(count, 'utf8')).to.equal(`${b.id}\n`);
+    // A new Releases over the same folder (the receiver restarted): current is b already; it stays, and the previous is still a.
+    releases = new Releases({ root, node: 'n1', log: testLogger(), actions });
+    const again = await releases.switchTo({ release: 'www', id: b.id, keep: 5 });
+    expect(again.previous).to.equal(a.id);
+    expect(await readlink(path.join(root, 'www', 'current'))).to.equal(`.releases/${b.id}`);
+    expect(await read('f')).to.equal('b');
+    await actions.close();
+  });
+
   it('discard removes a staged release, never the current one', async () => {
     const a = await stageRelease({ 'f': 'a' });
     await releases.switchTo({ release: 'www', id: a.id, keep: 5 });
