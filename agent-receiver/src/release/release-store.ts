@@ -40,6 +40,9 @@ export class ReleaseStore {
    */
   async checkHome(release: string): Promise<void> {
     await inspectInside(this.root, `${release}/${RELEASES_DIR}/.probe`);
+    // A `current` that is a folder or a file (a plain send from before releases) would fail only at the
+    // switch, after every byte was sent: refuse the release before its first byte instead.
+    await this.current(release);
   }
 
   releasesDir(release: string): string {
@@ -63,7 +66,7 @@ export class ReleaseStore {
     return `${release}/${RELEASES_DIR}/${id}/${name}`;
   }
 
-  /** The release `current` points at, or null; throws IO when `current` is something other than our symlink. */
+  /** The release `current` points at, or null; throws BAD_NAME when `current` is something other than a symlink. */
   async current(release: string): Promise<string | null> {
     const link = path.join(this.home(release), CURRENT);
     const st = await lstat(link).catch((err: NodeJS.ErrnoException) => {
@@ -71,7 +74,7 @@ export class ReleaseStore {
       throw err;
     });
     if (!st) return null;
-    if (!st.isSymbolicLink()) throw createError(ErrorCode.IO, `${quoteName(`${release}/${CURRENT}`)} exists and is not a release link (move it away once: releases replace it)`);
+    if (!st.isSymbolicLink()) throw createError(ErrorCode.BAD_NAME, `${quoteName(`${release}/${CURRENT}`)} exists and is not a release link (move it away once: releases replace it)`);
     const target = await readlink(link);
     const id = path.basename(target);
     return target === `${RELEASES_DIR}/${id}` && RELEASE_ID.test(id) ? id : null;

@@ -3,13 +3,14 @@
  * with the real relay-receiver processes, the real `relay` bin (--direct, and through a real relay-sender
  * agent) and real files in temp folders.
  */
-import { lstat, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { startAgent } from '../support/agent.js';
+import { FaultProxy } from '../support/proxy.js';
 import { count, scrape } from '../support/metrics.js';
 import {
-  closeAll, partialEntries, startReceiverProcess, tmpDir, TOKEN, type ReceiverProcess,
+  closeAll, partialEntries, startReceiverProcess, tmpDir, TOKEN, track, type ReceiverProcess,
 } from '../support/util.js';
 import {
   currentId, currentTarget, ID, jsonLines, labelled, readManifest, receivedEvents, relay, releaseEvents, releaseIds,
@@ -446,7 +447,7 @@ describe('releases: relay send --release, relay releases, relay rollback (real p
     }
   });
 
-  it('a switch that fails on one node: without --rollback-on-failure the others stay switched (exit 1); with it they go back', async () => {
+  it('a node whose current is not a release link (an operator made it a folder): refused BAD_NAME before any byte, no node switches', async () => {
     const aDir = await tmpDir('relay-inbox-');
     const bDir = await tmpDir('relay-inbox-');
     const a = await startReceiverProcess({ dir: aDir });
@@ -457,28 +458,72 @@ describe('releases: relay send --release, relay releases, relay rollback (real p
     const first = await relay(sendArgs(src, [a.url, b.url], 'www', ['--json']));
     expect(first.code, first.stdout + first.stderr).to.equal(0);
     const v1 = stepId(jsonLines(first.stdout));
-    // On b, current is no longer the release link (an operator replaced it): b stages, and its switch fails.
     const bCurrent = path.join(bDir, 'www', 'current');
     await rm(bCurrent);
     await mkdir(bCurrent);
     await writeFile(path.join(bCurrent, 'keep.txt'), 'operator\n');
 
     await writeTree(src, names, 'v2');
-    const plain = await relay(sendArgs(src, [a.url, b.url], 'www', ['--json']));
-    expect(plain.code, plain.stdout + plain.stderr).to.equal(1);
-    const v2 = stepId(jsonLines(plain.stdout));
-    const steps = releaseEvents(jsonLines(plain.stdout));
-    expect(steps.find((e) => e.target === b.url && e.phase === 'failed'), plain.stdout).to.not.equal(undefined);
-    expect(steps.find((e) => e.target === a.url && e.phase === 'switched')).to.include({ previous: v1 });
+    const r = await relay(sendArgs(src, [a.url, b.url], 'www', ['--json']));
+    expect(r.code, r.stdout + r.stderr).to.equal(1);
+    const failed = releaseEvents(jsonLines(r.stdout)).find((e) => e.target === b.url && e.phase === 'failed');
+    expect(failed, r.stdout).to.include({ code: 'BAD_NAME' });
+    expect(receivedEvents(jsonLines(r.stdout)).filter((e) => e.target === b.url)).to.deep.equal([]);
+    expect(releaseEvents(jsonLines(r.stdout)).filter((e) => e.phase === 'switched')).to.deep.equal([]);
+    expect(await currentTarget(path.join(aDir, 'www'))).to.equal(`.releases/${v1}`);
+    expect((await releaseIds(path.join(aDir, 'www'))).folders, 'a discarded v2').to.deep.equal([v1]);
+    expect((await releaseIds(path.join(bDir, 'www'))).folders, 'nothing staged on b').to.deep.equal([v1]);
+    expect(await readdir(bCurrent)).to.deep.equal(['keep.txt']);
+  });
+
+  it('a switch that fails on one node after it staged: without --rollback-on-failure the others stay switched (exit 1); with it they go back', async () => {
+    const aDir = await tmpDir('relay-inbox-');
+    const bDir = await tmpDir('relay-inbox-');
+    const a = await startReceiverProcess({ dir: aDir });
+    const b = await startReceiverProcess({ dir: bDir });
+    // a behind a proxy that holds its bytes: b stages first, then its current is broken, then a goes on.
+    const proxy = new FaultProxy(a.port);
+    await proxy.start();
+    track(() => proxy.close());
+    const src = await siteDir();
+    const names = treeNames(10);
+    await writeTree(src, names, 'v1');
+    const first = await relay(sendArgs(src, [proxy.url, b.url], 'www', ['--json']));
+    expect(first.code, first.stdout + first.stderr).to.equal(0);
+    const v1 = stepId(jsonLines(first.stdout));
+    const bCurrent = path.join(bDir, 'www', 'current');
+
+    /** One release step in which b's current becomes an operator's folder between b's stage and the switch. */
+    const breakAfterStage = async (label: string, extra: string[]): Promise<{ code: number | null; out: string }> => {
+      await writeTree(src, names, label);
+      proxy.freeze();
+      const step = new StreamedRelay(sendArgs(src, [proxy.url, b.url], 'www', ['--json', ...extra]));
+      await step.waitEvents((e) => e.type === 'release' && e.target === b.url && e.phase === 'staged');
+      await rm(bCurrent);
+      await mkdir(bCurrent);
+      await writeFile(path.join(bCurrent, 'keep.txt'), 'operator\n');
+      proxy.thaw();
+      const r = await step.result;
+      return { code: r.code, out: r.stdout + r.stderr };
+    };
+
+    const plain = await breakAfterStage('v2', []);
+    expect(plain.code, plain.out).to.equal(1);
+    const v2 = stepId(jsonLines(plain.out));
+    const steps = releaseEvents(jsonLines(plain.out));
+    expect(steps.find((e) => e.target === b.url && e.phase === 'failed'), plain.out).to.include({ code: 'BAD_NAME' });
+    expect(steps.find((e) => e.target === proxy.url && e.phase === 'switched')).to.include({ previous: v1 });
     expect(await currentTarget(path.join(aDir, 'www'))).to.equal(`.releases/${v2}`);
 
-    await writeTree(src, names, 'v3');
-    const back = await relay(sendArgs(src, [a.url, b.url], 'www', ['--json', '--rollback-on-failure']));
-    expect(back.code, back.stdout + back.stderr).to.equal(1);
-    const v3 = stepId(jsonLines(back.stdout));
-    const steps3 = releaseEvents(jsonLines(back.stdout));
-    expect(steps3.find((e) => e.target === a.url && e.phase === 'switched')).to.include({ id: v3, previous: v2 });
-    expect(steps3.find((e) => e.target === a.url && e.phase === 'rolled-back'), back.stdout).to.include({ id: v2 });
+    // The operator puts b's link back (to v1); the next release breaks it again after b staged.
+    await rm(bCurrent, { recursive: true });
+    await symlink(`.releases/${v1}`, bCurrent);
+    const back = await breakAfterStage('v3', ['--rollback-on-failure']);
+    expect(back.code, back.out).to.equal(1);
+    const v3 = stepId(jsonLines(back.out));
+    const steps3 = releaseEvents(jsonLines(back.out));
+    expect(steps3.find((e) => e.target === proxy.url && e.phase === 'switched')).to.include({ id: v3, previous: v2 });
+    expect(steps3.find((e) => e.target === proxy.url && e.phase === 'rolled-back'), back.out).to.include({ id: v2 });
     expect(await currentTarget(path.join(aDir, 'www'))).to.equal(`.releases/${v2}`);
     expect([...(await labelsOf(path.join(aDir, 'www'), names))]).to.deep.equal(['v2']);
     // b's folder is left as the operator made it.
