@@ -260,7 +260,7 @@ export class Releases {
       const now = await this.store.current(f.release);
       const { complete } = await this.store.ids(f.release);
       const to = f.to ?? complete.filter((id) => now === null || id < now).at(-1);
-      if (!to) throw createError(ErrorCode.NO_RELEASE, `${quoteName(f.release)} has no release before ${now ?? 'none'} to roll back to`);
+      if (!to) throw createError(ErrorCode.NO_RELEASE, now === null ? `${quoteName(f.release)} has no release on this node` : `${quoteName(f.release)} has no release before ${now} to roll back to`);
       if (!complete.includes(to)) throw createError(ErrorCode.NO_RELEASE, `release ${to} of ${quoteName(f.release)} is not on this node`);
       const previous = to === now ? now : await this.store.switchTo(f.release, to);
       this.init.log.info({ release: f.release, id: to, previous }, 'release rolled back');
