@@ -20,3 +20,4 @@ export { createListener, readTlsServerFiles, type TlsServerOptions } from './ses
 export { ActionRunner, Tail, harmless, isInside, OUTPUT_TAIL_BYTES, type ActionRunnerInit, type RunOptions } from './actions/action-runner.js';
 export { Releases, type ReleasesInit } from './release/releases.js';
 export { ReleaseStore, CURRENT, type StoredManifest } from './release/release-store.js';
+export { syncFileSystem } from './store/sync-fs.js';

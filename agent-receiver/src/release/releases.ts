@@ -19,6 +19,7 @@ import {
 } from '@relayer/common';
 import type { ActionRunner } from '../actions/action-runner.js';
 import { hashPrefix } from '../store/partial-store.js';
+import { syncFileSystem } from '../store/sync-fs.js';
 import { inParallel, ReleaseStore, type StoredManifest } from './release-store.js';
 
 /** An incomplete release folder nobody is staging is removed by a later switch once it is this old. */
@@ -31,6 +32,8 @@ const ABANDONED_SOURCES = 2;
 const SWITCHES_REMEMBERED = 64;
 /** Releases staged at once on this node (all senders). */
 const MAX_STAGING = 32;
+/** Files written for a release from which one syncfs makes it durable (fewer are fsynced one by one). */
+const SYNCFS_MIN_FILES = 16;
 
 interface Staging {
   release: string;
@@ -45,6 +48,19 @@ interface Staging {
   linked: Set<string>;
   /** Folders whose entries changed outside the files' own publishing (created folders, hard links). */
   changed: Set<string>;
+  /** What entries may be hard-linked from, looked up once per staging (the current manifest is read once). */
+  sources?: Promise<LinkSources>;
+  /** Folders of the staging made for hard links (mkdir -p once per folder, not once per file). */
+  folders: Map<string, Promise<void>>;
+}
+
+interface LinkSources {
+  /** `sha256:mode:size` → name in the current release. */
+  have: Map<string, string>;
+  /** The current release's folder, when it has a manifest. */
+  from: string | undefined;
+  /** Cut-off staging folders, newest first. */
+  cutOff: string[];
 }
 
 export interface ReleasesInit {
@@ -67,11 +83,14 @@ export class Releases {
     this.store = new ReleaseStore(init.root);
   }
 
-  /** For the transfer registry, before a name is written: throws BAD_NAME for a name into a release that is not being staged. */
-  guardName(name: string): void {
+  /**
+   * For the transfer registry, before a name is written: throws BAD_NAME for a name into a release that is
+   * not being staged. True for a file of a release being staged: stage() makes the release durable as a whole.
+   */
+  guardName(name: string): boolean {
     const segments = name.split('/');
     const at = segments.indexOf(RELEASES_DIR);
-    if (at < 0) return;
+    if (at < 0) return false;
     const release = segments.slice(0, at).join('/');
     const id = segments[at + 1];
     const rest = segments.slice(at + 2).join('/');
@@ -83,6 +102,7 @@ export class Releases {
     if (!s || rest === '' || !s.byName.has(rest)) {
       throw createError(ErrorCode.BAD_NAME, `refused name ${quoteName(name)}: inside ${RELEASES_DIR}/ only the files of a release being staged are written (send with --release)`);
     }
+    return true;
   }
 
   /** Hears every confirmation this receiver sends (its files were verified on the way in). */
@@ -95,7 +115,10 @@ export class Releases {
     if (at < 0) return;
     const s = this.staging.get(key(segments.slice(0, at).join('/'), segments[at + 1] ?? ''));
     if (!s) return;
-    s.verified.set(segments.slice(at + 2).join('/'), r.sha256);
+    const name = segments.slice(at + 2).join('/');
+    s.verified.set(name, r.sha256);
+    // Written over a hard link: the file is the one received now, held to the manifest like any sent file.
+    s.linked.delete(name);
     s.touchedAt = Date.now();
   }
 
@@ -111,7 +134,7 @@ export class Releases {
       // Only when full: a staging whose one big file takes an hour is idle between its confirmations.
       if (this.staging.size >= MAX_STAGING) this.dropIdle();
       if (this.staging.size >= MAX_STAGING) throw createError(ErrorCode.LIMIT, `${this.staging.size} releases are being staged on this node: finish one first`);
-      s = { release: f.release, id: f.id, startedAt: Date.now(), touchedAt: Date.now(), entries: [], byName: new Map(), verified: new Map(), linked: new Set(), changed: new Set() };
+      s = { release: f.release, id: f.id, startedAt: Date.now(), touchedAt: Date.now(), entries: [], byName: new Map(), verified: new Map(), linked: new Set(), changed: new Set(), folders: new Map() };
       for (const d of await this.store.makeStaging(f.release, f.id)) s.changed.add(d);
       this.staging.set(k, s);
       this.init.log.info({ release: f.release, id: f.id }, 'release staging');
@@ -150,12 +173,7 @@ export class Releases {
    * hashing the file there: a re-run then sends only what the cut-off attempt did not. Returns their indices.
    */
   private async linkHeld(s: Staging, files: ManifestEntry[]): Promise<number[]> {
-    const current = await this.store.current(s.release).catch(() => null);
-    const manifest = current ? await this.store.manifest(s.release, current).catch(() => undefined) : undefined;
-    const have = new Map(manifest ? manifest.files.map((e) => [`${e.sha256}:${e.mode}:${e.size}`, e.name]) : []);
-    const from = current && manifest ? this.store.folder(s.release, current) : undefined;
-    const { incomplete } = await this.store.ids(s.release).catch(() => ({ incomplete: [] as string[] }));
-    const cutOff = incomplete.filter((id) => id !== s.id && !this.staging.has(key(s.release, id))).slice(-ABANDONED_SOURCES).reverse();
+    const { have, from, cutOff } = await (s.sources ??= this.linkSources(s));
     const to = this.store.folder(s.release, s.id);
     const held: number[] = [];
     await inParallel([...files.keys()], 16, async (i) => {
@@ -165,12 +183,20 @@ export class Releases {
         const inCurrent = from === undefined ? undefined : have.get(`${e.sha256}:${e.mode}:${e.size}`);
         const source = inCurrent !== undefined ? path.join(from!, ...inCurrent.split('/')) : await this.findCutOff(s.release, cutOff, e);
         if (source === undefined) return;
-        for (const d of await ReleaseStore.folderFor(target)) s.changed.add(d);
-        const [a, b] = await Promise.all([lstat(source), lstat(target).catch(() => undefined)]);
+        const dir = path.dirname(target);
+        let made = s.folders.get(dir);
+        if (!made) s.folders.set(dir, (made = ReleaseStore.folderFor(target).then((changed) => void changed.forEach((d) => s.changed.add(d)))));
+        await made;
+        const a = await lstat(source);
         if (!a.isFile() || a.size !== e.size) return;
-        if (b && b.ino !== a.ino) await rm(target, { force: true });
-        if (!b || b.ino !== a.ino) await link(source, target);
-        s.changed.add(path.dirname(target));
+        await link(source, target).catch(async (err: NodeJS.ErrnoException) => {
+          // There already (a staging taken up again after a restart): kept if it is this very file.
+          if (err.code !== 'EEXIST') throw err;
+          if ((await lstat(target)).ino === a.ino) return;
+          await rm(target, { force: true });
+          await link(source, target);
+        });
+        s.changed.add(dir);
         if (inCurrent !== undefined) s.linked.add(e.name);
         else s.verified.set(e.name, e.sha256);
         held.push(i);
@@ -179,6 +205,16 @@ export class Releases {
       }
     });
     return held.sort((a, b) => a - b);
+  }
+
+  private async linkSources(s: Staging): Promise<LinkSources> {
+    const current = await this.store.current(s.release).catch(() => null);
+    const manifest = current ? await this.store.manifest(s.release, current).catch(() => undefined) : undefined;
+    const have = new Map(manifest ? manifest.files.map((e) => [`${e.sha256}:${e.mode}:${e.size}`, e.name]) : []);
+    const from = current && manifest ? this.store.folder(s.release, current) : undefined;
+    const { incomplete } = await this.store.ids(s.release).catch(() => ({ incomplete: [] as string[] }));
+    const cutOff = incomplete.filter((id) => id !== s.id && !this.staging.has(key(s.release, id))).slice(-ABANDONED_SOURCES).reverse();
+    return { have, from, cutOff };
   }
 
   /** The entry's file in a cut-off staging folder, if it is there with the same size, mode and sha256. */
@@ -203,27 +239,39 @@ export class Releases {
       let bytes = 0;
       await inParallel(s.entries, 16, async (e) => {
         bytes += e.size;
+        // Linked in this staging from a file of the size and mode wanted (and not written over since).
+        if (s.linked.has(e.name)) return;
         const file = path.join(base, ...e.name.split('/'));
         const st = await stat(file).catch(() => undefined);
         const ok = st?.isFile() && st.size === e.size
-          && (s.linked.has(e.name) || s.verified.get(e.name) === e.sha256 || (await hashPrefix(file, e.size)).digest('hex') === e.sha256);
+          && (s.verified.get(e.name) === e.sha256 || (await hashPrefix(file, e.size)).digest('hex') === e.sha256);
         if (!ok) return void missing.push(e.name);
-        // Only whether it is executable travels; a hard-linked file already has its mode (it was matched on it).
-        if (!s.linked.has(e.name) && (st!.mode & 0o777) !== e.mode) {
-          await chmod(file, e.mode);
-          await syncFile(file);
-        }
+        // Only whether it is executable travels.
+        if ((st!.mode & 0o777) !== e.mode) await chmod(file, e.mode);
       });
       if (missing.length > 0) {
         throw createError(ErrorCode.RELEASE_INCOMPLETE, `${missing.length} of ${s.entries.length} files of release ${s.id} are missing or differ (first: ${quoteName(missing[0]!)})`);
       }
-      await this.store.syncFolders(s.release, s.id, s.entries.map((e) => e.name), s.changed);
+      await this.makeDurable(s);
       const manifest: StoredManifest = { id: s.id, stagedAt: Date.now(), files: s.entries };
       await this.store.complete(s.release, manifest);
       this.staging.delete(key(s.release, s.id));
       this.init.log.info({ release: s.release, id: s.id, files: s.entries.length, bytes, linked: s.linked.size }, 'release staged');
       return { files: s.entries.length, bytes, linked: s.linked.size };
     });
+  }
+
+  /**
+   * Every file of the release and every folder entry on disk for good, before its manifest marks it
+   * complete. Its files were written without an fsync each (put-batch: nothing shows them before the
+   * switch); hard-linked ones were durable already, in the release they came from, but not their new links.
+   */
+  private async makeDurable(s: Staging): Promise<void> {
+    const base = this.store.folder(s.release, s.id);
+    const written = s.entries.filter((e) => !s.linked.has(e.name)).map((e) => path.join(base, ...e.name.split('/')));
+    if (written.length >= SYNCFS_MIN_FILES && (await syncFileSystem(base))) return;
+    await inParallel(written, 16, syncFile);
+    await this.store.syncFolders(s.release, s.id, s.entries.map((e) => e.name), s.changed);
   }
 
   /**

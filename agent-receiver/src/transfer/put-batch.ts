@@ -4,6 +4,8 @@
  * confirmed) but the batch shares what can be shared: one round trip, one space check, each folder
  * checked and fsynced once, and the files written in parallel so the file system groups their fsyncs into
  * few journal commits. Files succeed or fail one by one; a failure never leaves bytes under a final name.
+ * A file of a release being staged is the exception to the fsyncs: nothing shows it before the release's
+ * switch, and the release's stage makes all of its files durable at once (releases.ts, makeDurable).
  */
 import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
@@ -35,8 +37,12 @@ export interface PutHost {
   reserve(bytes: number, what: string): Promise<Reservation>;
   /** Hears how each file of the batch ended: each is a transfer of its own. */
   ended(end: TransferEnd): void;
-  /** Throws BAD_NAME for a name this receiver does not write now (inside a release not being staged). */
-  guardName(name: string): void;
+  /**
+   * Throws BAD_NAME for a name this receiver does not write now (inside a release not being staged).
+   * True for a file of a release being staged: invisible until the switch, it is made durable with the
+   * whole release when it is staged, so it is neither fsynced nor its folder synced here.
+   */
+  guardName(name: string): boolean;
 }
 
 /**
@@ -113,7 +119,7 @@ class PutBatch {
     if (file.data.length > host.maxFileSize) {
       throw createError(ErrorCode.TOO_LARGE, `${file.name} is ${file.data.length} bytes, over this receiver's limit of ${host.maxFileSize}`);
     }
-    host.guardName(file.name);
+    const deferred = host.guardName(file.name);
     const actual = createHash('sha256').update(file.data).digest('hex');
     if (actual !== file.sha256) {
       throw createError(ErrorCode.CHECKSUM, `sha256 mismatch for ${file.name}: sender says ${file.sha256}, received bytes hash to ${actual}`);
@@ -124,7 +130,7 @@ class PutBatch {
       if (existing?.isFile() && existing.size === file.data.length && (await host.finals.sha256(finalPath, existing.size)) === file.sha256) {
         return { path: finalPath, unchanged: true };
       }
-      const temp = await this.writeTemp(host.store.putPath(key), file.data);
+      const temp = await this.writeTemp(host.store.putPath(key), file.data, !deferred);
       try {
         await this.parent(path.dirname(finalPath));
         await rename(temp, finalPath);
@@ -132,21 +138,22 @@ class PutBatch {
         await rm(temp, { force: true });
         throw err;
       }
-      this.dirty.add(path.dirname(finalPath));
+      if (!deferred) this.dirty.add(path.dirname(finalPath));
       return { path: finalPath, unchanged: false };
     });
   }
 
   /**
-   * Writes the bytes to a temporary file in the partial folder and fsyncs it; removes it again on any
-   * failure. Created with its published mode: the folder (0700) keeps it private until the rename.
+   * Writes the bytes to a temporary file in the partial folder and fsyncs it (unless `sync` is false);
+   * removes it again on any failure. Created with its published mode: the folder (0700) keeps it private
+   * until the rename.
    */
-  private async writeTemp(temp: string, data: Uint8Array): Promise<string> {
+  private async writeTemp(temp: string, data: Uint8Array, sync: boolean): Promise<string> {
     const fh = await againIfGone(() => open(temp, 'w', PUBLISHED_FILE_MODE), () => this.host.store.recreate());
     try {
       for (let at = 0; at < data.length;) at += (await fh.write(data, at, data.length - at, at)).bytesWritten;
       if (!MODE_KEPT) await fh.chmod(PUBLISHED_FILE_MODE);
-      await fh.sync();
+      if (sync) await fh.sync();
       await fh.close();
       return temp;
     } catch (err) {

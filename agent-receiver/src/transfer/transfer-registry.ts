@@ -47,8 +47,11 @@ export interface RegistryInit {
   freeBytes: () => Promise<number>;
   /** Hears how each transfer ended, as its sender learns it (a put's files and refused offers too). */
   onEnded?: (end: TransferEnd) => void;
-  /** Throws BAD_NAME for a name not to be written now (inside a release that is not being staged): at each offer, put and commit. */
-  guardName?: (name: string) => void;
+  /**
+   * Throws BAD_NAME for a name not to be written now (inside a release that is not being staged): at each
+   * offer, put and commit. True for a file of a release being staged (made durable when the release is staged).
+   */
+  guardName?: (name: string) => boolean;
 }
 
 export class TransferRegistry {
@@ -73,7 +76,7 @@ export class TransferRegistry {
       lockNameReplacing: (owner, name, fn) => this.lockNameReplacing(owner, name, fn),
       reserve: (bytes, what) => this.budget.reserve(bytes, what),
       ended: (end) => this.init.onEnded?.(end),
-      guardName: (name) => this.init.guardName?.(name),
+      guardName: (name) => this.init.guardName?.(name) === true,
     };
   }
 

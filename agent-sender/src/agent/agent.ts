@@ -23,6 +23,7 @@ import { OutgoingTransfer } from '../transfer/outgoing-transfer.js';
 import { checkTransferOptions } from '../transfer/transfer-options.js';
 import { FileHasher } from '@relayer/common/file-hasher';
 import { SharedHashes } from '../transfer/shared-hashes.js';
+import { ManifestCache } from '../job/manifest-cache.js';
 import { SmallFileReader } from '../job/small-file-reader.js';
 import { AllowRoots, checkAllowed, expandSources, openAllowed } from '../job/sources.js';
 
@@ -48,6 +49,7 @@ export class SenderAgent {
   private readonly hasher: FileHasher;
   /** Two jobs sending the same version of a file (to different receivers) hash it once. */
   private readonly hashes: SharedHashes;
+  private readonly manifests = new ManifestCache();
 
   constructor(options: Partial<SenderAgentOptions> & { token: string }) {
     this.options = resolveSenderAgentOptions(options);
@@ -180,6 +182,7 @@ export class SenderAgent {
       limit: this.limit,
       reader: this.reader!,
       hashes: this.hashes,
+      manifests: this.manifests,
       logger: log,
       signal: jobSignal,
       track: (t, running) => {
@@ -189,7 +192,8 @@ export class SenderAgent {
       },
     }, (e) => {
       this.metrics.onJobEvent(e);
-      if (e.type === 'received') log.info({ receiver: e.target, file: e.name, size: e.size, sha256: e.sha256 }, 'confirmed');
+      // A file a release hard-linked on the node was not sent: the release's `staged` line counts them.
+      if (e.type === 'received') log[e.unchanged && deploy.release ? 'debug' : 'info']({ receiver: e.target, file: e.name, size: e.size, sha256: e.sha256 }, 'confirmed');
       else if (e.type === 'failed') log.warn({ receiver: e.target, file: e.name, code: e.code, reason: e.message }, 'transfer failed');
       else logDeployEvent(log, e);
       reply(e);

@@ -21,6 +21,7 @@ import type { JobEvent } from './job-events.js';
 import { runJob, type JobContext, type JobSpec } from './job.js';
 import { buildManifest, releaseFiles } from './manifest.js';
 import { askNode, nodeRequestOptions, type NodeRequestOptions } from './node-request.js';
+import { SmallFileReader } from './small-file-reader.js';
 import type { ReleaseSpec } from './deploy-options.js';
 
 export type { ReleaseSpec };
@@ -128,7 +129,11 @@ type Where = { path?: string; node?: string; displayPath?: string };
 
 class ReleaseRun {
   private readonly id = newReleaseId();
-  private manifest: ManifestEntry[] = [];
+  /** Filled as the files are hashed; entries [0, hashed) are ready to send. */
+  private manifest: readonly ManifestEntry[] = [];
+  private hashed = 0;
+  private hashFailed: RelayError | undefined;
+  private readonly hashWaiters = new Set<() => void>();
   private fileFailures = 0;
   private stepFailures = 0;
   private readonly started = Date.now();
@@ -149,8 +154,31 @@ class ReleaseRun {
       for (const link of targets) this.step(link, 'failed', { code: ErrorCode.SOURCE, message: `${spec.unsendable!.length} file(s) of the release cannot be sent` });
       return this.done(bytes);
     }
-    this.manifest = await buildManifest(spec.files, spec.open, this.ctx.signal);
+    // Each target is sent the manifest's parts as they are hashed: hashing overlaps the nodes' linking.
+    const reader = this.ctx.reader ?? new SmallFileReader();
+    const progressed = (): void => {
+      for (const w of this.hashWaiters) w();
+    };
+    const hashing = buildManifest(spec.files, {
+      open: spec.open, signal: this.ctx.signal, cache: this.ctx.manifests, reader,
+      onPrefix: (entries, count) => {
+        this.manifest = entries;
+        this.hashed = count;
+        progressed();
+      },
+    }).then(
+      (m) => {
+        this.manifest = m;
+        this.hashed = m.length;
+        progressed();
+      },
+      (err: unknown) => {
+        this.hashFailed = toRelayError(err, ErrorCode.SOURCE);
+        progressed();
+      },
+    ).finally(() => (this.ctx.reader ? undefined : reader.close()));
     const staged = await Promise.all(targets.map((link) => this.stageOn(link)));
+    await hashing;
     const refused = staged.flatMap((s, i) => (s.ok ? [] : [{ link: targets[i]!, error: s.error }]));
     if (refused.length > 0) {
       for (const { link, error } of refused) this.step(link, 'failed', { code: error.code, message: `cannot stage: ${error.message}` });
@@ -176,7 +204,7 @@ class ReleaseRun {
         const failures = await this.sendFiles(link, held, where);
         if (failures > 0) throw new RelayError(this.firstFailure.get(link.name) ?? ErrorCode.IO, `${failures} file(s) failed there`);
         const timeout = Math.max(this.ask.replyTimeoutMs, this.ask.timeoutMs);
-        const s = await askNode(link, 'stage', { release: release.name, id, files: this.manifest.length }, { ...this.ask, replyTimeoutMs: timeout });
+        const s = await askNode(link, 'stage', { release: release.name, id, files: this.spec.files.length }, { ...this.ask, replyTimeoutMs: timeout });
         this.step(link, 'staged', { files: s.files, bytes: s.bytes, linked: s.linked });
         return { ok: true };
       } catch (err) {
@@ -193,10 +221,12 @@ class ReleaseRun {
   private async sendManifest(link: Link): Promise<{ held: Set<number>; where: Where }> {
     const held = new Set<number>();
     let where: Where = {};
-    for (let offset = 0; offset < this.manifest.length || offset === 0;) {
+    const total = this.spec.files.length;
+    for (let offset = 0; offset < total || offset === 0;) {
       let end = offset;
       let size = 0;
-      while (end < this.manifest.length && end - offset < MAX_MANIFEST_PART && size < MANIFEST_PART_BYTES) size += 3 * this.manifest[end++]!.name.length + 128;
+      while (end < total && end - offset < MAX_MANIFEST_PART && size < MANIFEST_PART_BYTES) size += 3 * this.spec.files.at(end++)!.name.length + 128;
+      await this.hashedUpTo(end);
       const reply = await askNode(link, 'release', { release: this.release.name, id: this.id, offset, files: this.manifest.slice(offset, end) }, this.ask);
       for (const i of reply.held) if (offset + i < end) held.add(offset + i);
       if (offset === 0) where = { ...(reply.path ? { path: reply.path } : {}), ...(reply.node ? { node: reply.node } : {}), ...(reply.displayPath ? { displayPath: reply.displayPath } : {}) };
@@ -204,6 +234,21 @@ class ReleaseRun {
       if (end === 0) break;
     }
     return { held, where };
+  }
+
+  /** Once entries [0, count) of the manifest are hashed; throws what stopped the hashing. */
+  private async hashedUpTo(count: number): Promise<void> {
+    for (;;) {
+      if (this.hashFailed) throw this.hashFailed;
+      if (this.hashed >= count) return;
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          this.hashWaiters.delete(wake);
+          resolve();
+        };
+        this.hashWaiters.add(wake);
+      });
+    }
   }
 
   /**
@@ -313,7 +358,7 @@ class ReleaseRun {
   }
 
   private done(bytes: number): boolean {
-    const ok = this.fileFailures === 0 && this.stepFailures === 0 && this.confirmed === this.manifest.length * this.spec.targets.length;
+    const ok = this.fileFailures === 0 && this.stepFailures === 0 && this.confirmed === this.spec.files.length * this.spec.targets.length;
     this.emit({ type: 'done', ok, confirmed: this.confirmed, failed: this.fileFailures + this.stepFailures, bytes, elapsedMs: Date.now() - this.started, skipped: (this.spec.skipped ?? []).length });
     this.ctx.logger.info({ release: this.release.name, id: this.id, ok }, 'release finished');
     return ok;

@@ -26,6 +26,7 @@ import type { Link } from '../link/link.js';
 import { OutgoingState, OutgoingTransfer } from '../transfer/outgoing-transfer.js';
 import { RetryPolicy } from '../transfer/retry-policy.js';
 import { SharedHashes } from '../transfer/shared-hashes.js';
+import type { ManifestCache } from './manifest-cache.js';
 import { TRANSFER_DEFAULTS, type TransferOptions } from '../transfer/transfer-options.js';
 import { sizeAt, type SourceFile, type SourceList } from './file-list.js';
 import { SmallFileReader } from './small-file-reader.js';
@@ -68,6 +69,8 @@ export interface JobContext {
   reader?: SmallFileReader;
   /** Running sha256s shared by the transfers of one version of a file (the agent's, across its jobs). Default: one for this job. */
   hashes?: SharedHashes;
+  /** sha256s of the files release manifests hashed (the agent's, across its jobs): an unchanged file is not read again. */
+  manifests?: ManifestCache;
   /** Sees each transfer while it runs (the agent's status view). */
   track?: (t: TransferView, running: boolean) => void;
 }

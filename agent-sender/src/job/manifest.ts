@@ -8,10 +8,33 @@ import { createHash } from 'node:crypto';
 import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { ErrorCode, RelayError, toRelayError, type ManifestEntry } from '@relayer/common';
 import type { SourceFile, SourceList } from './file-list.js';
+import type { ManifestCache } from './manifest-cache.js';
+import type { SmallFileReader } from './small-file-reader.js';
 
 /** Files hashed at once. */
 const HASH_PARALLEL = 8;
 const READ_SIZE = 1024 * 1024;
+/** Files up to this size are hashed by the small-file reader's thread, WHOLE_BATCH per message. */
+const WHOLE_MAX = 256 * 1024;
+const WHOLE_BATCH = 256;
+
+export interface ManifestOptions {
+  /** Opens a file to hash (the agent's checks the allowed roots on the descriptor). */
+  open?: (file: string) => Promise<FileHandle>;
+  signal?: AbortSignal;
+  /** sha256s of versions hashed before (the agent's, across its jobs): an unchanged large file is not read again. */
+  cache?: ManifestCache;
+  /**
+   * Hashes small files off the main thread with synchronous reads (its checks must be those of `open`):
+   * a tree of thousands of small files costs one message per batch instead of five thread-pool round trips per file.
+   */
+  reader?: SmallFileReader;
+  /**
+   * Told each time more of the manifest is ready: entries [0, count) of `entries` are hashed (the manifest
+   * can be sent part by part while the rest is hashed).
+   */
+  onPrefix?: (entries: readonly ManifestEntry[], count: number) => void;
+}
 
 /** The files of a release, each under its name in the release (`rename` maps a job's name to it). */
 export function releaseFiles(files: SourceList, rename: (name: string) => string): SourceList {
@@ -24,38 +47,73 @@ export function releaseFiles(files: SourceList, rename: (name: string) => string
   };
 }
 
-export async function buildManifest(files: SourceList, open: (file: string) => Promise<FileHandle> = (f) => openFile(f, 'r'), signal?: AbortSignal): Promise<ManifestEntry[]> {
+export async function buildManifest(files: SourceList, options: ManifestOptions = {}): Promise<ManifestEntry[]> {
+  const { open = (f) => openFile(f, 'r'), signal, cache, reader, onPrefix } = options;
   const out = new Array<ManifestEntry>(files.length);
+  let prefix = 0;
+  const advanced = (): void => {
+    const before = prefix;
+    while (prefix < out.length && out[prefix] !== undefined) prefix++;
+    if (prefix > before) onPrefix?.(out, prefix);
+  };
+  const failed = (f: SourceFile, err: unknown): RelayError => {
+    const e = toRelayError(err, ErrorCode.SOURCE);
+    return new RelayError(e.code, `cannot read ${f.name} for the release manifest: ${e.message}`);
+  };
+  // Small files in batches through the reader's thread; what it finds large (or all, without one) in lanes.
+  const lanes: number[] = [];
+  const whole: number[] = [];
+  for (let i = 0; i < files.length; i++) (reader && files.at(i)!.size <= WHOLE_MAX ? whole : lanes).push(i);
+  for (let b = 0; b < whole.length; b += WHOLE_BATCH) {
+    if (signal?.aborted) throw new RelayError(ErrorCode.CANCELLED, 'cancelled');
+    const batch = whole.slice(b, b + WHOLE_BATCH);
+    const sources = batch.map((i) => files.at(i)!);
+    const results = await reader!.hash(sources, WHOLE_MAX);
+    results.forEach((r, k) => {
+      if (r === 'large') return void lanes.push(batch[k]!);
+      if (r instanceof RelayError) throw failed(sources[k]!, r);
+      out[batch[k]!] = { name: sources[k]!.name, ...r };
+    });
+    advanced();
+  }
   let next = 0;
   const lane = async (): Promise<void> => {
     const buf = Buffer.allocUnsafe(READ_SIZE);
-    while (next < files.length) {
+    while (next < lanes.length) {
       if (signal?.aborted) throw new RelayError(ErrorCode.CANCELLED, 'cancelled');
-      const i = next++;
+      const i = lanes[next++]!;
       const f = files.at(i)!;
-      out[i] = await hashOne(f, open, buf).catch((err: unknown) => {
-        throw new RelayError(toRelayError(err, ErrorCode.SOURCE).code, `cannot read ${f.name} for the release manifest: ${toRelayError(err, ErrorCode.SOURCE).message}`);
+      out[i] = await hashOne(f, open, buf, cache).catch((err: unknown) => {
+        throw failed(f, err);
       });
+      advanced();
     }
   };
-  await Promise.all(Array.from({ length: Math.min(HASH_PARALLEL, files.length) }, lane));
+  await Promise.all(Array.from({ length: Math.min(HASH_PARALLEL, lanes.length) }, lane));
   return out;
 }
 
-async function hashOne(f: SourceFile, open: (file: string) => Promise<FileHandle>, buf: Buffer): Promise<ManifestEntry> {
+async function hashOne(f: SourceFile, open: (file: string) => Promise<FileHandle>, buf: Buffer, cache: ManifestCache | undefined): Promise<ManifestEntry> {
   const fh = await open(f.file);
   try {
-    const st = await fh.stat();
+    const st = await fh.stat({ bigint: true });
+    const size = Number(st.size);
+    const mode = st.mode & 0o111n ? 0o755 : 0o644;
+    const known = cache?.get(st);
+    if (known) return { name: f.name, size, mode, sha256: known };
     const hash = createHash('sha256');
     let at = 0;
     for (;;) {
       const { bytesRead } = await fh.read(buf, 0, buf.length, at);
-      if (bytesRead === 0) break;
       hash.update(buf.subarray(0, bytesRead));
       at += bytesRead;
+      // A short read of a regular file is its end: no read more to learn it.
+      if (bytesRead < buf.length) break;
     }
-    if (at !== st.size) throw new RelayError(ErrorCode.SOURCE_CHANGED, `${f.name} changed while it was hashed`);
-    return { name: f.name, size: at, mode: st.mode & 0o111 ? 0o755 : 0o644, sha256: hash.digest('hex') };
+    if (at !== size) throw new RelayError(ErrorCode.SOURCE_CHANGED, `${f.name} changed while it was hashed`);
+    const sha256 = hash.digest('hex');
+    cache?.set(st, sha256);
+    return { name: f.name, size, mode, sha256 };
   } finally {
     await fh.close();
   }

@@ -17,10 +17,13 @@ export interface ReadRequest {
   max: number;
   /** Allowed roots to check each descriptor against; null: no check (a --direct send reads what its user can). */
   roots: FixedRoot[] | null;
+  /** Only each file's sha256, size and mode come back, not its bytes (a release's manifest). */
+  hashOnly?: boolean;
 }
 
 export type ReadResult =
   | { kind: 'read'; data: Uint8Array; sha256: string }
+  | { kind: 'hashed'; size: number; mode: number; sha256: string }
   | { kind: 'large' }
   | { kind: 'error'; code: Code; message: string };
 
@@ -48,21 +51,37 @@ export class SmallFileReader {
   }
 
   async read(files: readonly SourceFile[], max: number): Promise<Array<SmallFile | 'large' | RelayError>> {
+    const results = await this.request(files, max, false);
+    return results.map((r, i) => {
+      if (r.kind === 'large') return 'large';
+      if (r.kind === 'error') return new RelayError(r.code, r.message);
+      if (r.kind === 'hashed') throw new Error('unreachable: a read answered with a hash only');
+      const data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.length);
+      return { source: { ...files[i]!, size: data.length }, sha256: r.sha256, data };
+    });
+  }
+
+  /** Each file's sha256, size and mode (the same checks as read(), its bytes left in the worker). */
+  async hash(files: readonly SourceFile[], max: number): Promise<Array<{ size: number; mode: number; sha256: string } | 'large' | RelayError>> {
+    const results = await this.request(files, max, true);
+    return results.map((r) => {
+      if (r.kind === 'large') return 'large';
+      if (r.kind === 'error') return new RelayError(r.code, r.message);
+      if (r.kind === 'read') throw new Error('unreachable: a hash answered with the bytes');
+      return { size: r.size, mode: r.mode, sha256: r.sha256 };
+    });
+  }
+
+  private async request(files: readonly SourceFile[], max: number, hashOnly: boolean): Promise<ReadResult[]> {
     if (this.closed) throw createError(ErrorCode.CANCELLED, 'file reader closed');
     const id = ++this.seq;
-    const req: ReadRequest = { id, files: files.map((f) => ({ file: f.file, size: f.size })), max, roots: this.allowRoots?.fixed ?? null };
-    const results = await new Promise<ReadResult[]>((resolve, reject) => {
+    const req: ReadRequest = { id, files: files.map((f) => ({ file: f.file, size: f.size })), max, roots: this.allowRoots?.fixed ?? null, ...(hashOnly ? { hashOnly } : {}) };
+    return new Promise<ReadResult[]>((resolve, reject) => {
       clearTimeout(this.idleTimer);
       const worker = this.ensureWorker();
       this.pending.set(id, { resolve, reject });
       worker.ref();
       worker.postMessage(req);
-    });
-    return results.map((r, i) => {
-      if (r.kind === 'large') return 'large';
-      if (r.kind === 'error') return new RelayError(r.code, r.message);
-      const data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.length);
-      return { source: { ...files[i]!, size: data.length }, sha256: r.sha256, data };
     });
   }
 

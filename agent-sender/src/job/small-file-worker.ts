@@ -28,7 +28,7 @@ function rootChecker(roots: readonly FixedRoot[]): (real: string, file: string) 
   };
 }
 
-function readOne(file: string, max: number, check: ((real: string, file: string) => void) | undefined, alloc: (size: number) => Buffer): ReadResult {
+function readOne(file: string, max: number, check: ((real: string, file: string) => void) | undefined, alloc: (size: number) => Buffer, hashOnly: boolean): ReadResult {
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -49,7 +49,8 @@ function readOne(file: string, max: number, check: ((real: string, file: string)
     if (!sameVersion(before, fstatSync(fd))) {
       throw createError(ErrorCode.SOURCE_CHANGED, `${file} changed while it was being sent: nothing was committed, send it again`);
     }
-    return { kind: 'read', data, sha256: createHash('sha256').update(data).digest('hex') };
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    return hashOnly ? { kind: 'hashed', size: data.length, mode: before.mode & 0o111 ? 0o755 : 0o644, sha256 } : { kind: 'read', data, sha256 };
   } finally {
     closeSync(fd);
   }
@@ -58,10 +59,12 @@ function readOne(file: string, max: number, check: ((real: string, file: string)
 parentPort!.on('message', (req: ReadRequest) => {
   // One buffer for the batch, handed over (not copied) with the answer; each file is a view of it. A file
   // that grew since it was listed (still within max) gets a buffer of its own.
-  const arena = new ArrayBuffer(req.files.reduce((n, f) => n + Math.min(f.size, req.max), 0));
-  const transfer: ArrayBuffer[] = [arena];
+  // Hashing only, the bytes stay here: one scratch buffer, reused file after file.
+  const arena = new ArrayBuffer(req.hashOnly ? Math.min(req.max, req.files.reduce((n, f) => Math.max(n, f.size), 0)) : req.files.reduce((n, f) => n + Math.min(f.size, req.max), 0));
+  const transfer: ArrayBuffer[] = req.hashOnly ? [] : [arena];
   let used = 0;
   const alloc = (size: number): Buffer => {
+    if (req.hashOnly) return size <= arena.byteLength ? Buffer.from(arena, 0, size) : Buffer.allocUnsafe(size);
     if (used + size <= arena.byteLength) {
       used += size;
       return Buffer.from(arena, used - size, size);
@@ -73,7 +76,7 @@ parentPort!.on('message', (req: ReadRequest) => {
   const check = req.roots ? rootChecker(req.roots) : undefined;
   const results = req.files.map((f): ReadResult => {
     try {
-      return readOne(f.file, req.max, check, alloc);
+      return readOne(f.file, req.max, check, alloc, req.hashOnly === true);
     } catch (err) {
       const e = toRelayError(err, ErrorCode.SOURCE);
       return { kind: 'error', code: e.code, message: e.message };

@@ -4,7 +4,7 @@
  * written where a transfer would publish them.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readlink, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readlink, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { ActionRunner, Releases } from '@relayer/agent-receiver';
@@ -92,10 +92,43 @@ describe('releases on a receiver', () => {
     // A well-formed id this node does not stage (it restarted?): the sender is told to begin again.
     expectThrowsCode(() => releases.guardName(`www/.releases/${id}/a`), ErrorCode.NO_RELEASE);
     await releases.begin({ release: 'www', id, offset: 0, files: [entry('a', 'a')] });
-    releases.guardName(`www/.releases/${id}/a`);
+    // A file of a release being staged is made durable with the whole release (true), not file by file.
+    expect(releases.guardName(`www/.releases/${id}/a`)).to.equal(true);
     expectThrowsCode(() => releases.guardName(`www/.releases/${id}/not-listed`), ErrorCode.BAD_NAME);
     expectThrowsCode(() => releases.guardName(`www/.releases/${id}`), ErrorCode.BAD_NAME);
-    releases.guardName('www/other.txt');
+    expect(releases.guardName('www/other.txt')).to.equal(false);
+  });
+
+  it('a file written over one hard-linked from the current release is held to the manifest like a sent one', async () => {
+    const a = await stageRelease({ f: 'same', g: 'old' });
+    await releases.switchTo({ release: 'www', id: a.id, keep: 5 });
+    const id = nextId();
+    const { held } = await releases.begin({ release: 'www', id, offset: 0, files: [entry('f', 'same'), entry('g', 'new')] });
+    expect(held).to.deep.equal([0]);
+    // A sender puts other bytes of the same size under the linked name (the release it came from keeps its own).
+    const dir = path.join(root, 'www', '.releases', id);
+    for (const [n, content] of [['f', 'evil'], ['g', 'new']] as const) {
+      expect(releases.guardName(`www/.releases/${id}/${n}`)).to.equal(true);
+      await rm(path.join(dir, n), { force: true });
+      await writeFile(path.join(dir, n), content);
+      releases.confirmed({ lease: `l-${n}`, name: `www/.releases/${id}/${n}`, size: content.length, sha256: sha(content), path: path.join(dir, n), unchanged: false });
+    }
+    const err = await expectRejectsCode(releases.stage({ release: 'www', id, files: 2 }), ErrorCode.RELEASE_INCOMPLETE);
+    expect(err.message).to.include('"f"');
+    expect(await read('f')).to.equal('same');
+  });
+
+  it('a release of many files (one syncfs for all) and one of a few (an fsync each) both stage and switch', async () => {
+    const many = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`d${i % 3}/f${i}`, `content ${i}`]));
+    const a = await stageRelease(many);
+    await releases.switchTo({ release: 'www', id: a.id, keep: 5 });
+    expect(await read('d1/f4')).to.equal('content 4');
+    const b = await stageRelease({ ...many, 'd0/f0': 'changed', 'new.txt': 'n' });
+    expect(b.held).to.have.length(39);
+    await releases.switchTo({ release: 'www', id: b.id, keep: 5 });
+    expect(await read('d0/f0')).to.equal('changed');
+    expect(await read('new.txt')).to.equal('n');
+    expect(await read('d2/f5')).to.equal('content 5');
   });
 
   it('--keep removes the oldest complete releases but never the current or the previous one', async () => {
