@@ -8,7 +8,8 @@
  *   --small-files <n>    4 KiB files for the small-files paths (default 10000; 0 leaves them out)
  *   --runs <n>           rounds (default 3)
  *   --json               the LAST line of output is one JSON object with the figures
- *   --only <groups>      comma-separated subset of: big,tmpfs,window,ssh,small,fanout,resume (default all)
+ *   --only <groups>      comma-separated subset of: big,tmpfs,window,ssh,small,fanout,resume,release (default
+ *                        all; release brings the disk probe and rsync rows it is compared with)
  *   --profile <dir>      run the receivers and the sender agent under `node --cpu-prof`, profiles into dir
  *   --baseline <tree>    another built checkout (e.g. `git worktree add /tmp/base <rev> && cd /tmp/base &&
  *                        npm ci && npx tsc -b`): its receiver and agent run beside this tree's, and the agent
@@ -31,11 +32,12 @@ import { parseSize } from '@relayer/common';
 import { FaultProxy } from './support/proxy.js';
 import { makePayload, makeSmallFiles } from './bench/data.js';
 import { bin, DIST, killAll, RECEIVER_NODE_OPTIONS, RELAY_NODE_OPTIONS, runNode, launchFlags, startDaemon, type Cost, type Daemon } from './bench/proc.js';
+import { releaseRows, releaseSummary } from './bench/release.js';
 import { median, summarize, table, type MethodSpec, type Sample } from './bench/report.js';
 import { startSsh, type Ssh } from './bench/ssh.js';
 
 const TOKEN = 'bench-token';
-const GROUPS = ['big', 'tmpfs', 'window', 'ssh', 'small', 'fanout', 'resume'] as const;
+const GROUPS = ['big', 'tmpfs', 'window', 'ssh', 'small', 'fanout', 'resume', 'release'] as const;
 type Group = (typeof GROUPS)[number];
 
 const { values: argv } = parseArgs({
@@ -58,7 +60,7 @@ const RUNS = Math.min(Math.max(Math.floor(Number(argv.runs)), 1), 20);
 const SMALL_SIZE = 4096;
 const only = new Set((argv.only?.split(',').map((s) => s.trim()) ?? [...GROUPS]) as Group[]);
 for (const g of only) if (!GROUPS.includes(g)) throw new Error(`--only: unknown group ${g} (${GROUPS.join(', ')})`);
-if (SMALL === 0) only.delete('small');
+if (SMALL === 0) for (const g of ['small', 'release'] as const) only.delete(g);
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
 
 function isTmpfs(dir: string): boolean {
@@ -118,7 +120,7 @@ async function main(): Promise<void> {
     const payload = path.join(work, 'src', 'payload.bin');
     await makePayload(payload, SIZE);
     const smallDir = path.join(work, 'src', 'small');
-    if (only.has('small')) await makeSmallFiles(smallDir, SMALL, SMALL_SIZE);
+    if (only.has('small') || only.has('release')) await makeSmallFiles(smallDir, SMALL, SMALL_SIZE);
 
     // Receiving folders: disk (the temp folder's filesystem) and tmpfs, plus two more for the fan-out.
     const dirs = {
@@ -166,7 +168,7 @@ async function main(): Promise<void> {
     }
 
     let ssh: Ssh | undefined;
-    if (only.has('ssh') || only.has('small')) {
+    if (only.has('ssh') || only.has('small') || only.has('release')) {
       const s = await startSsh(work).catch((err: Error) => `failed to start: ${err.message}`);
       if (typeof s === 'string') say(`scp/rsync: ${s}`);
       else {
@@ -229,8 +231,8 @@ async function main(): Promise<void> {
     const MiB = 1024 * 1024;
     const specs: MethodSpec[] = [];
     const runners = new Map<string, () => Promise<Sample>>();
-    const add = (group: Group, spec: MethodSpec, fn: () => Promise<Sample>): void => {
-      if (!only.has(group)) return;
+    const add = (group: Group | Group[], spec: MethodSpec, fn: () => Promise<Sample>): void => {
+      if (![group].flat().some((g) => only.has(g))) return;
       specs.push(spec);
       runners.set(spec.key, fn);
     };
@@ -261,7 +263,7 @@ async function main(): Promise<void> {
         await proxy.close();
       }
     }));
-    add('small', { key: 'diskProbe', label: `disk probe: ${SMALL} × 4 KiB write+fsync+rename, 16 parallel (baseline)`, ...small }, () => timed([], async () => {
+    add(['small', 'release'], { key: 'diskProbe', label: `disk probe: ${SMALL} × 4 KiB write+fsync+rename, 16 parallel (baseline)`, ...small }, () => timed([], async () => {
       const r = await runNode([path.join(DIST, 'disk-probe.js'), path.join(dirs.probe, name()), String(SMALL), String(SMALL_SIZE), '16'], {}, rusage);
       if (r.code !== 0) throw new Error(`disk probe failed: ${r.stderr}`);
       return { receiver: r };
@@ -283,7 +285,11 @@ async function main(): Promise<void> {
     }
     // Every file offered and sent in chunks (three round trips each, 16 in flight): how small files went before put frames.
     add('small', { key: 'smallOffered', label: `relay via agent, --small-max 0 (each file offered): ${SMALL} × 4 KiB, disk`, ...small, baseline: 'diskProbe' }, viaAgent(['disk'], smallDir, ['--small-max', '0']));
-    if (ssh?.rsync) add('small', { key: 'rsyncSmall', label: `rsync over ssh: ${SMALL} × 4 KiB (no fsync)`, ...small, baseline: 'diskProbe' }, () => timed([], async () => (await ssh.rsync!(smallDir, path.join(dirs.ssh, name())), {})));
+    if (ssh?.rsync) add(['small', 'release'], { key: 'rsyncSmall', label: `rsync over ssh: ${SMALL} × 4 KiB (no fsync)`, ...small, baseline: 'diskProbe' }, () => timed([], async () => (await ssh.rsync!(smallDir, path.join(dirs.ssh, name())), {})));
+    for (const r of releaseRows({
+      relayBin: bin('relay'), socket, env: { RELAY_TOKEN: TOKEN, NODE_OPTIONS: RELAY_NODE_OPTIONS }, rusageDir: rusage, agent, receiver: recv.disk,
+      target: 'disk', dir: smallDir, files: SMALL, fileSize: SMALL_SIZE, timed, name, settle,
+    })) add('release', r.spec, r.run);
     if (ssh?.rsync && only.has('ssh')) {
       // rsync copies folders: give it a folder holding only the payload.
       await mkdir(path.join(path.dirname(payload), 'payload-only'));
@@ -294,6 +300,7 @@ async function main(): Promise<void> {
     const warmup = await makePayload(path.join(work, 'src', 'warmup.bin'), 4 * 1024 * 1024);
     await relay(['--to', Object.keys(recv).join(','), '--as', 'warmup', warmup]);
     if (BASE) await relay(['--to', Object.keys(baseRecv).join(','), '--as', 'warmup', warmup], BASE);
+    if (only.has('release')) await relay(['--to', 'disk', '--release', 'warmup-release', warmup]);
     for (const d of Object.values(dirs)) if (d) await empty(d, false);
     await settle();
 
@@ -319,6 +326,7 @@ async function main(): Promise<void> {
     const num = (x: number | null | undefined): number | null => (x === null || x === undefined || !Number.isFinite(x) ? null : Number(x.toFixed(3)));
     const pipeCpu = by('pipe') ? (by('pipe')!.senderCpuSecPerGiB ?? 0) + (by('pipe')!.receiverCpuSecPerGiB ?? 0) : null;
     const agentCpu = by('agent') ? (by('agent')!.senderCpuSecPerGiB ?? 0) + (by('agent')!.receiverCpuSecPerGiB ?? 0) : null;
+    const release = releaseSummary(results, samples);
     const relayResults = results.filter((x) => !['pipe', 'pipeTmpfs', 'scp', 'rsync', 'rsyncSmall', 'diskProbe'].includes(x.key));
     const maxOf = (xs: (number | null)[]): number | null => (xs.some((x) => x !== null) ? Math.max(...xs.filter((x): x is number => x !== null)) : null);
     const summary = {
@@ -335,6 +343,7 @@ async function main(): Promise<void> {
       rsyncSmallFilesPerSec: num(by('rsyncSmall')?.rate), scpMBps: num(by('scp')?.rate), rsyncMBps: num(by('rsync')?.rate),
       fanout3TimeRatio: num(by('fanout3') && by('agent') ? by('fanout3')!.medianMs / by('agent')!.medianMs : null),
       resumeResentBytes: num(by('resume')?.extra.resentBytes), resumeWindowBytes: 8 * MiB,
+      ...release.json,
       baseline: BASE ?? null,
       baselineRatios: Object.fromEntries(compared.filter(([k, b]) => by(k) && by(b)).map(([k, b]) => [k, versus(by(k)!, by(b)!)])),
       methods: results.map((x) => ({ ...x, rate: num(x.rate), ratio: num(x.ratio), medianMs: num(x.medianMs) })),
@@ -343,6 +352,7 @@ async function main(): Promise<void> {
     if (summary.smallFilesRatio !== null && summary.rsyncSmallFilesPerSec) say(`small files: ${(summary.smallFilesPerSec! / summary.rsyncSmallFilesPerSec).toFixed(2)}× rsync over ssh`);
     if (summary.fanout3TimeRatio !== null) say(`fan-out to 3 took ${summary.fanout3TimeRatio}× the time of one`);
     if (summary.resumeResentBytes !== null) say(`resume after a cut at 50%: ${summary.resumeResentBytes} bytes sent twice (one window is ${8 * MiB})`);
+    for (const l of release.lines) say(l);
     for (const [k, r] of Object.entries(summary.baselineRatios)) say(`${k}: this tree's rate ${r.ratio}× the baseline tree's (per round ${r.perRound.join(', ')}; spread of each side over rounds: ${r.spread}, ${r.baseSpread})`);
     if (summary.cpuRatio !== null) say(`CPU-s/GiB sender+receiver via agent: ${agentCpu!.toFixed(2)} vs pipe ${pipeCpu!.toFixed(2)} (${summary.cpuRatio}×)`);
     say(`load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
