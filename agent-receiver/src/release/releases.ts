@@ -12,7 +12,7 @@ import { chmod, link, lstat, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
-  checkName, checkReleaseName, createError, ErrorCode, quoteName, RELEASE_ID, RELEASES_DIR,
+  checkName, checkReleaseName, createError, ErrorCode, quoteName, RELEASE_ID, RELEASES_DIR, toRelayError,
   type ActionCheckFrame, type ActionResult, type DiscardFrame, type ListReleasesFrame, type ListReleasesReply, type ManifestEntry,
   type ReceivedFrame, type ReleaseFrame, type ReleaseReply, type RollbackFrame, type RollbackReply, type RunFrame, type RunReply,
   type StageFrame, type StageReply, type SwitchFrame, type SwitchReply, type ThenSpec,
@@ -354,11 +354,20 @@ export class Releases {
     return { action: await this.runAction(f.then, env) };
   }
 
-  private runAfterSwitch(then: ThenSpec, release: string, id: string, previous: string | null): Promise<ActionResult> {
-    return this.runAction(then, {
-      RELAY_RELEASE: release, RELAY_RELEASE_ID: id, RELAY_RELEASE_PATH: this.store.folder(release, id),
-      RELAY_CURRENT_PATH: path.join(this.store.home(release), 'current'), RELAY_PREVIOUS_RELEASE_ID: previous ?? '',
-    });
+  /**
+   * The switch happened whatever the action does: an action that cannot even start (removed from
+   * --action-dir since the sender checked it) is a failed action in the reply, not a failed switch.
+   */
+  private async runAfterSwitch(then: ThenSpec, release: string, id: string, previous: string | null): Promise<ActionResult> {
+    try {
+      return await this.runAction(then, {
+        RELAY_RELEASE: release, RELAY_RELEASE_ID: id, RELAY_RELEASE_PATH: this.store.folder(release, id),
+        RELAY_CURRENT_PATH: path.join(this.store.home(release), 'current'), RELAY_PREVIOUS_RELEASE_ID: previous ?? '',
+      });
+    } catch (err) {
+      const e = toRelayError(err);
+      return { name: then.action, exitCode: null, signal: null, timedOut: false, durationMs: 0, output: `${e.code}: ${e.message}`, ok: false };
+    }
   }
 
   private runAction(then: ThenSpec, env: Record<string, string>): Promise<ActionResult> {

@@ -47,12 +47,13 @@ export async function runDeploy(spec: DeploySpec, ctx: JobContext, emit: (e: Job
   return spec.release ? new ReleaseRun(spec, spec.release, ctx, emit, ask).run() : sendThenRun(spec, spec.then!, ctx, emit, ask);
 }
 
-async function checkAction(targets: Link[], action: string, ask: NodeRequestOptions): Promise<void> {
+/** Throws NO_ACTION naming the targets that do not define `action` (a rollback checks it too, before it switches). */
+export async function checkAction(targets: Link[], action: string, ask: NodeRequestOptions, untouched = 'nothing was sent'): Promise<void> {
   const results = await Promise.allSettled(targets.map((link) => askNode(link, 'action', { action }, ask)));
   const refused = results.flatMap((r, i) => (r.status === 'rejected' ? [{ node: targets[i]!.name, err: toRelayError(r.reason) }] : []));
   if (refused.length === 0) return;
   const missing = refused.filter((r) => r.err.code === ErrorCode.NO_ACTION);
-  if (missing.length > 0) throw createError(ErrorCode.NO_ACTION, `action ${JSON.stringify(action)} is not defined on ${missing.map((m) => m.node).join(', ')} (an executable file of that name in the receiver's --action-dir); nothing was sent`);
+  if (missing.length > 0) throw createError(ErrorCode.NO_ACTION, `action ${JSON.stringify(action)} is not defined on ${missing.map((m) => m.node).join(', ')} (an executable file of that name in the receiver's --action-dir); ${untouched}`);
   throw new RelayError(refused[0]!.err.code, `${refused[0]!.node}: ${refused[0]!.err.message}`);
 }
 

@@ -4,7 +4,7 @@
  */
 import { toRelayError, type ErrorCode, type ReleaseInfo, type ThenSpec } from '@relayer/common';
 import type { Link } from '../link/link.js';
-import { actionReplyMs, once, runAction } from './deploy.js';
+import { actionReplyMs, checkAction, once, runAction } from './deploy.js';
 import type { JobEvent } from './job-events.js';
 import { askNode, type NodeRequestOptions } from './node-request.js';
 
@@ -35,6 +35,8 @@ export interface RollbackSpec {
 export async function rollbackAll(links: Link[], spec: RollbackSpec, ask: NodeRequestOptions, emit: (e: JobEvent) => void): Promise<boolean> {
   const started = Date.now();
   const timeout = actionReplyMs(ask, spec.then);
+  // An action a node does not define is refused before any node switches back.
+  if (spec.then) await checkAction(links, spec.then.action, ask, 'no node was switched back');
   let failed = 0;
   await Promise.all(links.map(async (link) => {
     try {

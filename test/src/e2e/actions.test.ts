@@ -4,7 +4,7 @@
  * temp folders outside the receivers' --dir.
  */
 import { EventEmitter } from 'node:events';
-import { chmod, mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readlink, realpath, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { JobEvent } from '@relayer/agent-sender';
@@ -323,6 +323,27 @@ describe('node actions: relay send --then NAME (issue 19)', function () {
       }
       for (const r of [has, lacks]) expect(await publishedEntries(r.dir), r.url).to.deep.equal([]);
       expect(await readFile(path.join(marks, 'ran'), 'utf8').catch(() => 'nothing'), 'the action ran on the node defining it').to.equal('nothing');
+    });
+
+    it('a rollback: exit 1, NO_ACTION naming the node, and no node is switched back', async () => {
+      const has = await startReceiver({ actionDir: await actionDir({ deploy: 'true' }) });
+      const lacks = await startReceiver({ actionDir: await actionDir({ other: 'true' }) });
+      const site = path.join(await tmpDir('relay-src-'), 'site');
+      const currents: string[][] = [];
+      for (const v of ['v1', 'v2']) {
+        await mkdir(site, { recursive: true });
+        await writeFile(path.join(site, 'index.html'), v);
+        const res = await direct(['--to', has.url, '--to', lacks.url, site, '--release', 'www']);
+        expect(res.code, ctx(res)).to.equal(0);
+        currents.push(await Promise.all([has, lacks].map((r) => readlink(path.join(r.dir, 'www', 'current')))));
+      }
+      const res = await runBin(BIN.relay, ['rollback', 'www', '--direct', '--token-file', tokenFile, '--to', has.url, '--to', lacks.url, '--then', 'deploy'], { env: CLI_ENV, timeoutMs: 60_000 });
+      expect(res.code, ctx(res)).to.equal(1);
+      expect(res.stdout + res.stderr).to.contain('NO_ACTION').and.contain(lacks.url).and.contain('no node was switched back');
+      for (const [i, r] of [has, lacks].entries()) {
+        expect(await readlink(path.join(r.dir, 'www', 'current')), r.url).to.equal(currents[1]![i]);
+        expect(await readFile(path.join(r.dir, 'www', 'current', 'index.html'), 'utf8')).to.equal('v2');
+      }
     });
   });
 

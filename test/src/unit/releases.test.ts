@@ -199,6 +199,14 @@ describe('releases on a receiver', () => {
     await actions.close();
   });
 
+  it('an action gone from the node by the time of the switch: the switch stands, the reply says the action failed', async () => {
+    const a = await stageRelease({ f: 'a' });
+    const r = await releases.switchTo({ release: 'www', id: a.id, keep: 5, then: { action: 'gone', timeoutMs: 5000 } });
+    expect(await current()).to.equal(`.releases/${a.id}`);
+    expect(r.action).to.include({ name: 'gone', ok: false, exitCode: null });
+    expect(r.action!.output).to.contain('NO_ACTION');
+  });
+
   it('discard removes a staged release, never the current one', async () => {
     const a = await stageRelease({ 'f': 'a' });
     await releases.switchTo({ release: 'www', id: a.id, keep: 5 });
