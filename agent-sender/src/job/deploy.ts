@@ -38,6 +38,8 @@ const MANIFEST_PART_BYTES = 256 * 1024;
 const STAGE_ROUNDS = 20;
 /** Ask a switch again after a dropped connection, within --timeout, at most this often. */
 const SWITCH_ATTEMPTS = 50;
+/** A node that answers the manifest's first part with one of these created nothing there: nothing to discard. */
+const REFUSED_AT_BEGIN: ReadonlySet<string> = new Set([ErrorCode.BAD_NAME, ErrorCode.USAGE, ErrorCode.LIMIT, ErrorCode.PROTOCOL, ErrorCode.NOT_ALLOWED]);
 
 export async function runDeploy(spec: DeploySpec, ctx: JobContext, emit: (e: JobEvent) => void): Promise<boolean> {
   if (!spec.release && !spec.then) return runJob(spec, ctx, emit);
@@ -183,8 +185,8 @@ class ReleaseRun {
     const refused = staged.flatMap((s, i) => (s.ok ? [] : [{ link: targets[i]!, error: s.error }]));
     if (refused.length > 0) {
       for (const { link, error } of refused) this.step(link, 'failed', { code: error.code, message: `cannot stage: ${error.message}` });
-      // No target switches: the releases staged (or half staged) are removed everywhere.
-      await Promise.all(targets.map(async (link) => {
+      // No target switches: the releases staged (or half staged) are removed everywhere they may be.
+      await Promise.all(targets.filter((link) => this.begun.has(link.name)).map(async (link) => {
         await askNode(link, 'discard', { release: release.name, id }, { ...this.ask, timeoutMs: Math.min(this.ask.timeoutMs, 30_000) }).then(
           () => this.step(link, 'discarded', {}),
           (err: unknown) => this.ctx.logger.warn({ receiver: link.name, err: toRelayError(err).message }, 'discard failed: the node removes it at a later switch'),
@@ -217,6 +219,10 @@ class ReleaseRun {
   }
 
   private readonly firstFailure = new Map<string, ErrorCode>();
+  /** Targets the release may have begun on (sent its first part, not refused outright). */
+  private readonly begun = new Set<string>();
+  /** Targets that took a part of the manifest once (a later round's refusal still leaves that staging there). */
+  private readonly stagedBefore = new Set<string>();
 
   /** The manifest in parts; returns the indices of the entries the node already holds (hard-linked there). */
   private async sendManifest(link: Link): Promise<{ held: Set<number>; where: Where }> {
@@ -228,7 +234,12 @@ class ReleaseRun {
       let size = 0;
       while (end < total && end - offset < MAX_MANIFEST_PART && size < MANIFEST_PART_BYTES) size += 3 * this.spec.files.at(end++)!.name.length + 128;
       await this.hashedUpTo(end);
-      const reply = await askNode(link, 'release', { release: this.release.name, id: this.id, offset, files: this.manifest.slice(offset, end) }, this.ask);
+      if (offset === 0) this.begun.add(link.name);
+      const reply = await askNode(link, 'release', { release: this.release.name, id: this.id, offset, files: this.manifest.slice(offset, end) }, this.ask).catch((err: unknown) => {
+        if (offset === 0 && err instanceof RelayError && REFUSED_AT_BEGIN.has(err.code) && !this.stagedBefore.has(link.name)) this.begun.delete(link.name);
+        throw err;
+      });
+      this.stagedBefore.add(link.name);
       for (const i of reply.held) if (offset + i < end) held.add(offset + i);
       if (offset === 0) where = { ...(reply.path ? { path: reply.path } : {}), ...(reply.node ? { node: reply.node } : {}), ...(reply.displayPath ? { displayPath: reply.displayPath } : {}) };
       offset = end;

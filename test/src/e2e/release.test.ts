@@ -474,6 +474,10 @@ describe('releases: relay send --release, relay releases, relay rollback (real p
     expect((await releaseIds(path.join(aDir, 'www'))).folders, 'a discarded v2').to.deep.equal([v1]);
     expect((await releaseIds(path.join(bDir, 'www'))).folders, 'nothing staged on b').to.deep.equal([v1]);
     expect(await readdir(bCurrent)).to.deep.equal(['keep.txt']);
+    // b refused the release's first part: nothing was made there, so it is not asked to discard (a discarded a's).
+    const steps = releaseEvents(jsonLines(r.stdout));
+    expect(steps.filter((e) => e.phase === 'discarded').map((e) => e.target)).to.deep.equal([a.url]);
+    expect(r.stderr).to.not.contain('discard failed');
   });
 
   it('a switch that fails on one node after it staged: without --rollback-on-failure the others stay switched (exit 1); with it they go back', async () => {
