@@ -1,5 +1,5 @@
 /**
- * The wire protocol between a sender and a receiver (version 4), defined once: frame shapes here, their
+ * The wire protocol between a sender and a receiver (version 5, PROTOCOL_VERSION), defined once: frame shapes here, their
  * validators in validate.ts, and the request map in protocol.ts from which both sides derive their types.
  *
  * One confirmation path: a file is confirmed only by a "received" event, whichever way it came (chunks and
