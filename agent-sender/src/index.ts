@@ -33,7 +33,7 @@ export { planBatches, type SmallFile, type BatchLimits } from './job/small-files
 export * from './limits.js';
 export { runDeploy, type DeploySpec } from './job/deploy.js';
 export { checkDeploy, checkRelease, checkReleaseId, checkThen, namesInRelease, DEPLOY_DEFAULTS, type ReleaseSpec } from './job/deploy-options.js';
-export { buildManifest, releaseFiles, type ManifestOptions } from './job/manifest.js';
+export { buildManifest, ManifestBuild, releaseFiles, type ManifestOptions } from './job/manifest.js';
 export { ManifestCache } from './job/manifest-cache.js';
 export { listReleases, rollbackAll, type NodeReleases } from './job/release-admin.js';
 export { releasesDirect, rollbackDirect } from './job/direct.js';

@@ -58,6 +58,11 @@ export interface ManifestEntry {
   sha256: string;
 }
 
+/** The mode a file of `mode` has in a manifest: executable by anyone or not (0o755 / 0o644), nothing else. */
+export function entryMode(mode: number | bigint): 0o755 | 0o644 {
+  return Number(mode) & 0o111 ? 0o755 : 0o644;
+}
+
 /** Sender → receiver: part of a release's manifest, from entry `offset` on. The first part (offset 0) begins the release. */
 export interface ReleaseFrame {
   release: string;

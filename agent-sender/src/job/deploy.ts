@@ -14,12 +14,12 @@
 import path from 'node:path';
 import {
   createError, ErrorCode, MAX_MANIFEST_PART, MAX_RUN_FILES, newReleaseId, RelayError, toRelayError,
-  type ActionResult, type ManifestEntry, type ReplyOf, type RequestOf, type ThenSpec,
+  type ActionResult, type ReplyOf, type RequestOf, type ThenSpec,
 } from '@relayer/common';
 import type { Link } from '../link/link.js';
 import type { JobEvent } from './job-events.js';
 import { runJob, type JobContext, type JobSpec } from './job.js';
-import { buildManifest, releaseFiles } from './manifest.js';
+import { ManifestBuild, releaseFiles } from './manifest.js';
 import { askNode, nodeRequestOptions, type NodeRequestOptions } from './node-request.js';
 import { SmallFileReader } from './small-file-reader.js';
 import type { ReleaseSpec } from './deploy-options.js';
@@ -132,11 +132,8 @@ type Where = { path?: string; node?: string; displayPath?: string };
 
 class ReleaseRun {
   private readonly id = newReleaseId();
-  /** Filled as the files are hashed; entries [0, hashed) are ready to send. */
-  private manifest: readonly ManifestEntry[] = [];
-  private hashed = 0;
-  private hashFailed: RelayError | undefined;
-  private readonly hashWaiters = new Set<() => void>();
+  /** Hashed while its first parts travel (set when the release starts). */
+  private manifest!: ManifestBuild;
   private fileFailures = 0;
   private stepFailures = 0;
   private readonly started = Date.now();
@@ -159,34 +156,15 @@ class ReleaseRun {
     }
     // Each target is sent the manifest's parts as they are hashed: hashing overlaps the nodes' linking.
     const reader = this.ctx.reader ?? new SmallFileReader();
-    const progressed = (): void => {
-      for (const w of this.hashWaiters) w();
-    };
-    const hashing = buildManifest(spec.files, {
-      open: spec.open, signal: this.ctx.signal, cache: this.ctx.manifests, reader,
-      onPrefix: (entries, count) => {
-        this.manifest = entries;
-        this.hashed = count;
-        progressed();
-      },
-    }).then(
-      (m) => {
-        this.manifest = m;
-        this.hashed = m.length;
-        progressed();
-      },
-      (err: unknown) => {
-        this.hashFailed = toRelayError(err, ErrorCode.SOURCE);
-        progressed();
-      },
-    ).finally(() => (this.ctx.reader ? undefined : reader.close()));
+    this.manifest = new ManifestBuild(spec.files, { open: spec.open, signal: this.ctx.signal, cache: this.ctx.manifests, reader });
     const staged = await Promise.all(targets.map((link) => this.stageOn(link)));
-    await hashing;
+    await this.manifest.done;
+    if (!this.ctx.reader) await reader.close();
     const refused = staged.flatMap((s, i) => (s.ok ? [] : [{ link: targets[i]!, error: s.error }]));
     if (refused.length > 0) {
       for (const { link, error } of refused) this.step(link, 'failed', { code: error.code, message: `cannot stage: ${error.message}` });
       // No target switches: the releases staged (or half staged) are removed everywhere they may be.
-      await Promise.all(targets.filter((link) => this.begun.has(link.name)).map(async (link) => {
+      await Promise.all(targets.filter((link) => this.touched.has(link.name)).map(async (link) => {
         await askNode(link, 'discard', { release: release.name, id }, { ...this.ask, timeoutMs: Math.min(this.ask.timeoutMs, 30_000) }).then(
           () => this.step(link, 'discarded', {}),
           (err: unknown) => this.ctx.logger.warn({ receiver: link.name, err: toRelayError(err).message }, 'discard failed: the node removes it at a later switch'),
@@ -219,10 +197,8 @@ class ReleaseRun {
   }
 
   private readonly firstFailure = new Map<string, ErrorCode>();
-  /** Targets the release may have begun on (sent its first part, not refused outright). */
-  private readonly begun = new Set<string>();
-  /** Targets that took a part of the manifest once (a later round's refusal still leaves that staging there). */
-  private readonly stagedBefore = new Set<string>();
+  /** Targets the release may have begun on: any part taken, or a failure other than an outright refusal of the first. */
+  private readonly touched = new Set<string>();
 
   /** The manifest in parts; returns the indices of the entries the node already holds (hard-linked there). */
   private async sendManifest(link: Link): Promise<{ held: Set<number>; where: Where }> {
@@ -233,34 +209,19 @@ class ReleaseRun {
       let end = offset;
       let size = 0;
       while (end < total && end - offset < MAX_MANIFEST_PART && size < MANIFEST_PART_BYTES) size += 3 * this.spec.files.at(end++)!.name.length + 128;
-      await this.hashedUpTo(end);
-      if (offset === 0) this.begun.add(link.name);
-      const reply = await askNode(link, 'release', { release: this.release.name, id: this.id, offset, files: this.manifest.slice(offset, end) }, this.ask).catch((err: unknown) => {
-        if (offset === 0 && err instanceof RelayError && REFUSED_AT_BEGIN.has(err.code) && !this.stagedBefore.has(link.name)) this.begun.delete(link.name);
+      await this.manifest.ready(end);
+      const reply = await askNode(link, 'release', { release: this.release.name, id: this.id, offset, files: this.manifest.entries.slice(offset, end) }, this.ask).catch((err: unknown) => {
+        // Whatever else went wrong (a lost reply, a full disk), the node may hold a staging of it now.
+        if (!(offset === 0 && err instanceof RelayError && REFUSED_AT_BEGIN.has(err.code))) this.touched.add(link.name);
         throw err;
       });
-      this.stagedBefore.add(link.name);
+      this.touched.add(link.name);
       for (const i of reply.held) if (offset + i < end) held.add(offset + i);
       if (offset === 0) where = { ...(reply.path ? { path: reply.path } : {}), ...(reply.node ? { node: reply.node } : {}), ...(reply.displayPath ? { displayPath: reply.displayPath } : {}) };
       offset = end;
       if (end === 0) break;
     }
     return { held, where };
-  }
-
-  /** Once entries [0, count) of the manifest are hashed; throws what stopped the hashing. */
-  private async hashedUpTo(count: number): Promise<void> {
-    for (;;) {
-      if (this.hashFailed) throw this.hashFailed;
-      if (this.hashed >= count) return;
-      await new Promise<void>((resolve) => {
-        const wake = (): void => {
-          this.hashWaiters.delete(wake);
-          resolve();
-        };
-        this.hashWaiters.add(wake);
-      });
-    }
   }
 
   /**
@@ -272,7 +233,7 @@ class ReleaseRun {
     const prefix = `${this.release.name}/.releases/${this.id}/`;
     const mine = this.confirmedOn(link);
     const send: number[] = [];
-    this.manifest.forEach((e, i) => {
+    this.manifest.entries.forEach((e, i) => {
       if (!held.has(i)) return send.push(i);
       if (mine.has(e.name)) return;
       mine.add(e.name);

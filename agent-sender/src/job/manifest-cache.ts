@@ -30,19 +30,21 @@ export class ManifestCache {
 
   /** The sha256 this version of the file had, if it was hashed before. */
   get(st: BigIntStats): string | undefined {
-    const k = this.known.get(key(st));
+    const at = key(st);
+    const k = this.known.get(at);
     if (!k || k.version !== version(st)) return undefined;
     // Most recently used last: the oldest goes first when full.
-    this.known.delete(key(st));
-    this.known.set(key(st), k);
+    this.known.delete(at);
+    this.known.set(at, k);
     return k.sha256;
   }
 
   /** Remembers the sha256 of the version `st` describes, read from it while it was that version. */
   set(st: BigIntStats, sha256: string, now = this.now()): void {
     if (now - Number(st.ctimeMs) < RACY_MS || now - Number(st.mtimeMs) < RACY_MS) return;
-    this.known.delete(key(st));
-    this.known.set(key(st), { version: version(st), sha256 });
+    const at = key(st);
+    this.known.delete(at);
+    this.known.set(at, { version: version(st), sha256 });
     if (this.known.size > this.maxEntries) this.known.delete(this.known.keys().next().value!);
   }
 }

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open as openFile, type FileHandle } from 'node:fs/promises';
-import { ErrorCode, RelayError, toRelayError, type ManifestEntry } from '@relayer/common';
+import { entryMode, ErrorCode, RelayError, toRelayError, type ManifestEntry } from '@relayer/common';
 import type { SourceFile, SourceList } from './file-list.js';
 import type { ManifestCache } from './manifest-cache.js';
 import type { SmallFileReader } from './small-file-reader.js';
@@ -29,11 +29,6 @@ export interface ManifestOptions {
    * a tree of thousands of small files costs one message per batch instead of five thread-pool round trips per file.
    */
   reader?: SmallFileReader;
-  /**
-   * Told each time more of the manifest is ready: entries [0, count) of `entries` are hashed (the manifest
-   * can be sent part by part while the rest is hashed).
-   */
-  onPrefix?: (entries: readonly ManifestEntry[], count: number) => void;
 }
 
 /** The files of a release, each under its name in the release (`rename` maps a job's name to it). */
@@ -47,50 +42,96 @@ export function releaseFiles(files: SourceList, rename: (name: string) => string
   };
 }
 
+/** The whole manifest (throws what stopped the hashing). */
 export async function buildManifest(files: SourceList, options: ManifestOptions = {}): Promise<ManifestEntry[]> {
-  const { open = (f) => openFile(f, 'r'), signal, cache, reader, onPrefix } = options;
-  const out = new Array<ManifestEntry>(files.length);
-  let prefix = 0;
-  const advanced = (): void => {
-    const before = prefix;
-    while (prefix < out.length && out[prefix] !== undefined) prefix++;
-    if (prefix > before) onPrefix?.(out, prefix);
-  };
-  const failed = (f: SourceFile, err: unknown): RelayError => {
-    const e = toRelayError(err, ErrorCode.SOURCE);
-    return new RelayError(e.code, `cannot read ${f.name} for the release manifest: ${e.message}`);
-  };
-  // Small files in batches through the reader's thread; what it finds large (or all, without one) in lanes.
-  const lanes: number[] = [];
-  const whole: number[] = [];
-  for (let i = 0; i < files.length; i++) (reader && files.at(i)!.size <= WHOLE_MAX ? whole : lanes).push(i);
-  for (let b = 0; b < whole.length; b += WHOLE_BATCH) {
-    if (signal?.aborted) throw new RelayError(ErrorCode.CANCELLED, 'cancelled');
-    const batch = whole.slice(b, b + WHOLE_BATCH);
-    const sources = batch.map((i) => files.at(i)!);
-    const results = await reader!.hash(sources, WHOLE_MAX);
-    results.forEach((r, k) => {
-      if (r === 'large') return void lanes.push(batch[k]!);
-      if (r instanceof RelayError) throw failed(sources[k]!, r);
-      out[batch[k]!] = { name: sources[k]!.name, ...r };
-    });
-    advanced();
+  const build = new ManifestBuild(files, options);
+  await build.ready(files.length);
+  return build.entries as ManifestEntry[];
+}
+
+/**
+ * A manifest being hashed: `ready(n)` resolves once entries [0, n) are there, so a release's first parts
+ * travel while the rest is hashed. Small files go in batches through the reader's thread; what it finds
+ * large (or every file, without a reader) is hashed in lanes on this thread.
+ */
+export class ManifestBuild {
+  private readonly out: ManifestEntry[];
+  /** Entries [0, hashed) are there. */
+  private hashed = 0;
+  private failure: RelayError | undefined;
+  private readonly waiters = new Set<() => void>();
+  /** Settles when the hashing ended, either way (never rejects: ready() throws the failure). */
+  readonly done: Promise<void>;
+
+  constructor(private readonly files: SourceList, private readonly options: ManifestOptions = {}) {
+    this.out = new Array<ManifestEntry>(files.length);
+    this.done = this.hashAll().catch((err: unknown) => {
+      this.failure = toRelayError(err, ErrorCode.SOURCE);
+    }).finally(() => this.wake());
   }
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    const buf = Buffer.allocUnsafe(READ_SIZE);
-    while (next < lanes.length) {
-      if (signal?.aborted) throw new RelayError(ErrorCode.CANCELLED, 'cancelled');
-      const i = lanes[next++]!;
-      const f = files.at(i)!;
-      out[i] = await hashOne(f, open, buf, cache).catch((err: unknown) => {
-        throw failed(f, err);
-      });
-      advanced();
+
+  /** Filled in as the files are hashed. */
+  get entries(): readonly ManifestEntry[] {
+    return this.out;
+  }
+
+  async ready(count: number): Promise<void> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      if (this.hashed >= Math.min(count, this.out.length)) return;
+      await new Promise<void>((resolve) => this.waiters.add(resolve));
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(HASH_PARALLEL, lanes.length) }, lane));
-  return out;
+  }
+
+  private wake(): void {
+    const waiting = [...this.waiters];
+    this.waiters.clear();
+    for (const w of waiting) w();
+  }
+
+  private advance(): void {
+    const before = this.hashed;
+    while (this.hashed < this.out.length && this.out[this.hashed] !== undefined) this.hashed++;
+    if (this.hashed > before) this.wake();
+  }
+
+  private async hashAll(): Promise<void> {
+    const { files, out } = this;
+    const { open = (f) => openFile(f, 'r'), signal, cache, reader } = this.options;
+    const failed = (f: SourceFile, err: unknown): RelayError => {
+      const e = toRelayError(err, ErrorCode.SOURCE);
+      return new RelayError(e.code, `cannot read ${f.name} for the release manifest: ${e.message}`);
+    };
+    const lanes: number[] = [];
+    const whole: number[] = [];
+    for (let i = 0; i < files.length; i++) (reader && files.at(i)!.size <= WHOLE_MAX ? whole : lanes).push(i);
+    for (let b = 0; b < whole.length; b += WHOLE_BATCH) {
+      if (signal?.aborted) throw new RelayError(ErrorCode.CANCELLED, 'cancelled');
+      const batch = whole.slice(b, b + WHOLE_BATCH);
+      const sources = batch.map((i) => files.at(i)!);
+      const results = await reader!.hash(sources, WHOLE_MAX);
+      results.forEach((r, k) => {
+        if (r === 'large') return void lanes.push(batch[k]!);
+        if (r instanceof RelayError) throw failed(sources[k]!, r);
+        out[batch[k]!] = { name: sources[k]!.name, ...r };
+      });
+      this.advance();
+    }
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      const buf = Buffer.allocUnsafe(READ_SIZE);
+      while (next < lanes.length) {
+        if (signal?.aborted) throw new RelayError(ErrorCode.CANCELLED, 'cancelled');
+        const i = lanes[next++]!;
+        const f = files.at(i)!;
+        out[i] = await hashOne(f, open, buf, cache).catch((err: unknown) => {
+          throw failed(f, err);
+        });
+        this.advance();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(HASH_PARALLEL, lanes.length) }, lane));
+  }
 }
 
 async function hashOne(f: SourceFile, open: (file: string) => Promise<FileHandle>, buf: Buffer, cache: ManifestCache | undefined): Promise<ManifestEntry> {
@@ -98,7 +139,7 @@ async function hashOne(f: SourceFile, open: (file: string) => Promise<FileHandle
   try {
     const st = await fh.stat({ bigint: true });
     const size = Number(st.size);
-    const mode = st.mode & 0o111n ? 0o755 : 0o644;
+    const mode = entryMode(st.mode);
     const known = cache?.get(st);
     if (known) return { name: f.name, size, mode, sha256: known };
     const hash = createHash('sha256');

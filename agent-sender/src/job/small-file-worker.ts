@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { createError, describeErrno, elide, ErrorCode, toRelayError } from '@relayer/common';
+import { createError, describeErrno, elide, entryMode, ErrorCode, toRelayError } from '@relayer/common';
 import { sameVersion } from '../transfer/local-source.js';
 import { isRecordedFolder, rootMoved, rootOf, type FixedRoot } from './sources.js';
 import { descriptorPath } from './descriptor-path.js';
@@ -50,21 +50,30 @@ function readOne(file: string, max: number, check: ((real: string, file: string)
       throw createError(ErrorCode.SOURCE_CHANGED, `${file} changed while it was being sent: nothing was committed, send it again`);
     }
     const sha256 = createHash('sha256').update(data).digest('hex');
-    return hashOnly ? { kind: 'hashed', size: data.length, mode: before.mode & 0o111 ? 0o755 : 0o644, sha256 } : { kind: 'read', data, sha256 };
+    return hashOnly ? { kind: 'hashed', size: data.length, mode: entryMode(before.mode), sha256 } : { kind: 'read', data, sha256 };
   } finally {
     closeSync(fd);
   }
 }
 
-parentPort!.on('message', (req: ReadRequest) => {
-  // One buffer for the batch, handed over (not copied) with the answer; each file is a view of it. A file
-  // that grew since it was listed (still within max) gets a buffer of its own.
-  // Hashing only, the bytes stay here: one scratch buffer, reused file after file.
-  const arena = new ArrayBuffer(req.hashOnly ? Math.min(req.max, req.files.reduce((n, f) => Math.max(n, f.size), 0)) : req.files.reduce((n, f) => n + Math.min(f.size, req.max), 0));
-  const transfer: ArrayBuffer[] = req.hashOnly ? [] : [arena];
+/** Hashing only, the bytes stay here: one scratch buffer, reused file after file. */
+function scratch(req: ReadRequest): (size: number) => Buffer {
+  let buf = Buffer.allocUnsafe(Math.min(req.max, req.files.reduce((n, f) => Math.max(n, f.size), 0)));
+  return (size) => {
+    if (size > buf.length) buf = Buffer.allocUnsafe(size);
+    return buf.subarray(0, size);
+  };
+}
+
+/**
+ * One buffer for the batch, handed over (not copied) with the answer; each file is a view of it. A file
+ * that grew since it was listed (still within max) gets a buffer of its own.
+ */
+function arena(req: ReadRequest, transfer: ArrayBuffer[]): (size: number) => Buffer {
+  const arena = new ArrayBuffer(req.files.reduce((n, f) => n + Math.min(f.size, req.max), 0));
+  transfer.push(arena);
   let used = 0;
-  const alloc = (size: number): Buffer => {
-    if (req.hashOnly) return size <= arena.byteLength ? Buffer.from(arena, 0, size) : Buffer.allocUnsafe(size);
+  return (size) => {
     if (used + size <= arena.byteLength) {
       used += size;
       return Buffer.from(arena, used - size, size);
@@ -73,6 +82,11 @@ parentPort!.on('message', (req: ReadRequest) => {
     transfer.push(own.buffer as ArrayBuffer);
     return own;
   };
+}
+
+parentPort!.on('message', (req: ReadRequest) => {
+  const transfer: ArrayBuffer[] = [];
+  const alloc = req.hashOnly ? scratch(req) : arena(req, transfer);
   const check = req.roots ? rootChecker(req.roots) : undefined;
   const results = req.files.map((f): ReadResult => {
     try {

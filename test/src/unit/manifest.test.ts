@@ -9,7 +9,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { syncFileSystem } from '@relayer/agent-receiver';
 import { ErrorCode } from '@relayer/common';
-import { AllowRoots, buildManifest, ManifestCache, SmallFileReader, type SourceFile } from '@relayer/agent-sender';
+import { AllowRoots, buildManifest, ManifestBuild, ManifestCache, SmallFileReader, type SourceFile } from '@relayer/agent-sender';
 import { closeAll, expectRejectsCode, tmpDir, track } from '../support/util.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -98,9 +98,25 @@ describe('release manifest', () => {
   });
 
   it('a file changed in the last moments is not remembered (a rewrite in the same clock tick would look unchanged)', async () => {
-    const cache = new ManifestCache();
+    // The clock stands at the moment the files were written.
+    const written = Math.max(...(await Promise.all(files.map(async (f) => (await stat(f.file)).ctimeMs))));
+    const cache = new ManifestCache(100, () => written);
     await buildManifest(list(files), { cache });
     expect(cache.size).to.equal(0);
+  });
+
+  it('hashed as it goes: a file that cannot be read fails ready() with its name, and done settles without throwing', async () => {
+    const build = new ManifestBuild(list([...files, { file: path.join(root, 'gone'), name: 'gone', size: 3 }]), { reader: reader() });
+    const err = await expectRejectsCode(build.ready(files.length + 1), ErrorCode.SOURCE);
+    expect(err.message).to.include('gone');
+    await build.done;
+    await expectRejectsCode(build.ready(1), ErrorCode.SOURCE);
+    // Without a failure, ready(n) means the first n entries are there.
+    const ok = new ManifestBuild(list(files));
+    await ok.ready(2);
+    expect(ok.entries.slice(0, 2).map((e) => e.sha256)).to.deep.equal(datas.slice(0, 2).map(sha));
+    await ok.ready(files.length);
+    expect(ok.entries.map((e) => e.sha256)).to.deep.equal(datas.map(sha));
   });
 
   it('the cache keeps the most recently used versions up to its bound', async () => {
